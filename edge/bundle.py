@@ -1,0 +1,280 @@
+"""Backbone bundles: the one contract between ``export/`` (torch) and ``edge/`` (no torch).
+
+A bundle is a directory::
+
+    manifest.json      what the model is and how to feed it (schema below)
+    model.onnx         ONNX model, one output per feature tap
+    (model.xml/.bin)   optional OpenVINO IR variants, listed under "models"
+
+The manifest records a SHA-256 for every file it names. :func:`load_bundle` refuses a
+bundle whose files are missing or whose hashes differ, and says which file and how.
+JSON is used (not TOML) because both halves read *and write* it with the standard library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BundleError
+
+BACKBONE_SCHEMA = "edge-inspect/backbone"
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Tap:
+    """One feature output of the backbone."""
+
+    name: str
+    stride: int
+    channels: int
+
+    def __post_init__(self):
+        if self.stride < 1 or self.channels < 1:
+            raise BundleError(f"tap {self.name!r}: stride and channels must be positive")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    height: int
+    width: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    color: str = "RGB"  # channel order the model expects
+    layout: str = "NCHW"
+    dynamic_spatial: bool = False
+
+    def __post_init__(self):
+        if self.color not in ("RGB", "BGR"):
+            raise BundleError(f"input.color must be RGB or BGR, not {self.color!r}")
+        if self.layout != "NCHW":
+            raise BundleError(f"input.layout {self.layout!r} is not supported (only NCHW)")
+        if self.height < 8 or self.width < 8:
+            raise BundleError(f"input size {self.height}x{self.width} is too small")
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One runnable variant of the model: a format, a precision and its file(s)."""
+
+    format: str  # "onnx" | "openvino"
+    precision: str  # "fp32" | "fp16" | "int8"
+    path: str
+    weights: str | None = None  # OpenVINO .bin
+
+    def files(self) -> list[str]:
+        return [self.path] + ([self.weights] if self.weights else [])
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified backbone bundle on disk."""
+
+    root: Path
+    name: str
+    kind: str
+    input: InputSpec
+    taps: tuple[Tap, ...]
+    models: tuple[ModelFile, ...]
+    manifest: dict[str, Any] = field(repr=False, compare=False)
+
+    def model(self, fmt: str, precision: str | None = None) -> ModelFile:
+        """The model file for a format (and precision, default: the most precise one)."""
+        cands = [m for m in self.models if m.format == fmt]
+        if precision:
+            cands = [m for m in cands if m.precision == precision]
+        if not cands:
+            have = ", ".join(f"{m.format}/{m.precision}" for m in self.models) or "none"
+            want = f"{fmt}/{precision}" if precision else fmt
+            raise BundleError(
+                f"bundle {self.root} has no {want} model (it has: {have})",
+                hint="export that variant with `edge-export`, or pick another --backend/--precision",
+            )
+        order = {"fp32": 0, "fp16": 1, "int8": 2}
+        return sorted(cands, key=lambda m: order.get(m.precision, 9))[0]
+
+    @property
+    def id(self) -> str:
+        """Short content id: hash of the manifest's file hashes."""
+        files = self.manifest.get("files", {})
+        blob = json.dumps(files, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _req(d: dict, key: str, where: str):
+    if key not in d:
+        raise BundleError(f"{where}: missing key {key!r}")
+    return d[key]
+
+
+def parse_manifest(root: Path, m: dict[str, Any]) -> Bundle:
+    where = str(root / MANIFEST)
+    if m.get("schema") != BACKBONE_SCHEMA:
+        raise BundleError(f"{where}: not a backbone bundle manifest (schema={m.get('schema')!r})")
+    ver = m.get("schema_version")
+    if ver != SCHEMA_VERSION:
+        raise BundleError(
+            f"{where}: schema_version {ver} is not supported by this edge-inspect (expects {SCHEMA_VERSION})",
+            hint="re-export the bundle with a matching edge-export, or upgrade edge-inspect",
+        )
+    inp = _req(m, "input", where)
+    try:
+        spec = InputSpec(
+            name=inp["name"], height=int(inp["height"]), width=int(inp["width"]),
+            mean=tuple(float(v) for v in inp["mean"]), std=tuple(float(v) for v in inp["std"]),
+            color=inp.get("color", "RGB"), layout=inp.get("layout", "NCHW"),
+            dynamic_spatial=bool(inp.get("dynamic_spatial", False)),
+        )
+        taps = tuple(Tap(t["name"], int(t["stride"]), int(t["channels"])) for t in m.get("taps", []))
+        models = tuple(
+            ModelFile(x["format"], x["precision"], x["path"], x.get("weights")) for x in _req(m, "models", where)
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise BundleError(f"{where}: malformed manifest ({type(e).__name__}: {e})") from None
+    if not models:
+        raise BundleError(f"{where}: lists no model files")
+    return Bundle(root=root, name=m.get("name", "?"), kind=m.get("kind", "backbone"),
+                  input=spec, taps=taps, models=models, manifest=m)
+
+
+def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
+    root = Path(root)
+    path = root / MANIFEST
+    if not root.exists():
+        raise BundleError(f"bundle directory {root} does not exist",
+                          hint="export one with `edge-export backbone efficientnet-lite0 --out DIR`")
+    if not path.is_file():
+        raise BundleError(f"{root} has no {MANIFEST}; it is not an edge-inspect bundle")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise BundleError(f"{path}: not valid JSON ({e})") from None
+
+
+def verify_files(root: Path, files: dict[str, str], what: str = "bundle") -> None:
+    """Check every listed file exists and has the recorded SHA-256; raise listing all differences."""
+    problems = []
+    for rel, want in sorted(files.items()):
+        p = root / rel
+        if not p.is_file():
+            problems.append(f"{rel}: missing")
+            continue
+        got = sha256_file(p)
+        if got != want:
+            problems.append(f"{rel}: sha256 {got[:16]}… but the manifest records {want[:16]}…")
+    if problems:
+        raise BundleError(
+            f"{what} {root} failed its integrity check:\n    " + "\n    ".join(problems),
+            hint="the files were modified or copied incompletely; copy the whole directory again "
+                 "from the workstation or re-export it",
+        )
+
+
+def load_bundle(root: str | os.PathLike, verify: bool = True) -> Bundle:
+    """Read and (by default) hash-verify a backbone bundle."""
+    root = Path(root)
+    m = read_manifest(root)
+    b = parse_manifest(root, m)
+    files = m.get("files")
+    if not isinstance(files, dict) or not files:
+        raise BundleError(f"{root / MANIFEST}: has no 'files' hash table; refusing an unverifiable bundle")
+    missing = [f for mf in b.models for f in mf.files() if f not in files]
+    if missing:
+        raise BundleError(f"{root / MANIFEST}: model files without a recorded hash: {', '.join(missing)}")
+    if verify:
+        verify_files(root, files)
+    return b
+
+
+def hash_tree(root: Path, exclude: tuple[str, ...] = (MANIFEST,)) -> dict[str, str]:
+    """SHA-256 of every regular file under root (relative POSIX paths), manifest excluded."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            rel = p.relative_to(root).as_posix()
+            if rel in exclude:
+                continue
+            out[rel] = sha256_file(p)
+    return out
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON durably: temp file, fsync, rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=False)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class AtomicDir:
+    """Build a directory next to its destination, then swap it in with a rename.
+
+    Used as a context manager; on an exception the half-written temp dir is removed and the
+    destination is left as it was. An existing destination is replaced only on success.
+    """
+
+    def __init__(self, dest: str | os.PathLike, overwrite: bool = True):
+        self.dest = Path(dest)
+        self.overwrite = overwrite
+        self.tmp: Path | None = None
+
+    def __enter__(self) -> Path:
+        if self.dest.exists() and not self.overwrite:
+            raise BundleError(f"{self.dest} already exists", hint="pass --force to replace it")
+        self.dest.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", dir=self.dest.parent))
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        assert self.tmp is not None
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return False
+        old = None
+        if self.dest.exists():
+            old = self.dest.with_name(f".{self.dest.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(self.dest, old)
+        os.replace(self.tmp, self.dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        _fsync_dir(self.dest.parent)
+        return False
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""Architectures defined here, so torchvision and timm are never needed."""

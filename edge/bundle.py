@@ -278,3 +278,26 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def write_backbone_manifest(root: Path, *, name: str, input_spec: dict, taps: list[dict], models: list[dict],
+                            weights: dict, parity: dict | None = None, **extra: Any) -> dict:
+    """Write manifest.json for the files already in ``root`` (hashing all of them); return it.
+
+    Shared by the exporter and by test fixtures, so there is one definition of the format.
+    """
+    manifest = {
+        "schema": BACKBONE_SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "kind": extra.pop("kind", "backbone"),
+        "name": name,
+        **{k: v for k, v in extra.items() if k not in ("files",)},
+        "input": input_spec,
+        "taps": taps,
+        "models": models,
+        "weights": weights,
+        "parity": parity or {},
+    }
+    manifest["files"] = hash_tree(Path(root))
+    write_json(Path(root) / MANIFEST, manifest)
+    return manifest

@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edge.bundle import (BACKBONE_SCHEMA, MANIFEST, SCHEMA_VERSION, AtomicDir, hash_tree, load_bundle,
-                         write_json)
+from edge.bundle import AtomicDir, load_bundle, write_backbone_manifest
 from edge.errors import BundleError
 
 from . import __version__
@@ -129,28 +128,21 @@ def export_backbone(arch: str, out: str | Path, size: tuple[int, int] = (256, 25
             raise BundleError(f"ONNX output differs from torch beyond tolerance (relative {worst:.2e}): {par}")
         taps = [{"name": n, "layer": layer, "stride": int(h // r.shape[2]), "channels": int(r.shape[1])}
                 for n, layer, r in zip(tm.tap_names, tm.tap_layers, ref)]
-        manifest = {
-            "schema": BACKBONE_SCHEMA,
-            "schema_version": SCHEMA_VERSION,
-            "kind": "backbone",
-            "name": arch if width_scale == 1.0 else f"{arch}-w{width_scale:g}",
-            "arch": arch,
-            "input": {"name": "image", "layout": "NCHW", "height": h, "width": w, "dynamic_spatial": dynamic_spatial,
+        input_spec = {"name": "image", "layout": "NCHW", "height": h, "width": w, "dynamic_spatial": dynamic_spatial,
                       "dtype": "float32", "color": "RGB", "range": "0..1 before normalisation",
-                      "mean": list(tm.mean), "std": list(tm.std)},
-            "taps": taps,
-            "models": [{"format": "onnx", "precision": "fp32", "path": "model.onnx"}],
-            "opset": opset,
-            "weights": tm.weights.as_manifest(),
-            "parity": {"reference": "torch fp32, 2 smooth random inputs",
-                       "onnx/fp32": {"backend": f"onnxruntime {ort.__version__} CPU", "taps": par}},
-            "created": {"tool": f"edge-export {__version__}", "torch": torch.__version__,
-                        "onnx": onnx.__version__, "host": platform.node(),
-                        "utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
-        }
-        _embed_metadata(onnx_path, manifest)
-        manifest["files"] = hash_tree(tmp)
-        write_json(tmp / MANIFEST, manifest)
+                      "mean": list(tm.mean), "std": list(tm.std)}
+        meta = {"name": arch if width_scale == 1.0 else f"{arch}-w{width_scale:g}", "arch": arch,
+                "input": input_spec, "taps": taps, "opset": opset, "weights": tm.weights.as_manifest()}
+        _embed_metadata(onnx_path, meta)
+        write_backbone_manifest(
+            tmp, name=meta["name"], arch=arch, opset=opset, input_spec=input_spec, taps=taps,
+            models=[{"format": "onnx", "precision": "fp32", "path": "model.onnx"}],
+            weights=tm.weights.as_manifest(),
+            parity={"reference": "torch fp32, 2 smooth random inputs",
+                    "onnx/fp32": {"backend": f"onnxruntime {ort.__version__} CPU", "taps": par}},
+            created={"tool": f"edge-export {__version__}", "torch": torch.__version__, "onnx": onnx.__version__,
+                     "host": platform.node(),
+                     "utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
         load_bundle(tmp)  # the bundle we write must pass the same check the device runs
     return out
 
@@ -165,5 +157,5 @@ def _embed_metadata(onnx_path: Path, manifest: dict) -> None:
     del model.metadata_props[:]
     entry = model.metadata_props.add()
     entry.key = "edge_inspect_manifest"
-    entry.value = json.dumps({k: v for k, v in manifest.items() if k not in ("files", "parity")})
+    entry.value = json.dumps(manifest)
     onnx.save(model, str(onnx_path))

@@ -31,8 +31,9 @@ def cli() -> None:
 
 @cli.command("backbone")
 @click.argument("arch", default="efficientnet-lite0")
-@click.option("--out", "out", default="models/efficientnet-lite0", show_default=True,
-              help="Bundle directory to write (replaced atomically).")
+@click.option("--out", "out", default=None,
+              help="Bundle directory to write (replaced atomically) [default: the location `edge-inspect fit` "
+                   "looks in: $EDGE_INSPECT_BACKBONE or ~/.local/share/edge-inspect/backbones/ARCH].")
 @click.option("--size", default="256", show_default=True,
               help="Input size, HEIGHT or HEIGHTxWIDTH, multiples of 16, e.g. 256x1600 for strip.")
 @click.option("--weights", default="pretrained", show_default=True,
@@ -47,8 +48,11 @@ def backbone_cmd(arch, out, size, weights, opset, dynamic_size, width_scale):
     Taps are the ends of the stride-4, 8 and 16 stages (for Lite0: blocks 2, 4 and 10,
     with 24, 40 and 112 channels).
     """
+    from edge.paths import default_backbone_dir
+
     from .backbone import export_backbone
 
+    out = out or default_backbone_dir(arch)
     path = export_backbone(arch, out, _size(size), weights, opset, dynamic_size, width_scale)
     from edge.bundle import load_bundle
 

@@ -1,0 +1,62 @@
+"""onnxruntime: CPU everywhere; CUDA and TensorRT execution providers on Jetson / NVIDIA boxes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BackendError
+
+_PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+class OnnxRuntimeBackend:
+    name = "onnxruntime"
+
+    def __init__(self, model_path: Path, device: str = "cpu", threads: int | None = None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise BackendError("onnxruntime is not installed",
+                               hint="pip install onnxruntime (or onnxruntime-gpu on Jetson/NVIDIA)") from None
+        device = device.lower()
+        if device not in _PROVIDERS:
+            raise BackendError(f"onnxruntime device {device!r} is unknown", hint="use cpu, cuda or tensorrt")
+        wanted = _PROVIDERS[device]
+        have = ort.get_available_providers()
+        if wanted[0] not in have:
+            raise BackendError(
+                f"onnxruntime here has no {wanted[0]} (available: {', '.join(have)})",
+                hint="install onnxruntime-gpu built for this CUDA/JetPack, or use --device cpu")
+        providers: list = []
+        for p in wanted:
+            if p == "TensorrtExecutionProvider":
+                cache = os.environ.get("EDGE_INSPECT_TRT_CACHE", str(Path(model_path).parent / ".trt-cache"))
+                providers.append((p, {"trt_fp16_enable": True, "trt_engine_cache_enable": True,
+                                      "trt_engine_cache_path": cache}))
+            else:
+                providers.append(p)
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            so.intra_op_num_threads = int(threads)
+        try:
+            self.session = ort.InferenceSession(str(model_path), sess_options=so, providers=providers)
+        except Exception as e:
+            raise BackendError(f"onnxruntime could not load {model_path}: {e}") from None
+        self.device = device
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outs = self.session.run(self.output_names, inputs)
+        return dict(zip(self.output_names, outs))
+
+    def describe(self) -> str:
+        return f"onnxruntime {self.device} ({', '.join(self.session.get_providers())})"

@@ -1,0 +1,45 @@
+"""OpenVINO: Intel CPU, integrated GPU and NPU. Reads IR (.xml/.bin) or ONNX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BackendError
+
+
+class OpenVinoBackend:
+    name = "openvino"
+
+    def __init__(self, model_path: Path, device: str = "CPU", threads: int | None = None):
+        try:
+            import openvino as ov
+        except ImportError:
+            raise BackendError("OpenVINO is not installed", hint="pip install 'edge-inspect[openvino]'") from None
+        core = ov.Core()
+        device = device.upper()
+        avail = core.available_devices
+        if device != "AUTO" and not any(d == device or d.startswith(device + ".") for d in avail):
+            raise BackendError(f"OpenVINO device {device!r} is not available here (available: {', '.join(avail)})",
+                               hint="use --device CPU, or install the GPU/NPU driver")
+        config = {"PERFORMANCE_HINT": "LATENCY"}
+        if threads and device == "CPU":
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
+            model = core.read_model(str(model_path))
+            self.compiled = core.compile_model(model, device, config)
+        except Exception as e:
+            raise BackendError(f"OpenVINO could not compile {model_path} for {device}: {e}") from None
+        self.device = device
+        self.request = self.compiled.create_infer_request()
+        self.input_name = self.compiled.inputs[0].get_any_name()
+        self.output_names = [o.get_any_name() for o in self.compiled.outputs]
+        self._outputs = list(self.compiled.outputs)
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        res = self.request.infer(inputs)
+        return {name: np.array(res[port]) for name, port in zip(self.output_names, self._outputs)}
+
+    def describe(self) -> str:
+        return f"openvino {self.device}"

@@ -1,0 +1,74 @@
+"""``edge-inspect``: the line-device command. Thin: parse, call the library, map errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+import click
+
+from ..errors import EdgeError
+
+HELP = """Visual inspection on the line: learn what good parts look like, then flag the rest.
+
+\b
+How it works (PaDiM):
+  fit    Run good images through a pretrained CNN and record, for every position of
+         the image, the average feature vector and how much it varies (a Gaussian).
+         No training, no defect images needed. Also sets a threshold from good
+         images alone: part of them is held out and scored as if it were new.
+  score  For a new image, measure how far each position is from its Gaussian
+         (Mahalanobis distance). The anomaly map is that distance, smoothed; the
+         image score is its maximum. score = raw / threshold, so 1.0 is the
+         line between OK and NG. The mask marks pixels over the pixel threshold.
+
+\b
+Typical session:
+  edge-inspect fit --good ./ok-images             # writes ./inspector
+  edge-inspect score ./todays-images --out ./results
+  edge-inspect eval ./my-category                 # MVTec layout: AUROC, F1, ROC plot
+  edge-inspect calibrate ./my-category --method zero-false-reject
+
+Exit codes: 0 ok, 1 NG/ERROR found with --strict, 2 usage or user error,
+3 bad bundle/inspector, 4 image error, 5 config error, 6 runtime error, 7 dataset error.
+"""
+
+
+@click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="edge-inspect")
+def cli() -> None:
+    pass
+
+
+@contextmanager
+def progress_bar(total: int, label: str):
+    """A progress bar on stderr (click's, so no extra dependency); yields an update(n) callable."""
+    with click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True, show_pos=True,
+                           item_show_func=None) as bar:
+        yield bar.update
+
+
+def main() -> None:
+    from . import commands  # noqa: F401  (registers the commands)
+
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except EdgeError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+def _register() -> None:
+    from . import commands  # noqa: F401
+
+
+_register()

@@ -1,0 +1,266 @@
+"""fit, score, eval, calibrate, info, demo-data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..paths import default_backbone_dir
+from . import cli, progress_bar
+
+BACKEND_HELP = "Inference runtime: onnxruntime (cpu | cuda | tensorrt) or openvino (CPU | GPU | NPU | AUTO)."
+
+
+def backend_options(f):
+    f = click.option("--threads", type=int, default=None, help="CPU threads for the runtime (default: all cores).")(f)
+    f = click.option("--device", default=None, help="Device for the runtime, e.g. cpu, cuda, tensorrt, CPU, GPU.")(f)
+    f = click.option("--backend", type=click.Choice(["onnxruntime", "openvino"]), default="onnxruntime",
+                     show_default=True, help=BACKEND_HELP)(f)
+    return f
+
+
+@cli.command("fit")
+@click.option("--good", "good", multiple=True, required=True, type=click.Path(exists=True),
+              help="Folder (or file) of GOOD images. Repeat to add more folders.")
+@click.option("--backbone", type=click.Path(), default=None,
+              help="Backbone bundle from `edge-export backbone` [default: $EDGE_INSPECT_BACKBONE or "
+                   "~/.local/share/edge-inspect/backbones/efficientnet-lite0].")
+@click.option("--out", default="inspector", show_default=True, type=click.Path(),
+              help="Inspector directory to write (replaced atomically).")
+@click.option("--update", is_flag=True,
+              help="Add the --good images to the existing inspector at --out, without the old images.")
+@click.option("-d", "--dim", "d", type=int, default=100, show_default=True,
+              help="Embedding size d: a seeded random subset of the backbone's channels. Larger is more "
+                   "sensitive but slower and needs more good images.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the channel subset and hold-out.")
+@click.option("--eps", type=float, default=0.01, show_default=True, help="Regularisation eps·I added to each "
+              "covariance (PaDiM paper: 0.01).")
+@click.option("--shrinkage", type=click.Choice(["auto", "none", "ledoit-wolf"]), default="auto", show_default=True,
+              help="Ledoit-Wolf shrinkage of the covariances; 'auto' uses it when there are no more images than d.")
+@click.option("--holdout", type=float, default=0.2, show_default=True,
+              help="Share of good images held out to set the threshold (they are still used in the final fit).")
+@click.option("--quantile", type=float, default=0.99, show_default=True,
+              help="Threshold = this quantile of held-out good scores ...")
+@click.option("--margin", type=float, default=0.25, show_default=True,
+              help="... plus margin × (quantile − median). Raise it for fewer false rejects.")
+@click.option("--blur-sigma", type=float, default=4.0, show_default=True, help="Gaussian blur of the anomaly map.")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@backend_options
+def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, holdout, quantile, margin, blur_sigma, batch_size,
+            backend, device, threads):
+    """Fit PaDiM statistics from good images, and set thresholds from good images alone.
+
+    Streams the images in batches: memory stays the same for 50 or 50,000 images.
+    Writes a self-contained inspector directory you can copy to other devices.
+    """
+    from ..fitting import FitOptions, fit_inspector, update_inspector
+    from ..imageio import list_images
+
+    paths = list_images(list(good))
+    if not paths:
+        raise click.UsageError(f"no images found in {', '.join(good)}")
+    with progress_bar(len(paths), "fitting" if not update else "updating") as bar:
+        if update:
+            rep = update_inspector(out, paths, backend, device, threads, progress=bar)
+        else:
+            opts = FitOptions(d=d, seed=seed, eps=eps, shrinkage=shrinkage, holdout=holdout, quantile=quantile,
+                              margin=margin, blur_sigma=blur_sigma, batch_size=batch_size)
+            rep = fit_inspector(paths, out, backbone or default_backbone_dir(), opts, backend, device, threads,
+                                progress=bar)
+    cal = rep.calibration
+    gs = cal.details.get("good_scores", {})
+    click.echo(f"inspector written to {rep.out}")
+    if update:
+        click.echo(f"  added {rep.n_fit} good images; statistics now from {json.loads((Path(out) / 'manifest.json').read_text())['padim']['n_images']} images")
+    else:
+        click.echo(f"  fitted on {rep.n_fit + rep.n_holdout} good images ({rep.n_holdout} also held out to set the "
+                   f"threshold); covariance shrinkage: {rep.shrinkage}")
+    click.echo(f"  image threshold {cal.image_threshold:.3f} (raw Mahalanobis), method {cal.method}; "
+               f"held-out good scores {gs.get('min', 0):.3f}..{gs.get('max', 0):.3f}")
+    click.echo(f"  {rep.seconds:.1f} s, peak memory {rep.peak_rss_mb:.0f} MB")
+    for e in rep.errors:
+        click.echo(f"  skipped unreadable image: {e}", err=True)
+
+
+@cli.command("score")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("--inspector", "inspector_dir", default="inspector", show_default=True, type=click.Path(),
+              help="Inspector directory from `edge-inspect fit`.")
+@click.option("--out", default="results", show_default=True, type=click.Path(), help="Output folder.")
+@click.option("--save-maps", is_flag=True, help="Also write each anomaly map as float32 .npy (input size).")
+@click.option("--overlays", type=click.Choice(["ng", "all", "none"]), default="ng", show_default=True,
+              help="Which images get a heat-map overlay PNG.")
+@click.option("--strict", is_flag=True, help="Exit 1 if any image is NG or ERROR (for scripts and PLC hand-off).")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@backend_options
+def score_cmd(inputs, inspector_dir, out, save_maps, overlays, strict, batch_size, backend, device, threads):
+    """Score images and folders (any mix) and write decisions.
+
+    \b
+    Writes to OUT:
+      results.jsonl   one JSON record per image: image, decision (OK/NG/ERROR),
+                      score (1.0 = threshold), raw_score, mask, [anomaly_map], timings
+      results.csv     ImageId, answer (0 good / 1 defect), decision, score, raw_score
+      ng_list.txt     one NG image path per line
+      masks/          0/255 PNG per image, the input's size
+      overlays/       heat map + mask outline per NG image
+      maps/           float32 .npy anomaly maps (with --save-maps)
+    An unreadable image gets an ERROR record and the run goes on.
+    """
+    from ..imageio import list_images
+    from ..inspector import Inspector
+    from ..scoring import score_paths
+
+    paths = list_images(list(inputs))
+    if not paths:
+        raise click.UsageError(f"no images found in {', '.join(inputs)}")
+    insp = Inspector.load(inspector_dir, backend, device, None, threads)
+    with progress_bar(len(paths), "scoring") as bar:
+        summary = score_paths(insp, paths, out, save_maps, overlays, batch_size, progress=bar, keep_records=False)
+    c = summary.counts
+    click.echo(f"{summary.total} images: {c['OK']} OK, {c['NG']} NG, {c['ERROR']} ERROR  →  {Path(out) / 'results.jsonl'}")
+    if c["NG"]:
+        click.echo(f"NG list: {Path(out) / 'ng_list.txt'}; overlays in {Path(out) / 'overlays'}")
+    if strict and (c["NG"] or c["ERROR"]):
+        raise SystemExit(1)
+
+
+@cli.command("eval")
+@click.argument("category", type=click.Path(exists=True, file_okay=False))
+@click.option("--inspector", "inspector_dir", default=None, type=click.Path(),
+              help="Inspector to evaluate. Without it, one is fitted on CATEGORY/train/good into OUT/inspector.")
+@click.option("--backbone", type=click.Path(), default=None, help="Backbone bundle when fitting (see `fit`).")
+@click.option("--out", default="eval", show_default=True, type=click.Path())
+@click.option("-d", "--dim", "d", type=int, default=100, show_default=True, help="Embedding size when fitting.")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@backend_options
+def eval_cmd(category, inspector_dir, backbone, out, d, batch_size, backend, device, threads):
+    """Measure an inspector on an MVTec-layout folder with ground truth.
+
+    \b
+    CATEGORY/train/good/*.png, CATEGORY/test/<kind>/*.png,
+    CATEGORY/ground_truth/<kind>/<name>_mask.png
+    \b
+    Writes OUT/metrics.json (image_auroc, pixel_auroc, pro, f1, macro_f1,
+    confusion, per-kind detection rate), OUT/roc.png, OUT/scores.png and the
+    per-image decisions under OUT/test-results.
+    \b
+    image AUROC: how well the image score separates good from defective parts
+                 (1.0 perfect, 0.5 chance), whatever the threshold.
+    pixel AUROC: the same for pixels inside vs outside the ground-truth masks.
+    PRO: average overlap with each defect region, up to 30% false-positive rate.
+    """
+    from ..dataset import load_category
+    from ..fitting import FitOptions, fit_inspector
+    from ..inspector import Inspector
+    from ..evaluate import evaluate
+
+    out = Path(out)
+    if inspector_dir is None:
+        cat = load_category(category)
+        inspector_dir = out / "inspector"
+        with progress_bar(len(cat.train_good), "fitting") as bar:
+            fit_inspector(cat.train_good, inspector_dir, backbone or default_backbone_dir(),
+                          FitOptions(d=d, batch_size=batch_size), backend, device, threads, progress=bar)
+    insp = Inspector.load(inspector_dir, backend, device, None, threads)
+    n = len(load_category(category, need_train=False).test)
+    with progress_bar(n, "scoring test set") as bar:
+        res = evaluate(category, insp, out, batch_size, progress=bar)
+    _print_metrics(res.metrics, out)
+
+
+def _print_metrics(m: dict, out: Path) -> None:
+    def f(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
+    click.echo(f"image AUROC {f(m['image_auroc'])}   pixel AUROC {f(m['pixel_auroc'])}   PRO {f(m['pro'])}")
+    c = m["confusion"]
+    click.echo(f"at the threshold: F1 {f(m['f1'])}, macro-F1 {f(m['macro_f1'])}  "
+               f"(NG caught {c['tp']}, missed {c['fn']}; good rejected {c['fp']}, passed {c['tn']})")
+    for k, v in m["per_kind"].items():
+        rate = v.get("detection_rate", v.get("false_reject_rate"))
+        what = "detected" if k != "good" else "falsely rejected"
+        click.echo(f"  {k:<14} {v['ng']:>3}/{v['n']:<3} {what} ({rate:.0%})")
+    click.echo(f"metrics: {out / 'metrics.json'}   ROC: {out / 'roc.png'}   scores: {out / 'scores.png'}")
+
+
+@cli.command("calibrate")
+@click.argument("category", type=click.Path(exists=True, file_okay=False))
+@click.option("--inspector", "inspector_dir", default="inspector", show_default=True, type=click.Path())
+@click.option("--method", type=click.Choice(["f1", "zero-false-reject", "recall"]), default="f1", show_default=True,
+              help="f1: best F1 on the labelled set. zero-false-reject: lowest threshold that rejects no good "
+                   "part. recall: catch at least --target-recall of the defective parts.")
+@click.option("--target-recall", type=float, default=0.95, show_default=True)
+@click.option("--out", default=None, type=click.Path(), help="Where the scored set goes [default: INSPECTOR-calibration].")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@backend_options
+def calibrate_cmd(category, inspector_dir, method, target_recall, out, batch_size, backend, device, threads):
+    """Set thresholds from labelled images (MVTec layout: test/good and test/<defect>).
+
+    The new thresholds are written into the inspector (atomically); the previous ones
+    are recorded in its calibration.json.
+    """
+    from ..calibrate import calibrate_labelled
+    from ..dataset import load_category
+    from ..inspector import Inspector
+
+    insp = Inspector.load(inspector_dir, backend, device, None, threads)
+    n = len(load_category(category, need_train=False).test)
+    with progress_bar(n, "scoring labelled set") as bar:
+        cal = calibrate_labelled(category, insp, method, target_recall, out, batch_size, progress=bar)
+    old = cal.details["previous"]
+    click.echo(f"{method}: image threshold {old['image_threshold']:.3f} → {cal.image_threshold:.3f}, "
+               f"pixel threshold {old['pixel_threshold']:.3f} → {cal.pixel_threshold:.3f}")
+    click.echo(f"  on this set: recall {cal.details['recall']:.1%}, false rejects "
+               f"{cal.details['false_reject_rate']:.1%} ({cal.details['n_defect']} defect, "
+               f"{cal.details['n_good']} good images)")
+
+
+@cli.command("info")
+@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the whole manifest as JSON.")
+def info_cmd(path, as_json):
+    """Show what a backbone bundle or an inspector is, and check its file hashes."""
+    from ..bundle import load_bundle, read_manifest, verify_files
+
+    m = read_manifest(path)
+    if as_json:
+        click.echo(json.dumps(m, indent=2))
+    if m.get("schema") == "edge-inspect/inspector":
+        verify_files(Path(path), m.get("files", {}), what="inspector")
+        p, t, b = m["padim"], m["thresholds"], m["backbone"]
+        if not as_json:
+            click.echo(f"inspector {m['id']}  (backbone {b['name']}, input {b['input'][0]}x{b['input'][1]})")
+            click.echo(f"  PaDiM: d={p['d']}, grid {p['grid'][0]}x{p['grid'][1]}, {p['n_images']} good images, "
+                       f"eps={p['eps']}, shrinkage {p['shrinkage_applied']}")
+            click.echo(f"  thresholds: image {t['image']:.3f}, pixel {t['pixel']:.3f} ({t['method']})")
+    else:
+        b = load_bundle(path)
+        if not as_json:
+            w = m.get("weights", {})
+            click.echo(f"{b.kind} {b.name}  id {b.id}")
+            click.echo(f"  input {b.input.name}: {b.input.height}x{b.input.width} {b.input.color}, "
+                       f"mean {[round(v, 4) for v in b.input.mean]}, std {[round(v, 4) for v in b.input.std]}")
+            for tap in b.taps:
+                click.echo(f"  tap {tap.name}: stride {tap.stride}, {tap.channels} channels")
+            click.echo("  models: " + ", ".join(f"{x.path} ({x.format}/{x.precision})" for x in b.models))
+            click.echo(f"  weights: {w.get('source')}" + (f"  !! {w['warning']}" if w.get("warning") else ""))
+    click.echo("  files: all SHA-256 hashes match", err=as_json)
+
+
+@cli.command("demo-data")
+@click.argument("out", type=click.Path(), default="demo-data")
+@click.option("--texture", type=click.Choice(["metal", "fabric", "casting"]), default="metal", show_default=True)
+@click.option("--train", "n_train", type=int, default=40, show_default=True, help="Good training images.")
+@click.option("--test-good", type=int, default=10, show_default=True)
+@click.option("--per-defect", type=int, default=6, show_default=True)
+@click.option("--size", type=int, default=256, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def demo_data_cmd(out, texture, n_train, test_good, per_defect, size, seed):
+    """Generate a synthetic MVTec-layout category with planted defects and exact masks."""
+    from ..demo_data import make_category
+
+    root = make_category(Path(out) / texture, texture, n_train, test_good, per_defect, size=(size, size), seed=seed)
+    click.echo(f"wrote {root}: {n_train} train/good, {test_good} test/good, {per_defect} per defect kind, with masks")

@@ -1,0 +1,165 @@
+"""The inspector: a backbone bundle + PaDiM statistics + calibration, in one directory.
+
+    inspector/
+      manifest.json      schema, PaDiM parameters, backbone summary, SHA-256 of every file
+      backbone/          copy of the backbone bundle (manifest.json, model.onnx, …)
+      stats.npz          mean (P,d), precision factor (P,d,d), channel index, grid, n, eps
+      moments.npz        float64 streaming sums, so `fit --update` can add images later
+      calibration.json   image and pixel thresholds, method, good-score distribution
+
+Copy the directory to another device and it runs. It is written to a temp directory and
+renamed into place, so a power cut leaves either the old inspector or the new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backends import Backend, open_backend
+from .bundle import MANIFEST, Bundle, load_bundle, read_manifest, verify_files
+from .errors import BundleError
+from .padim.embed import EmbeddingSpec, embed
+from .padim.score import anomaly_mask, full_res_map, mahalanobis
+from .padim.stats import GaussianStats
+from .preprocess import batch_tensor
+
+INSPECTOR_SCHEMA = "edge-inspect/inspector"
+INSPECTOR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Calibration:
+    image_threshold: float
+    pixel_threshold: float
+    method: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not (np.isfinite(self.image_threshold) and self.image_threshold > 0):
+            raise BundleError(f"image threshold {self.image_threshold} must be a positive number")
+        if not (np.isfinite(self.pixel_threshold) and self.pixel_threshold > 0):
+            raise BundleError(f"pixel threshold {self.pixel_threshold} must be a positive number")
+
+    def to_dict(self) -> dict:
+        return {"image_threshold": self.image_threshold, "pixel_threshold": self.pixel_threshold,
+                "method": self.method, **self.details}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibration":
+        d = dict(d)
+        try:
+            return cls(float(d.pop("image_threshold")), float(d.pop("pixel_threshold")), str(d.pop("method")), d)
+        except KeyError as e:
+            raise BundleError(f"calibration.json lacks {e}") from None
+
+
+@dataclass(frozen=True)
+class PostProcess:
+    blur_sigma: float = 4.0
+    open_radius: int = 4
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What scoring one image gives. Maps are the size of the input image."""
+
+    raw_score: float
+    score: float
+    decision: str
+    anomaly_map: np.ndarray
+    mask: np.ndarray
+    timings_ms: dict[str, float]
+
+
+class Inspector:
+    """Loads an inspector directory and scores images with it."""
+
+    def __init__(self, root: Path, bundle: Bundle, stats: GaussianStats, calibration: Calibration,
+                 post: PostProcess, manifest: dict, backend: Backend | None = None):
+        self.root = root
+        self.bundle = bundle
+        self.stats = stats
+        self.calibration = calibration
+        self.post = post
+        self.manifest = manifest
+        self.spec = EmbeddingSpec(bundle.taps, stats.channel_idx, stats.grid)
+        self.backend = backend
+
+    @property
+    def id(self) -> str:
+        return self.manifest.get("id", "?")
+
+    @classmethod
+    def load(cls, root: str | Path, backend: str = "onnxruntime", device: str | None = None,
+             precision: str | None = None, threads: int | None = None, verify: bool = True,
+             open_runtime: bool = True) -> "Inspector":
+        root = Path(root)
+        if not root.exists():
+            raise BundleError(f"inspector directory {root} does not exist",
+                              hint="fit one first: edge-inspect fit --good DIR --out " + str(root))
+        m = read_manifest(root)
+        if m.get("schema") != INSPECTOR_SCHEMA:
+            raise BundleError(f"{root / MANIFEST}: not an inspector (schema={m.get('schema')!r})",
+                              hint="a backbone bundle is not an inspector; run `edge-inspect fit` with it")
+        if m.get("schema_version") != INSPECTOR_VERSION:
+            raise BundleError(f"{root}: inspector schema_version {m.get('schema_version')} is not supported "
+                              f"(expects {INSPECTOR_VERSION})", hint="refit with this version of edge-inspect")
+        files = m.get("files") or {}
+        if verify:
+            # the moments are only read by `fit --update`, which verifies them itself
+            verify_files(root, {k: v for k, v in files.items() if k != "moments.npz"}, what="inspector")
+        bundle = load_bundle(root / "backbone", verify=False)
+        stats = GaussianStats.load(root / "stats.npz")
+        cal = Calibration.from_dict(json.loads((root / "calibration.json").read_text()))
+        p = m.get("padim", {})
+        post = PostProcess(float(p.get("blur_sigma", 4.0)), int(p.get("open_radius", 4)))
+        expect_grid = tuple(p.get("grid", stats.grid))
+        if tuple(stats.grid) != expect_grid:
+            raise BundleError(f"{root}: stats grid {stats.grid} differs from the manifest's {expect_grid}")
+        if sum(t.channels for t in bundle.taps) <= int(stats.channel_idx.max()):
+            raise BundleError(f"{root}: statistics index channels the backbone does not have")
+        be = open_backend(bundle, backend, device, precision, threads) if open_runtime else None
+        return cls(root, bundle, stats, cal, post, m, be)
+
+    # --- scoring ------------------------------------------------------------------------
+    def embed(self, images: list[np.ndarray]) -> np.ndarray:
+        x = batch_tensor(images, self.bundle.input)
+        return embed(self.backend.infer({self.backend.input_name: x}), self.spec)
+
+    def grid_maps(self, images: list[np.ndarray]) -> np.ndarray:
+        return mahalanobis(self.embed(images), self.stats)
+
+    def inspect(self, images: list[np.ndarray]) -> list[Inspection]:
+        """Score a batch of BGR images; one :class:`Inspection` per image."""
+        t0 = time.perf_counter()
+        x = batch_tensor(images, self.bundle.input)
+        t1 = time.perf_counter()
+        feats = self.backend.infer({self.backend.input_name: x})
+        t2 = time.perf_counter()
+        grid = mahalanobis(embed(feats, self.spec), self.stats)
+        t3 = time.perf_counter()
+        per = 1000.0 / len(images)
+        out = []
+        for img, g in zip(images, grid):
+            t4 = time.perf_counter()
+            amap = full_res_map(g, img.shape[:2], self.post.blur_sigma)
+            raw = float(amap.max())
+            mask = anomaly_mask(amap, self.calibration.pixel_threshold, self.post.open_radius)
+            t5 = time.perf_counter()
+            score = raw / self.calibration.image_threshold
+            out.append(Inspection(raw, score, "NG" if score >= 1.0 else "OK", amap, mask, {
+                "preprocess": round((t1 - t0) * per, 3), "infer": round((t2 - t1) * per, 3),
+                "mahalanobis": round((t3 - t2) * per, 3), "postprocess": round((t5 - t4) * 1000, 3)}))
+        return out
+
+
+def inspector_id(files: dict[str, str]) -> str:
+    blob = json.dumps({k: v for k, v in files.items() if k != "moments.npz"}, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]

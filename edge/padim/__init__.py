@@ -1,0 +1,1 @@
+"""PaDiM as pure, vectorised numpy: embed → streaming moments → Gaussian → Mahalanobis map."""

@@ -1,0 +1,156 @@
+"""`score`: run an inspector over files and folders and write decisions, masks, maps, overlays."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import ImageError
+from .imageio import write_png
+from .inspector import Inspection, Inspector
+from .loader import iter_batches
+from .records import DecisionLog, DecisionRecord
+from .visualize import heat_overlay
+
+
+@dataclass
+class ScoreSummary:
+    out: Path
+    counts: dict[str, int] = field(default_factory=lambda: {"OK": 0, "NG": 0, "ERROR": 0})
+    records: list[DecisionRecord] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+class OutputNames:
+    """Unique, readable file stems for outputs.
+
+    A name is the image's path relative to the common folder of everything scored, with
+    separators turned into "__" (test/crack/000.png → crack__000), plus a counter on a clash.
+    """
+
+    def __init__(self, root: Path | None = None):
+        self.root = root
+        self.used: set[str] = set()
+
+    def stem(self, path: Path) -> str:
+        try:
+            rel = path.with_suffix("").relative_to(self.root) if self.root else Path(path.stem)
+        except ValueError:
+            rel = Path(path.stem)
+        base = "__".join(re.sub(r"[^A-Za-z0-9._-]+", "_", part) for part in rel.parts) or "image"
+        cand, i = base, 1
+        while cand in self.used:
+            cand = f"{base}_{i}"
+            i += 1
+        self.used.add(cand)
+        return cand
+
+
+def common_root(paths: list[Path]) -> Path | None:
+    try:
+        return Path(os.path.commonpath([str(p.parent.resolve()) for p in paths])) if paths else None
+    except ValueError:
+        return None
+
+
+class ResultWriter:
+    """Writes the artifacts of one inspection and appends its record to the decision log."""
+
+    def __init__(self, out: Path, inspector_id: str, threshold: float, save_maps: bool = False,
+                 overlays: str = "ng", names_root: Path | None = None):
+        self.out = out
+        self.threshold = threshold
+        self.save_maps = save_maps
+        self.overlays = overlays  # "ng" | "all" | "none"
+        self.inspector_id = inspector_id
+        for sub in ("masks", "overlays") + (("maps",) if save_maps else ()):
+            (out / sub).mkdir(parents=True, exist_ok=True)
+        self.names = OutputNames(names_root)
+        self.log = DecisionLog(out / "results.jsonl")
+        self._ng = open(out / "ng_list.txt", "a")
+        self._csv_file = open(out / "results.csv", "a", newline="")
+        self._csv = csv.writer(self._csv_file)
+        if self._csv_file.tell() == 0:
+            self._csv.writerow(["ImageId", "answer", "decision", "score", "raw_score"])
+
+    def write(self, image: str, img: np.ndarray | None, res: Inspection | None, error: str | None = None
+              ) -> DecisionRecord:
+        if res is None:
+            rec = DecisionRecord(image=image, decision="ERROR", inspector=self.inspector_id, error=error)
+        else:
+            stem = self.names.stem(Path(image).resolve())
+            mask_path = self.out / "masks" / f"{stem}_mask.png"
+            write_png(mask_path, res.mask)
+            map_path = None
+            if self.save_maps:
+                map_path = self.out / "maps" / f"{stem}.npy"
+                np.save(map_path, res.anomaly_map.astype(np.float32))
+            ov_path = None
+            if self.overlays == "all" or (self.overlays == "ng" and res.decision == "NG"):
+                ov_path = self.out / "overlays" / f"{stem}_overlay.png"
+                label = f"{res.decision}  score {res.score:.2f}"
+                write_png(ov_path, heat_overlay(img, res.anomaly_map, res.mask, self.threshold, label))
+            rec = DecisionRecord(image=image, decision=res.decision, score=round(res.score, 5),
+                                 raw_score=round(res.raw_score, 5), mask=str(mask_path),
+                                 anomaly_map=str(map_path) if map_path else None,
+                                 overlay=str(ov_path) if ov_path else None, inspector=self.inspector_id,
+                                 timings_ms=res.timings_ms)
+        self.log.append(rec)
+        if rec.decision == "NG":
+            self._ng.write(image + "\n")
+            self._ng.flush()
+            os.fsync(self._ng.fileno())
+        self._csv.writerow([image, {"OK": 0, "NG": 1}.get(rec.decision, ""), rec.decision,
+                            "" if rec.score is None else rec.score, "" if rec.raw_score is None else rec.raw_score])
+        self._csv_file.flush()
+        return rec
+
+    def close(self) -> None:
+        self.log.close()
+        self._ng.close()
+        self._csv_file.close()
+
+
+def score_paths(inspector: Inspector, paths: list[Path], out: str | Path, save_maps: bool = False,
+                overlays: str = "ng", batch_size: int = 8, progress: Callable[[int], None] | None = None,
+                keep_records: bool = True,
+                on_result: Callable[[Path, np.ndarray, Inspection], None] | None = None) -> ScoreSummary:
+    """Score every path; each result is written and logged before the next batch starts.
+
+    ``on_result`` sees each successful (path, image, inspection), e.g. for metrics.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = ScoreSummary(out)
+    writer = ResultWriter(out, inspector.id, inspector.calibration.image_threshold, save_maps, overlays,
+                          common_root(paths))
+    try:
+        for batch in iter_batches(paths, batch_size):
+            good = [(p, img) for p, img in batch if not isinstance(img, ImageError)]
+            results = inspector.inspect([img for _, img in good]) if good else []
+            by_path = {id(img): r for (_, img), r in zip(good, results)}
+            for p, img in batch:
+                if isinstance(img, ImageError):
+                    rec = writer.write(str(p), None, None, error=str(img))
+                else:
+                    res = by_path[id(img)]
+                    rec = writer.write(str(p), img, res)
+                    if on_result:
+                        on_result(p, img, res)
+                summary.counts[rec.decision] += 1
+                if keep_records:
+                    summary.records.append(rec)
+            if progress:
+                progress(len(batch))
+    finally:
+        writer.close()
+    return summary

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from edge.demo_data import make_category
+from edge.fitting import FitOptions, fit_inspector
+
+from .tiny_backbone import make_tiny_bundle
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    return make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_category(tmp_path_factory) -> Path:
+    """64x64 metal texture: 16 train/good, 4 test/good, 3 each of scratch and spot, with masks."""
+    return make_category(tmp_path_factory.mktemp("data") / "metal", "metal", n_train=16, n_test_good=4,
+                         n_per_defect=3, defects=("scratch", "spot"), size=(64, 64), seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_inspector_ro(tmp_path_factory, tiny_bundle, tiny_category) -> Path:
+    """A fitted inspector; tests that modify one must use ``tiny_inspector`` (a copy)."""
+    out = tmp_path_factory.mktemp("insp") / "inspector"
+    good = sorted((tiny_category / "train" / "good").glob("*.png"))
+    fit_inspector(good, out, tiny_bundle, FitOptions(d=20, batch_size=4))
+    return out
+
+
+@pytest.fixture
+def tiny_inspector(tmp_path, tiny_inspector_ro) -> Path:
+    dst = tmp_path / "inspector"
+    shutil.copytree(tiny_inspector_ro, dst)
+    return dst
+
+
+@pytest.fixture(autouse=True)
+def _no_user_backbone(monkeypatch, tmp_path):
+    """Tests never see the user's real default backbone or data dir."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("EDGE_INSPECT_BACKBONE", raising=False)
+    yield

@@ -151,9 +151,9 @@ class Inspector:
             t4 = time.perf_counter()
             amap = full_res_map(g, img.shape[:2], self.post.blur_sigma)
             raw = float(amap.max())
-            mask = anomaly_mask(amap, self.calibration.pixel_threshold, self.post.open_radius)
-            t5 = time.perf_counter()
             score = raw / self.calibration.image_threshold
+            mask = anomaly_mask(amap, self.calibration.pixel_threshold, self.post.open_radius, keep_peak=score >= 1.0)
+            t5 = time.perf_counter()
             out.append(Inspection(raw, score, "NG" if score >= 1.0 else "OK", amap, mask, {
                 "preprocess": round((t1 - t0) * per, 3), "infer": round((t2 - t1) * per, 3),
                 "mahalanobis": round((t3 - t2) * per, 3), "postprocess": round((t5 - t4) * 1000, 3)}))

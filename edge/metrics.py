@@ -72,7 +72,6 @@ def pro_auc(maps: list[np.ndarray], masks: list[np.ndarray], fpr_limit: float = 
     # threshold t_k with FPR(t_k) = fprs[k]: the (1 - fpr) quantile of good pixels
     idx = np.clip(np.ceil((1 - fprs) * neg_sorted.size).astype(int) - 1, 0, neg_sorted.size - 1)
     thr = neg_sorted[idx]
-    thr[0] = np.inf if fprs[0] == 0 else thr[0]
     pro = np.zeros_like(fprs)
     for r in regions:
         pro += 1.0 - np.searchsorted(r, thr, side="right") / r.size

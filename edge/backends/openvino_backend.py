@@ -12,7 +12,10 @@ from ..errors import BackendError
 class OpenVinoBackend:
     name = "openvino"
 
-    def __init__(self, model_path: Path, device: str = "CPU", threads: int | None = None):
+    def __init__(self, model_path: Path, device: str = "CPU", threads: int | None = None,
+                 exact: bool = True):
+        """``exact``: run in f32 even where the CPU would pick bf16 by default (Xeons with AMX/AVX512-BF16
+        do), so scores match onnxruntime and the thresholds fitted with it."""
         try:
             import openvino as ov
         except ImportError:
@@ -24,6 +27,8 @@ class OpenVinoBackend:
             raise BackendError(f"OpenVINO device {device!r} is not available here (available: {', '.join(avail)})",
                                hint="use --device CPU, or install the GPU/NPU driver")
         config = {"PERFORMANCE_HINT": "LATENCY"}
+        if exact:
+            config["INFERENCE_PRECISION_HINT"] = "f32"
         if threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = int(threads)
         try:

@@ -30,10 +30,18 @@ def full_res_map(grid_map: np.ndarray, out_hw: tuple[int, int], sigma: float = 4
     return up
 
 
-def anomaly_mask(amap: np.ndarray, threshold: float, open_radius: int = 4) -> np.ndarray:
-    """Pixels above ``threshold``, cleaned by a morphological opening with a disk; uint8 0/255."""
+def anomaly_mask(amap: np.ndarray, threshold: float, open_radius: int = 4, keep_peak: bool = False) -> np.ndarray:
+    """Pixels at or above ``threshold``, cleaned by a morphological opening with a disk; uint8 0/255.
+
+    With ``keep_peak`` (used for NG images), a region the opening would remove entirely is kept,
+    so an NG decision always comes with a mask that shows where.
+    """
     m = (amap >= threshold).astype(np.uint8) * 255
     if open_radius > 0 and m.any():
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * open_radius + 1, 2 * open_radius + 1))
-        m = cv2.morphologyEx(m, cv2.MORPH_OPEN, k)
+        opened = cv2.morphologyEx(m, cv2.MORPH_OPEN, k)
+        if keep_peak and not opened.any():
+            # the opening removes specks; it must not erase the only evidence of an NG part
+            return m
+        m = opened
     return m

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from edge.errors import DataError
+from edge.metrics import auroc, confusion, f1_scores, pro_auc, roc_curve
+from edge.threshold import good_only_threshold, labelled_threshold
+
+
+def _auroc_pairs(s, y):
+    pos, neg = s[y], s[~y]
+    return np.mean([(p > n) + 0.5 * (p == n) for p in pos for n in neg])
+
+
+@pytest.mark.parametrize("n", [10, 57])
+def test_auroc_equals_pairwise_definition(n):
+    rng = np.random.default_rng(n)
+    s = np.round(rng.normal(size=n), 1)  # ties included
+    y = rng.random(n) < 0.4
+    assert auroc(s, y) == pytest.approx(_auroc_pairs(s, y))
+
+
+def test_auroc_large_path_matches_small_path():
+    rng = np.random.default_rng(0)
+    s = np.round(rng.normal(size=250_000), 2)
+    y = rng.random(s.size) < 0.1 + 0.3 * (s > 1)
+    small = auroc(s[:150_000], y[:150_000])
+    big = auroc(np.r_[s[:150_000], s[:150_000]], np.r_[y[:150_000], y[:150_000]])
+    assert big == pytest.approx(small, abs=1e-12)
+
+
+def test_roc_curve_endpoints():
+    fpr, tpr = roc_curve([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
+    assert fpr[0] == 0 and tpr[0] == 0 and fpr[-1] == 1 and tpr[-1] == 1
+
+
+def test_pro_perfect_and_region_weighting():
+    gt = np.zeros((20, 20), bool)
+    gt[2:4, 2:4] = True  # small region
+    gt[10:20, 10:20] = True  # large region
+    perfect = gt.astype(np.float32)
+    assert pro_auc([perfect], [gt]) == pytest.approx(1.0, abs=1e-3)
+    # find only the large region: per-region overlap is 1/2 at every low FPR, whatever the areas
+    half = np.zeros_like(perfect)
+    half[10:20, 10:20] = 1
+    assert pro_auc([half], [gt]) == pytest.approx(0.5, abs=0.02)
+
+
+def test_f1_and_confusion():
+    pred = np.array([1, 1, 0, 0, 1], bool)
+    lab = np.array([1, 0, 0, 1, 1], bool)
+    c = confusion(pred, lab)
+    assert c == {"tp": 2, "fp": 1, "tn": 1, "fn": 1}
+    f1, macro = f1_scores(pred, lab)
+    assert f1 == pytest.approx(2 / 3) and macro == pytest.approx((2 / 3 + 0.5) / 2)
+
+
+def test_good_only_threshold_above_good_scores():
+    s = np.linspace(10, 12, 50)
+    thr = good_only_threshold(s, 0.99, 0.25)
+    assert thr > s.max() * 0.99 and thr == pytest.approx(np.quantile(s, .99) + .25 * (np.quantile(s, .99) - 11))
+
+
+SCORES = np.array([1.0, 2.0, 3.0, 3.5, 2.5, 4.0, 5.0, 6.0])
+LABELS = np.array([0, 0, 0, 0, 1, 1, 1, 1], bool)
+
+
+@pytest.mark.parametrize("method,kw,check", [
+    ("zero-false-reject", {}, lambda t, i: t > 3.5 and i["false_reject_rate"] == 0),
+    ("recall", {"target_recall": 1.0}, lambda t, i: t <= 2.5 and i["recall"] == 1.0),
+    ("recall", {"target_recall": 0.75}, lambda t, i: i["recall"] >= 0.75),
+    ("f1", {}, lambda t, i: i["f1"] == pytest.approx(6 / 7) and 3.5 < t <= 4.0),
+])
+def test_labelled_threshold_methods(method, kw, check):
+    thr, info = labelled_threshold(SCORES, LABELS, method, **kw)
+    assert check(thr, info), (thr, info)
+
+
+def test_labelled_threshold_needs_both_classes():
+    with pytest.raises(DataError, match="both good and defect"):
+        labelled_threshold([1, 2], [0, 0], "f1")

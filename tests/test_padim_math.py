@@ -1,0 +1,140 @@
+"""Golden tests: the streaming, vectorised PaDiM math against direct, slow formulas."""
+
+import numpy as np
+import pytest
+
+from edge.bundle import Tap
+from edge.padim.embed import embed, make_spec
+from edge.padim.moments import Moments, ledoit_wolf
+from edge.padim.score import anomaly_mask, full_res_map, mahalanobis
+from edge.padim.stats import GaussianStats, gaussian_from_moments
+
+
+def _stream(x: np.ndarray, batch: int) -> Moments:
+    m = None
+    for i in range(0, x.shape[0], batch):
+        b = x[i:i + batch]
+        if m is None:
+            m = Moments.empty(b.mean(axis=0).T.astype(np.float64))
+        m.add(b)
+    return m
+
+
+@pytest.mark.parametrize("batch", [1, 3, 7, 40])
+def test_streaming_moments_equal_stacked(batch):
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(40, 6, 9)) * 5 + 100).astype(np.float32)  # offset: tests the shift
+    m = _stream(x, batch)
+    mean, cov = m.mean_cov()
+    y = x.transpose(2, 0, 1).astype(np.float64)  # (P, N, d) stacked embeddings
+    np.testing.assert_allclose(mean, y.mean(axis=1), rtol=0, atol=1e-9)
+    direct = np.stack([np.cov(y[p].T, bias=True) for p in range(y.shape[0])])
+    np.testing.assert_allclose(cov, direct, rtol=1e-9, atol=1e-9)
+    fourth = np.stack([(np.linalg.norm(y[p] - y[p].mean(0), axis=1) ** 4).sum() for p in range(y.shape[0])])
+    np.testing.assert_allclose(m.sum_fourth_centered(), fourth, rtol=1e-8)
+
+
+def test_merge_and_persistence_roundtrip(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(20, 4, 5)).astype(np.float32)
+    a = _stream(x[:12], 4)
+    b = Moments.empty(a.shift)
+    b.add(x[12:])
+    whole = _stream(x, 20)
+    merged = a.merge(b)
+    np.testing.assert_allclose(merged.mean_cov()[1], whole.mean_cov()[1], atol=1e-12)
+    np.savez(tmp_path / "m.npz", **merged.to_arrays())
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as z:
+        back = Moments.from_arrays(z)
+    np.testing.assert_array_equal(back.s2, merged.s2)
+    assert back.n == 20
+
+
+def _lw_direct(xc: np.ndarray):
+    n, p = xc.shape
+    s = xc.T @ xc / n
+    mu = np.trace(s) / p
+    delta = ((s - mu * np.eye(p)) ** 2).sum() / p
+    beta = sum(((np.outer(v, v) - s) ** 2).sum() for v in xc) / (n * n * p)
+    k = min(beta, delta) / delta
+    return (1 - k) * s + k * mu * np.eye(p), k
+
+
+def test_ledoit_wolf_matches_direct_formula():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(8, 10, 3)).astype(np.float32)  # n=8 < d=10: singular sample covariance
+    m = _stream(x, 3)
+    _, cov = m.mean_cov()
+    shrunk, k = ledoit_wolf(cov, m.sum_fourth_centered(), m.n)
+    y = x.transpose(2, 0, 1).astype(np.float64)
+    for p in range(3):
+        ref, kr = _lw_direct(y[p] - y[p].mean(0))
+        np.testing.assert_allclose(shrunk[p], ref, atol=1e-10)
+        assert k[p] == pytest.approx(kr)
+    assert np.all(np.linalg.eigvalsh(shrunk) > 0)  # shrinkage makes it invertible
+
+
+def test_mahalanobis_matches_inverse_formula():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(30, 5, 6)).astype(np.float32)
+    st = gaussian_from_moments(_stream(x, 8), np.arange(5), (2, 3), eps=0.01, shrinkage="none")
+    q = rng.normal(size=(4, 5, 6)).astype(np.float32)
+    got = mahalanobis(q, st).reshape(4, 6)
+    y = x.transpose(2, 0, 1).astype(np.float64)
+    for p in range(6):
+        mu = y[p].mean(0)
+        inv = np.linalg.inv(np.cov(y[p].T) + 0.01 * np.eye(5))  # paper: unbiased covariance + eps I
+        for b in range(4):
+            v = q[b, :, p] - mu
+            assert got[b, p] == pytest.approx(np.sqrt(v @ inv @ v), rel=1e-4)
+
+
+def test_auto_shrinkage_only_when_few_images():
+    rng = np.random.default_rng(4)
+    few = _stream(rng.normal(size=(5, 8, 2)).astype(np.float32), 5)
+    many = _stream(rng.normal(size=(50, 8, 2)).astype(np.float32), 10)
+    assert gaussian_from_moments(few, np.arange(8), (1, 2)).shrinkage == "ledoit-wolf"
+    assert gaussian_from_moments(many, np.arange(8), (1, 2)).shrinkage == "none"
+
+
+def test_stats_npz_roundtrip_without_pickle(tmp_path):
+    rng = np.random.default_rng(5)
+    st = gaussian_from_moments(_stream(rng.normal(size=(10, 3, 4)).astype(np.float32), 5), np.array([0, 2, 5]),
+                               (2, 2))
+    st.save(tmp_path / "s.npz")
+    back = GaussianStats.load(tmp_path / "s.npz")
+    np.testing.assert_array_equal(back.factor, st.factor)
+    assert back.grid == (2, 2) and back.n == 10
+
+
+def test_embed_gathers_channels_and_upsamples_nearest():
+    taps = (Tap("a", 4, 2), Tap("b", 8, 3))
+    spec = make_spec(taps, (16, 16), d=None)
+    a = np.arange(2 * 4 * 4, dtype=np.float32).reshape(1, 2, 4, 4)
+    b = np.arange(3 * 2 * 2, dtype=np.float32).reshape(1, 3, 2, 2) + 100
+    e = embed({"a": a, "b": b}, spec).reshape(1, 5, 4, 4)
+    np.testing.assert_array_equal(e[0, :2], a[0])
+    np.testing.assert_array_equal(e[0, 2:, 0:2, 0:2], np.broadcast_to(b[0, :, 0:1, 0:1], (3, 2, 2)))
+    sub = make_spec(taps, (16, 16), d=3, seed=7)
+    assert sub.d == 3 and np.all(np.diff(sub.channel_idx) > 0)
+    assert np.array_equal(sub.channel_idx, make_spec(taps, (16, 16), d=3, seed=7).channel_idx)  # seeded
+
+
+def test_postprocess_sizes_and_mask_opening():
+    grid = np.zeros((8, 8), np.float32)
+    grid[3:5, 3:5] = 10
+    amap = full_res_map(grid, (50, 70), sigma=1.0)
+    assert amap.shape == (50, 70)
+    mask = anomaly_mask(amap, 5.0, open_radius=2)
+    assert mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255} and mask.any()
+    speck = np.zeros((40, 40), np.float32)
+    speck[20, 20] = 9  # a one-pixel speck is removed by the opening
+    assert not anomaly_mask(speck, 5.0, open_radius=2).any()
+
+
+def test_ng_mask_keeps_small_peak():
+    amap = np.zeros((40, 40), np.float32)
+    amap[20, 20] = 9
+    assert not anomaly_mask(amap, 5.0, open_radius=2).any()
+    kept = anomaly_mask(amap, 5.0, open_radius=2, keep_peak=True)
+    assert kept[20, 20] == 255 and kept.sum() == 255

@@ -44,8 +44,9 @@ def texture(kind: str, size: tuple[int, int], rng: np.random.Generator) -> np.nd
     return img.astype(np.uint8)
 
 
-def plant_defect(img: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Draw a defect; return (image, mask uint8 0/255)."""
+def plant_defect(img: np.ndarray, kind: str, rng: np.random.Generator,
+                 strength: tuple[float, float] = (0.3, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+    """Draw a defect with a contrast drawn from ``strength`` (1.0 = bold); return (image, mask 0/255)."""
     h, w = img.shape[:2]
     out = img.copy()
     mask = np.zeros((h, w), np.uint8)
@@ -78,17 +79,19 @@ def plant_defect(img: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[
     else:
         raise ValueError(f"unknown defect {kind!r}; choose from {DEFECTS}")
     m = mask > 0
+    strength = rng.uniform(*strength)  # some defects are faint, as on a real line
     if shade is None:  # colour contamination
         tint = np.array([30, 90, 160], np.float32)
-        out[m] = np.clip(0.4 * out[m].astype(np.float32) + 0.6 * tint, 0, 255).astype(np.uint8)
+        a = 0.6 * strength
+        out[m] = np.clip((1 - a) * out[m].astype(np.float32) + a * tint, 0, 255).astype(np.uint8)
     else:
-        out[m] = np.clip(out[m].astype(np.int16) + int(shade), 0, 255).astype(np.uint8)
+        out[m] = np.clip(out[m].astype(np.int16) + int(shade * strength), 0, 255).astype(np.uint8)
     return out, mask
 
 
 def make_category(root: str | Path, texture_kind: str = "metal", n_train: int = 40, n_test_good: int = 10,
                   n_per_defect: int = 6, defects: tuple[str, ...] = DEFECTS, size: tuple[int, int] = (256, 256),
-                  seed: int = 0) -> Path:
+                  seed: int = 0, strength: tuple[float, float] = (0.15, 0.8)) -> Path:
     """Write an MVTec-layout category with known defects; returns its root."""
     root = Path(root)
     rng = np.random.default_rng(seed)
@@ -102,7 +105,7 @@ def make_category(root: str | Path, texture_kind: str = "metal", n_train: int = 
         (root / "test" / kind).mkdir(parents=True, exist_ok=True)
         (root / "ground_truth" / kind).mkdir(parents=True, exist_ok=True)
         for i in range(n_per_defect):
-            img, mask = plant_defect(texture(texture_kind, size, rng), kind, rng)
+            img, mask = plant_defect(texture(texture_kind, size, rng), kind, rng, strength)
             write_png(root / "test" / kind / f"{i:03d}.png", img)
             write_png(root / "ground_truth" / kind / f"{i:03d}_mask.png", mask)
     return root

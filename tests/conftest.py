@@ -19,9 +19,10 @@ def tiny_bundle(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_category(tmp_path_factory) -> Path:
-    """64x64 metal texture: 16 train/good, 4 test/good, 3 each of scratch and spot, with masks."""
+    """64x64 metal texture: 16 train/good, 4 test/good, 3 each of spot and stain, with masks."""
     return make_category(tmp_path_factory.mktemp("data") / "metal", "metal", n_train=16, n_test_good=4,
-                         n_per_defect=3, defects=("scratch", "spot"), size=(64, 64), seed=1)
+                         n_per_defect=3, defects=("spot", "stain"), size=(64, 64), seed=1,
+                         strength=(0.9, 1.0))
 
 
 @pytest.fixture(scope="session")

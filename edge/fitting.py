@@ -155,11 +155,12 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     scores, p999 = _holdout_scores(streamer, hold_paths, stats_fit, hold_acc, opts.blur_sigma)
     if not scores:
         raise DataError("no hold-out image could be read, so no threshold can be set")
+    n_fit = acc.n
     total = acc.merge(hold_acc)
     stats = gaussian_from_moments(total, spec.channel_idx, spec.grid, opts.eps, opts.shrinkage)
-    cal = _calibration(scores, p999, opts, acc.n, {})
+    cal = _calibration(scores, p999, opts, n_fit, {})
     _write_inspector(out, bundle.root, stats, total, cal, opts, [str(p) for p in good], streamer.errors)
-    return FitReport(out, acc.n, len(scores), streamer.errors, cal, time.perf_counter() - t0, _peak_rss_mb(),
+    return FitReport(out, n_fit, len(scores), streamer.errors, cal, time.perf_counter() - t0, _peak_rss_mb(),
                      stats.shrinkage)
 
 
@@ -190,6 +191,7 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
     scores, p999 = _holdout_scores(streamer, list(good), insp.stats, new_acc, opts.blur_sigma)
     if not scores:
         raise DataError("none of the new good images could be read:\n  " + "\n  ".join(streamer.errors[:5]))
+    n_old = acc.n
     total = acc.merge(new_acc)
     stats = gaussian_from_moments(total, insp.stats.channel_idx, insp.stats.grid, opts.eps, opts.shrinkage)
     old = insp.calibration.details.get("good_scores", {}).get("values", [])
@@ -198,7 +200,7 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
         # a labelled threshold stays as the user set it; only the statistics change
         cal = insp.calibration
     else:
-        cal = _calibration(list(old) + scores, [old_px] + p999, opts, acc.n, {"updates": 1 + int(
+        cal = _calibration(list(old) + scores, [old_px] + p999, opts, n_old, {"updates": 1 + int(
             insp.calibration.details.get("updates", 0))})
     history = list(insp.manifest.get("good_images", [])) + [str(x) for x in good]
     # the backbone is copied out of the old directory before the new one is renamed over it

@@ -49,8 +49,6 @@ def progress_bar(total: int, label: str):
 
 
 def main() -> None:
-    from . import commands  # noqa: F401  (registers the commands)
-
     try:
         cli(standalone_mode=False)
     except click.exceptions.Abort:
@@ -68,6 +66,7 @@ def main() -> None:
 
 
 def _register() -> None:
+    """Command modules add themselves to ``cli`` when imported; import each one here, explicitly."""
     from . import commands  # noqa: F401
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from edge.errors import EdgeError
+from edge.cli import run_group
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -64,17 +62,7 @@ def backbone_cmd(arch, out, size, weights, opset, dynamic_size, width_scale):
 
 
 def main() -> None:
-    try:
-        cli(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except EdgeError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(e.exit_code)
+    run_group(cli)
 
 
 if __name__ == "__main__":

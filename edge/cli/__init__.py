@@ -48,9 +48,10 @@ def progress_bar(total: int, label: str):
         yield bar.update
 
 
-def main() -> None:
+def run_group(group: click.Group) -> None:
+    """Run a click group as a program: EdgeError → message + hint on stderr and its exit code."""
     try:
-        cli(standalone_mode=False)
+        group(standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -63,6 +64,10 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+
+
+def main() -> None:
+    run_group(cli)
 
 
 def _register() -> None:

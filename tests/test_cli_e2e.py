@@ -174,3 +174,15 @@ def test_demo_data_layout(tmp_path):
     assert len(list((root / "train" / "good").glob("*.png"))) == 3
     for kind in ("scratch", "spot", "crack", "stain"):
         assert (root / "ground_truth" / kind / "000_mask.png").is_file()
+
+
+def test_score_through_openvino_backend_and_append_note(tmp_path, fitted, tiny_category):
+    pytest.importorskip("openvino")
+    out = tmp_path / "out"
+    run("score", tiny_category / "test" / "spot", "--inspector", fitted, "--out", out, "--backend", "openvino")
+    recs = read_records(out / "results.jsonl")
+    assert len(recs) == 3 and all(r["decision"] == "NG" for r in recs)
+    r = CliRunner().invoke(cli, ["score", str(tiny_category / "test" / "spot"), "--inspector", str(fitted),
+                                 "--out", str(out)])
+    assert r.exit_code == 0 and "appending to" in r.output
+    assert len(read_records(out / "results.jsonl")) == 6

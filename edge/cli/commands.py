@@ -117,6 +117,11 @@ def score_cmd(inputs, inspector_dir, out, save_maps, overlays, strict, batch_siz
     if not paths:
         raise click.UsageError(f"no images found in {', '.join(inputs)}")
     insp = Inspector.load(inspector_dir, backend, device, None, threads)
+    existing = Path(out) / "results.jsonl"
+    if existing.is_file() and existing.stat().st_size:
+        n = sum(1 for _ in open(existing))
+        click.echo(f"note: appending to {existing} ({n} records from earlier runs); use another --out for a "
+                   "separate run", err=True)
     with progress_bar(len(paths), "scoring") as bar:
         summary = score_paths(insp, paths, out, save_maps, overlays, batch_size, progress=bar, keep_records=False)
     c = summary.counts

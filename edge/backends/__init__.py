@@ -47,5 +47,7 @@ def open_backend(bundle: Bundle, backend: str = "onnxruntime", device: str | Non
             mf = bundle.model("openvino", precision)
         except Exception:
             mf = bundle.model("onnx", precision)  # OpenVINO reads ONNX directly
-        return OpenVinoBackend(bundle.root / mf.path, device or "CPU", threads, exact=mf.precision == "fp32")
+        declared = [t.name for t in bundle.taps] + [o.name for o in bundle.outputs]
+        return OpenVinoBackend(bundle.root / mf.path, device or "CPU", threads, exact=mf.precision == "fp32",
+                               declared_outputs=declared)
     raise BackendError(f"unknown backend {backend!r}", hint=f"choose one of: {', '.join(BACKENDS)}")

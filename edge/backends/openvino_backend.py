@@ -13,9 +13,13 @@ class OpenVinoBackend:
     name = "openvino"
 
     def __init__(self, model_path: Path, device: str = "CPU", threads: int | None = None,
-                 exact: bool = True):
+                 exact: bool = True, declared_outputs: list[str] | None = None):
         """``exact``: run in f32 even where the CPU would pick bf16 by default (Xeons with AMX/AVX512-BF16
-        do), so scores match onnxruntime and the thresholds fitted with it."""
+        do), so scores match onnxruntime and the thresholds fitted with it.
+
+        ``declared_outputs``: the output names the bundle declares. OpenVINO can merge a graph output's
+        tensor with an intermediate one (e.g. a no-op Pad), so a port may carry several names; the
+        declared one is used."""
         try:
             import openvino as ov
         except ImportError:
@@ -39,7 +43,7 @@ class OpenVinoBackend:
         self.device = device
         self.request = self.compiled.create_infer_request()
         self.input_name = self.compiled.inputs[0].get_any_name()
-        self.output_names = [o.get_any_name() for o in self.compiled.outputs]
+        self.output_names = [_port_name(o, declared_outputs) for o in self.compiled.outputs]
         self._outputs = list(self.compiled.outputs)
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -48,3 +52,11 @@ class OpenVinoBackend:
 
     def describe(self) -> str:
         return f"openvino {self.device}"
+
+
+def _port_name(port, declared: list[str] | None) -> str:
+    names = port.get_names()
+    for name in declared or ():
+        if name in names:
+            return name
+    return port.get_any_name()

@@ -96,9 +96,12 @@ class MBConv(nn.Module):
 
 
 class EfficientNetLite(nn.Module):
-    """EfficientNet-Lite classifier; ``block_specs`` lists (stride, channels) of each block."""
+    """EfficientNet-Lite classifier; ``block_specs`` lists (stride, channels) of each block.
 
-    def __init__(self, name: str = "efficientnet-lite0", num_classes: int = 1000, width_scale: float = 1.0):
+    ``num_classes=None`` builds the trunk only (no ``_conv_head``/``_bn1``/``_fc``), for segmenters.
+    """
+
+    def __init__(self, name: str = "efficientnet-lite0", num_classes: int | None = 1000, width_scale: float = 1.0):
         super().__init__()
         if name not in LITE_PARAMS:
             raise ValueError(f"unknown EfficientNet-Lite variant {name!r}; known: {', '.join(LITE_PARAMS)}")
@@ -120,25 +123,36 @@ class EfficientNetLite(nn.Module):
                 specs.append((stride, cout))
         self._blocks = nn.ModuleList(blocks)
         self.block_specs = specs
-        head_in = specs[-1][1]
-        head = 1280 if width_scale == 1.0 else _round_filters(1280, width_scale)
-        self._conv_head = SameConv2d(head_in, head, 1, bias=False)
-        self._bn1 = nn.BatchNorm2d(head, eps=BN_EPS)
-        self._fc = nn.Linear(head, num_classes)
         self.act = nn.ReLU6()
+        self.has_head = num_classes is not None
+        if self.has_head:
+            head_in = specs[-1][1]
+            head = 1280 if width_scale == 1.0 else _round_filters(1280, width_scale)
+            self._conv_head = SameConv2d(head_in, head, 1, bias=False)
+            self._bn1 = nn.BatchNorm2d(head, eps=BN_EPS)
+            self._fc = nn.Linear(head, num_classes)
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self._bn0(self._conv_stem(x)))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Stem and all blocks (stride 32), before the 1x1 head conv."""
         x = self.stem(x)
         for b in self._blocks:
             x = b(x)
-        return self.act(self._bn1(self._conv_head(x)))
+        return x
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Trunk output → class logits (1x1 conv head, global average pool, linear)."""
+        x = self.act(self._bn1(self._conv_head(x)))
+        return self._fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)
-        return self._fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+        return self.head(self.features(x))
+
+    def stage_ends(self, strides: tuple[int, ...] = (4, 8, 16, 32)) -> list[int]:
+        """Block indices ending the stages of the given strides."""
+        return [max(i for i, (s, _) in enumerate(self.block_specs) if s == want) for want in strides]
 
     def default_taps(self) -> list[int]:
         """Block indices ending the stride-4, stride-8 and stride-16 stages."""

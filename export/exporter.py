@@ -22,6 +22,7 @@ from .errors import ExportError
 from .formats import Variant, open_runtime, plan_variants, produce
 from .models import ExportModel
 from .onnx_format import embed_onnx_metadata, export_onnx_fp32
+from .openvino_format import forget_converted
 from .parity import QuickPadim, decision_agreement, output_stats
 
 DEFAULT_OPSET = 17
@@ -141,6 +142,30 @@ def check_variant(v: Variant, rep: dict) -> str | None:
     return None
 
 
+@dataclass
+class _Measured:
+    """The torch side of an export: inputs, FP32 reference outputs, and what they say about the model."""
+
+    x: np.ndarray
+    ref: dict[str, np.ndarray]
+    taps: list[dict]
+    outputs: list[dict]
+    padim: QuickPadim | None
+    ref_scores: np.ndarray | None
+    calib_info: dict
+
+
+def _measure(model: ExportModel, spec: InputSpec, calib_dir, calib_count: int, heads: list[dict]) -> _Measured:
+    x, calib_info = calibration_set(spec, calib_dir, calib_count)
+    ref = run_torch(model.module, x, model.output_names)
+    taps, outputs = describe_outputs(model, ref, (spec.height, spec.width), heads)
+    padim = scores = None
+    if model.kind == "backbone":
+        padim = QuickPadim(ref, [Tap(t["name"], t["stride"], t["channels"]) for t in taps], (spec.height, spec.width))
+        scores = padim.image_scores(ref)
+    return _Measured(x, ref, taps, outputs, padim, scores, calib_info)
+
+
 def export_bundle(model: ExportModel, out: str | Path, size: tuple[int, int], formats: list[str] = ("onnx",),
                   precisions: list[str] = ("fp32",), opset: int = DEFAULT_OPSET, dynamic_spatial: bool = False,
                   calib_dir: str | Path | None = None, calib_count: int = 32, heads: list[dict] | None = None,
@@ -156,33 +181,32 @@ def export_bundle(model: ExportModel, out: str | Path, size: tuple[int, int], fo
     input_spec = {"name": "image", "layout": "NCHW", "height": h, "width": w, "dynamic_spatial": dynamic_spatial,
                   "dtype": "float32", "color": "RGB", "range": "0..1 before normalisation",
                   "mean": list(model.mean), "std": list(model.std)}
-    spec = InputSpec("image", h, w, model.mean, model.std, "RGB")
-    x, calib_info = calibration_set(spec, calib_dir, calib_count)
-    ref = run_torch(model.module, x, model.output_names)
-    taps, outputs = describe_outputs(model, ref, size, heads or [])
-    padim = ref_scores = None
-    if model.kind == "backbone":
-        padim = QuickPadim(ref, [Tap(t["name"], t["stride"], t["channels"]) for t in taps], (h, w))
-        ref_scores = padim.image_scores(ref)
-    desc = {"kind": model.kind, "name": model.name, "arch": model.build["arch"], "input": input_spec, "taps": taps,
-            "outputs": outputs, "opset": opset, "weights": model.weights.as_manifest(), "tool": f"edge-export {__version__}"}
+    meas = _measure(model, InputSpec("image", h, w, model.mean, model.std, "RGB"), calib_dir, calib_count,
+                    heads or [])
+    desc = {"kind": model.kind, "name": model.name, "arch": model.build["arch"], "input": input_spec,
+            "taps": meas.taps, "outputs": meas.outputs, "opset": opset, "weights": model.weights.as_manifest(),
+            "tool": f"edge-export {__version__}"}
+    parity: dict = {"reference": f"torch {torch.__version__} fp32", "inputs": meas.calib_info}
     warnings: list[str] = []
-    parity: dict = {"reference": f"torch {torch.__version__} fp32", "inputs": calib_info}
-    with AtomicDir(out, overwrite=force) as tmp:
-        master = tmp / "model.onnx"
-        export_onnx_fp32(model.module, master, x[:1], model.output_names, opset, dynamic_spatial, model.name)
-        embed_onnx_metadata(master, {**desc, "format": "onnx", "precision": "fp32"})
-        for v in variants:
-            produce(tmp, v, master, x, desc)
-            parity[v.key] = variant_parity(tmp, v, x, ref, model, outputs, padim, ref_scores)
-            msg = check_variant(v, parity[v.key])
-            if msg:
-                warnings.append(msg)
-        manifest = write_backbone_manifest(
-            tmp, name=model.name, kind=model.kind, arch=model.build["arch"], opset=opset, input_spec=input_spec,
-            taps=taps, outputs=outputs, models=[v.manifest_entry() for v in variants],
-            weights=model.weights.as_manifest(), parity=parity, build=model.build,
-            created={"tool": f"edge-export {__version__}", "torch": torch.__version__, "host": platform.node(),
-                     "utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
-        load_bundle(tmp)  # the bundle we write must pass the same check the device runs
+    try:
+        with AtomicDir(out, overwrite=force) as tmp:
+            master = tmp / "model.onnx"
+            export_onnx_fp32(model.module, master, meas.x[:1], model.output_names, opset, dynamic_spatial, model.name)
+            embed_onnx_metadata(master, {**desc, "format": "onnx", "precision": "fp32"})
+            for v in variants:
+                produce(tmp, v, master, meas.x, desc)
+                parity[v.key] = variant_parity(tmp, v, meas.x, meas.ref, model, meas.outputs, meas.padim,
+                                               meas.ref_scores)
+                msg = check_variant(v, parity[v.key])
+                if msg:
+                    warnings.append(msg)
+            manifest = write_backbone_manifest(
+                tmp, name=model.name, kind=model.kind, arch=model.build["arch"], opset=opset, input_spec=input_spec,
+                taps=meas.taps, outputs=meas.outputs, models=[v.manifest_entry() for v in variants],
+                weights=model.weights.as_manifest(), parity=parity, build=model.build,
+                created={"tool": f"edge-export {__version__}", "torch": torch.__version__, "host": platform.node(),
+                         "utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+            load_bundle(tmp)  # the bundle we write must pass the same check the device runs
+    finally:
+        forget_converted()  # do not keep a converted OpenVINO model alive after the export
     return ExportResult(Path(out), manifest, warnings)

@@ -23,14 +23,30 @@ def _ov():
     return ov
 
 
+_CONVERTED: dict[tuple[str, int, int], object] = {}
+
+
 def read_onnx_as_openvino(onnx_path: Path):
+    """OpenVINO model converted from the ONNX master (a fresh copy; conversion is done once per file)."""
     ov = _ov()
+    st = Path(onnx_path).stat()
+    key = (str(onnx_path), st.st_mtime_ns, st.st_size)
+    if key in _CONVERTED:
+        return _CONVERTED[key].clone()
     try:
-        return ov.convert_model(str(onnx_path))
+        model = ov.convert_model(str(onnx_path))
     except Exception as e:
         raise UnsupportedOpError(f"OpenVINO cannot convert {onnx_path.name}: {str(e).strip().splitlines()[0]}",
                                  hint="an op in the model has no OpenVINO conversion; export ONNX only "
                                       "(--format onnx) or replace the op") from None
+    _CONVERTED.clear()  # keep one: a new export invalidates the last
+    _CONVERTED[key] = model
+    return model.clone()
+
+
+def forget_converted() -> None:
+    """Drop the cached conversion (called when an export ends, so a large model is not kept alive)."""
+    _CONVERTED.clear()
 
 
 def set_rt_info(model, description: dict) -> None:

@@ -10,9 +10,9 @@ torch = pytest.importorskip("torch")
 from click.testing import CliRunner  # noqa: E402
 
 from edge.bundle import load_bundle  # noqa: E402
-from edge.errors import BundleError  # noqa: E402
 from export.backbone import build_backbone, export_backbone  # noqa: E402
 from export.cli import cli as export_cli  # noqa: E402
+from export.errors import WeightsError  # noqa: E402
 
 
 def test_lite0_taps_are_stride_4_8_16_with_24_40_112_channels():
@@ -49,7 +49,7 @@ def test_mismatched_weights_list_missing_and_unexpected_keys(tmp_path):
     sd.pop("_conv_stem.weight")
     sd["extra.weight"] = torch.zeros(1)
     torch.save(sd, tmp_path / "w.pth")
-    with pytest.raises(BundleError) as e:
+    with pytest.raises(WeightsError) as e:
         build_backbone("efficientnet-lite0", str(tmp_path / "w.pth"))
     assert "missing keys (1): _conv_stem.weight" in str(e.value) and "unexpected keys (1): extra.weight" in str(e.value)
 

@@ -245,14 +245,40 @@ def info_cmd(path, as_json):
         b = load_bundle(path)
         if not as_json:
             w = m.get("weights", {})
-            click.echo(f"{b.kind} {b.name}  id {b.id}")
-            click.echo(f"  input {b.input.name}: {b.input.height}x{b.input.width} {b.input.color}, "
-                       f"mean {[round(v, 4) for v in b.input.mean]}, std {[round(v, 4) for v in b.input.std]}")
+            click.echo(f"{b.kind} {b.name}  id {b.id}" + (f"  (arch {m['arch']})" if m.get("arch") else ""))
+            click.echo(f"  input {b.input.name}: {b.input.height}x{b.input.width} {b.input.color}"
+                       + (" (any size accepted)" if b.input.dynamic_spatial else "")
+                       + f", mean {[round(v, 4) for v in b.input.mean]}, std {[round(v, 4) for v in b.input.std]}")
             for tap in b.taps:
                 click.echo(f"  tap {tap.name}: stride {tap.stride}, {tap.channels} channels")
-            click.echo("  models: " + ", ".join(f"{x.path} ({x.format}/{x.precision})" for x in b.models))
+            for o in b.outputs:
+                labels = ", ".join(f"{i}={n}" + (" (OK)" if i == o.ok_class else "") for i, n in o.labels)
+                where = f", mask stride {o.stride}" if o.role == "mask" else ""
+                click.echo(f"  output {o.name}: {o.role}, {o.channels} channels, {o.activation}{where}; labels {labels}")
             click.echo(f"  weights: {w.get('source')}" + (f"  !! {w['warning']}" if w.get("warning") else ""))
+            par = m.get("parity", {})
+            if par.get("inputs"):
+                click.echo(f"  parity vs {par.get('reference', 'torch fp32')} on {par['inputs'].get('n_images')} "
+                           f"{par['inputs'].get('source')}:")
+            for x in b.models:
+                click.echo(f"  model {x.path}" + (f" + {x.weights}" if x.weights else "")
+                           + f" ({x.format}/{x.precision}){_parity_summary(par.get(f'{x.format}/{x.precision}'))}")
     click.echo("  files: all SHA-256 hashes match", err=as_json)
+
+
+def _parity_summary(rep: dict | None) -> str:
+    """One line of a variant's parity against torch, as recorded at export."""
+    stats = (rep or {}).get("taps") or (rep or {}).get("outputs")
+    if not stats:
+        return ""
+    out = f": cosine ≥ {min(s['cosine'] for s in stats.values()):.4f}"
+    rho = rep.get("padim", {}).get("spearman")
+    if rho is not None:
+        out += f", PaDiM score rank corr {rho:.3f}"
+    agree = [s["decision_agreement"] for s in stats.values() if "decision_agreement" in s]
+    if agree:
+        out += f", decisions agree {min(agree):.1%}"
+    return out
 
 
 @cli.command("demo-data")

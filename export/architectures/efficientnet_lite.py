@@ -161,21 +161,3 @@ class EfficientNetLite(nn.Module):
             idx = [i for i, (s, _) in enumerate(self.block_specs) if s == want]
             taps.append(idx[-1])
         return taps
-
-
-class LiteTaps(nn.Module):
-    """Runs the trunk only as far as the deepest tap, returning each tap's feature map."""
-
-    def __init__(self, net: EfficientNetLite, taps: list[int]):
-        super().__init__()
-        self.net = net
-        self.taps = sorted(taps)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        x = self.net.stem(x)
-        outs = []
-        for i, b in enumerate(self.net._blocks[: self.taps[-1] + 1]):
-            x = b(x)
-            if i in self.taps:
-                outs.append(x)
-        return tuple(outs)

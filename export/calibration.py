@@ -15,7 +15,7 @@ from edge.preprocess import to_tensor
 
 from .errors import ExportError
 
-DEFAULT_RANDOM = 8
+DEFAULT_RANDOM = 16
 
 
 def smooth_random_images(spec: InputSpec, n: int = DEFAULT_RANDOM, seed: int = 0) -> np.ndarray:

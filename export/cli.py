@@ -132,9 +132,11 @@ def _parity_line(key: str, rep: dict) -> str:
         return f"{key:<14} (not measured)"
     line = (f"{key:<14} min cosine {min(s['cosine'] for s in stats.values()):.5f}, "
             f"max|diff| {max(s['max_abs_diff'] for s in stats.values()):.2e}")
-    pad = rep.get("padim")
-    if pad and pad.get("spearman") is not None:
-        line += f", PaDiM score rank corr {pad['spearman']:.3f}"
+    pad = rep.get("padim") or {}
+    if pad.get("spearman") is not None:
+        line += f", PaDiM rank corr {pad['spearman']:.3f}"
+    if pad.get("spearman_fp32_stats") is not None:
+        line += f" ({pad['spearman_fp32_stats']:.3f} on FP32 stats)"
     agree = [s["decision_agreement"] for s in stats.values() if "decision_agreement" in s]
     if agree:
         line += f", decisions agree {min(agree):.1%}"

@@ -104,7 +104,7 @@ def _runtime_name(backend) -> str:
 
 
 def variant_parity(root: Path, v: Variant, x: np.ndarray, ref: dict[str, np.ndarray], model: ExportModel,
-                   outputs: list[dict], padim: QuickPadim | None, ref_scores: np.ndarray | None) -> dict:
+                   outputs: list[dict], padim: QuickPadim | None) -> dict:
     backend = open_runtime(root, v, model.output_names)
     got = run_backend(backend, x, model.output_names)
     stats = {n: output_stats(ref[n], got[n]) for n in model.output_names}
@@ -112,7 +112,7 @@ def variant_parity(root: Path, v: Variant, x: np.ndarray, ref: dict[str, np.ndar
     if model.kind == "backbone":
         rep["taps"] = stats
         if padim is not None:
-            rep["padim"] = padim.effect(ref_scores, got)
+            rep["padim"] = padim.effect(got)
     else:
         for spec in outputs:
             stats[spec["name"]]["decision_agreement"] = decision_agreement(ref[spec["name"]], got[spec["name"]],
@@ -151,7 +151,6 @@ class _Measured:
     taps: list[dict]
     outputs: list[dict]
     padim: QuickPadim | None
-    ref_scores: np.ndarray | None
     calib_info: dict
 
 
@@ -159,11 +158,10 @@ def _measure(model: ExportModel, spec: InputSpec, calib_dir, calib_count: int, h
     x, calib_info = calibration_set(spec, calib_dir, calib_count)
     ref = run_torch(model.module, x, model.output_names)
     taps, outputs = describe_outputs(model, ref, (spec.height, spec.width), heads)
-    padim = scores = None
+    padim = None
     if model.kind == "backbone":
         padim = QuickPadim(ref, [Tap(t["name"], t["stride"], t["channels"]) for t in taps], (spec.height, spec.width))
-        scores = padim.image_scores(ref)
-    return _Measured(x, ref, taps, outputs, padim, scores, calib_info)
+    return _Measured(x, ref, taps, outputs, padim, calib_info)
 
 
 def export_bundle(model: ExportModel, out: str | Path, size: tuple[int, int], formats: list[str] = ("onnx",),
@@ -195,8 +193,7 @@ def export_bundle(model: ExportModel, out: str | Path, size: tuple[int, int], fo
             embed_onnx_metadata(master, {**desc, "format": "onnx", "precision": "fp32"})
             for v in variants:
                 produce(tmp, v, master, meas.x, desc)
-                parity[v.key] = variant_parity(tmp, v, meas.x, meas.ref, model, meas.outputs, meas.padim,
-                                               meas.ref_scores)
+                parity[v.key] = variant_parity(tmp, v, meas.x, meas.ref, model, meas.outputs, meas.padim)
                 msg = check_variant(v, parity[v.key])
                 if msg:
                     warnings.append(msg)

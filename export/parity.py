@@ -1,9 +1,8 @@
 """How far an exported variant is from torch FP32, in the terms that matter downstream.
 
 Per output: max abs difference (and the reference's own magnitude) and cosine similarity.
-Backbones: the effect on PaDiM image scores, as Spearman rank correlation: a quick PaDiM is fitted
-on the torch FP32 features of the same images, then every image is scored with the FP32 features
-and with the variant's; rank correlation 1.0 means the variant orders parts exactly as FP32 does.
+Backbones: the effect on PaDiM image scores, as Spearman rank correlation (1.0: the variant orders
+parts exactly as FP32 does); see :class:`QuickPadim` for the two ways it is measured.
 Supervised models: how often the decision (top class, or mask pixel) agrees with FP32.
 """
 
@@ -61,7 +60,16 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
 
 
 class QuickPadim:
-    """PaDiM fitted on reference tap outputs with edge's own code; scores images from any features."""
+    """PaDiM with edge's own code, fitted on torch FP32 tap outputs, to see what a variant does to scores.
+
+    Two questions, two numbers:
+
+    * ``spearman``: fit with the variant, as a device does when it builds its inspector with that
+      variant. Each side (FP32 and the variant) fits its own PaDiM on every other image and scores
+      the images left out; the rank correlation of those held-out scores.
+    * ``spearman_fp32_stats``: keep statistics fitted on FP32 features (an inspector fitted with
+      the FP32 model) and score all images with the variant's features instead.
+    """
 
     def __init__(self, ref: dict[str, np.ndarray], taps: list[Tap], input_hw: tuple[int, int], seed: int = 0):
         total = sum(t.channels for t in taps)
@@ -70,21 +78,36 @@ class QuickPadim:
         self.d = max(1, min(PADIM_D, total, by_memory))
         self.spec = make_spec(tuple(taps), input_hw, self.d, seed)
         self.input_hw = input_hw
-        emb = embed(ref, self.spec)
+        n = len(next(iter(ref.values())))
+        self.fit_idx, self.held_idx = np.arange(0, n, 2), np.arange(1, n, 2)
+        ref_emb = embed(ref, self.spec)
+        self.all_stats = self._fit(ref_emb)
+        self.ref_all = self._scores(ref_emb, self.all_stats)
+        self.ref_held = self._held_out_scores(ref_emb)
+
+    def _fit(self, emb: np.ndarray):
         m = Moments.empty(emb.mean(axis=0).T)
         m.add(emb)
-        self.n = m.n
-        self.stats = gaussian_from_moments(m, self.spec.channel_idx, self.spec.grid, eps=0.01, shrinkage="auto")
+        return gaussian_from_moments(m, self.spec.channel_idx, self.spec.grid, eps=0.01, shrinkage="auto")
 
-    def image_scores(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
-        maps = mahalanobis(embed(outputs, self.spec), self.stats)
+    def _scores(self, emb: np.ndarray, stats) -> np.ndarray:
+        maps = mahalanobis(emb, stats)
         return np.array([full_res_map(g, self.input_hw).max() for g in maps], dtype=np.float64)
 
-    def effect(self, ref_scores: np.ndarray, outputs: dict[str, np.ndarray]) -> dict:
-        s = self.image_scores(outputs)
-        rel = np.abs(s - ref_scores) / np.maximum(np.abs(ref_scores), 1e-12)
-        return {"spearman": spearman(ref_scores, s), "max_rel_score_diff": float(rel.max()),
-                "d": self.d, "n_images": self.n, "fitted_on": "torch fp32 features of the same images"}
+    def _held_out_scores(self, emb: np.ndarray) -> np.ndarray:
+        if len(self.held_idx) == 0:
+            return np.zeros(0)
+        return self._scores(emb[self.held_idx], self._fit(emb[self.fit_idx]))
+
+    def effect(self, outputs: dict[str, np.ndarray]) -> dict:
+        emb = embed(outputs, self.spec)
+        held = self._held_out_scores(emb)
+        swapped = self._scores(emb, self.all_stats)
+        rel = np.abs(swapped - self.ref_all) / np.maximum(np.abs(self.ref_all), 1e-12)
+        return {"spearman": spearman(self.ref_held, held), "fit_images": len(self.fit_idx),
+                "held_out_images": len(self.held_idx),
+                "spearman_fp32_stats": spearman(self.ref_all, swapped),
+                "max_rel_score_diff_fp32_stats": float(rel.max()), "d": self.d}
 
 
 def decision_agreement(ref: np.ndarray, got: np.ndarray, activation: str) -> float:

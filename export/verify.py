@@ -89,15 +89,14 @@ def verify_bundle(path: str | Path, weights: str | None = None, calib_dir: str |
         raise ParityError(f"the rebuilt model's outputs {model.output_names} are not the bundle's")
     x, _ = calibration_set(b.input, calib_dir, calib_count)
     ref = run_torch(model.module, x, model.output_names)
-    padim = scores = None
+    padim = None
     if b.kind == "backbone":
         padim = QuickPadim(ref, [Tap(t.name, t.stride, t.channels) for t in b.taps], (b.input.height, b.input.width))
-        scores = padim.image_scores(ref)
     outputs = m.get("outputs", [])
     checks = []
     for mf in b.models:
         v = Variant(mf.format, mf.precision, mf.path, mf.weights)
-        rep = variant_parity(b.root, v, x, ref, model, outputs, padim, scores)
+        rep = variant_parity(b.root, v, x, ref, model, outputs, padim)
         checks.append(VariantCheck(v.key, rep, m.get("parity", {}).get(v.key, {}),
                                    _problems(v, rep, min_cosine, min_spearman)))
     if raise_on_failure:

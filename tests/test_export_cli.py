@@ -46,7 +46,7 @@ def test_backbone_cli_reports_taps_and_parity(tmp_path):
     r = run("backbone", *TINY_R18, "--out", tmp_path / "b")
     assert r.exit_code == 0, r.output
     assert "tap layer1 = layer1: stride 4, 8 channels" in r.output and "tap layer3 = layer3: stride 16" in r.output
-    assert "onnx/fp32      min cosine 1.0000" in r.output and "PaDiM score rank corr 1.000" in r.output
+    assert "onnx/fp32      min cosine 1.0000" in r.output and "PaDiM rank corr 1.000 (1.000 on FP32 stats)" in r.output
     assert "RANDOM INITIALISATION" in r.output
 
 

@@ -82,8 +82,11 @@ def test_manifest_lists_variants_with_parity_and_padim_effect(bundles):
         assert set(rep["taps"]) == {"layer1", "layer2", "layer3"}
         for s in rep["taps"].values():
             assert {"max_abs_diff", "cosine", "max_abs_ref"} <= set(s)
-        assert -1.0 <= rep["padim"]["spearman"] <= 1.0 and rep["padim"]["n_images"] == 8
+        pad = rep["padim"]
+        assert -1.0 <= pad["spearman"] <= 1.0 and -1.0 <= pad["spearman_fp32_stats"] <= 1.0
+        assert (pad["fit_images"], pad["held_out_images"]) == (4, 4) and pad["max_rel_score_diff_fp32_stats"] >= 0
     assert m["parity"]["onnx/fp32"]["padim"]["spearman"] == pytest.approx(1.0)
+    assert m["parity"]["onnx/fp32"]["padim"]["max_rel_score_diff_fp32_stats"] < 1e-4
     # lossy variants really differ from FP32 (the report is measured, not copied)
     assert m["parity"]["onnx/int8"]["taps"]["layer3"]["max_abs_diff"] > m["parity"]["onnx/fp32"]["taps"]["layer3"]["max_abs_diff"]
     assert m["build"]["arch"] == "resnet18" and m["weights"]["kind"] == "none"

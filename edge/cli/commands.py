@@ -275,6 +275,9 @@ def _parity_summary(rep: dict | None) -> str:
     rho = rep.get("padim", {}).get("spearman")
     if rho is not None:
         out += f", PaDiM score rank corr {rho:.3f}"
+    rho32 = rep.get("padim", {}).get("spearman_fp32_stats")
+    if rho32 is not None:
+        out += f" ({rho32:.3f} on FP32-fitted stats)"
     agree = [s["decision_agreement"] for s in stats.values() if "decision_agreement" in s]
     if agree:
         out += f", decisions agree {min(agree):.1%}"

@@ -64,7 +64,8 @@ def export_options(f):
     opts = [
         click.option("--width-scale", default=1.0, hidden=True, help="Shrink widths (random weights; tests)."),
         click.option("--factory-arg", "factory_args", multiple=True, metavar="KEY=VALUE",
-                     help="Keyword argument for a module:factory ARCH (repeatable; VALUE parsed as JSON if it can be)."),
+                     help="Keyword argument for a module:factory ARCH (repeatable; VALUE parsed as JSON "
+                          "if it can be)."),
         click.option("--std", default=None, metavar="R,G,B", help="Normalisation std in 0..1 units "
                      "[default: the architecture's own; ImageNet for custom models]."),
         click.option("--mean", default=None, metavar="R,G,B", help="Normalisation mean in 0..1 units "

@@ -65,14 +65,16 @@ def mask_options(f):
                      show_default=True, help="sigmoid: one independent channel per defect class (several may "
                      "overlap); softmax: one class per pixel, channel 0 = background.")(f)
     f = click.option("--mask-labels", default=None, metavar="0=NAME,...",
-                     help="Mask channel → defect name [default: defect_1..N, or background + defect_1.. for softmax].")(f)
-    f = click.option("--mask-classes", type=int, required=True, help="Number of mask channels, e.g. 4 steel defect classes.")(f)
+                     help="Mask channel → defect name [default: defect_1..N, or background + defect_1.. "
+                          "for softmax].")(f)
+    f = click.option("--mask-classes", type=int, required=True,
+                     help="Number of mask channels, e.g. 4 steel defect classes.")(f)
     return f
 
 
 def _supervised(kind, arch, out, size, weights, formats, precisions, calib_images, calib_count, opset, dynamic_size,
-                mean, std, factory_args, width_scale, fpn_channels=64, num_classes=None, labels=None, activation="softmax",
-                ok_label=None, mask_classes=None, mask_labels=None, mask_activation="sigmoid"):
+                mean, std, factory_args, width_scale, fpn_channels=64, num_classes=None, labels=None,
+                activation="softmax", ok_label=None, mask_classes=None, mask_labels=None, mask_activation="sigmoid"):
     from .outputs import parse_labels
     from .supervised import export_supervised
 

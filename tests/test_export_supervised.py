@@ -114,7 +114,8 @@ def test_custom_multitask_factory(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["classifier", "efficientnet-lite0", "--labels", "0=defect,1=good,2=scratch"], "needs exactly [0, 1]"),
     (["classifier", "efficientnet-lite0", "--labels", "0=a,1=b"], "which of a, b means a good part"),
-    (["classifier", "efficientnet-lite0", "--labels", "0=defect,1=good", "--ok-label", "fine"], "not one of the labels"),
+    (["classifier", "efficientnet-lite0", "--labels", "0=defect,1=good", "--ok-label", "fine"],
+     "not one of the labels"),
     (["classifier", "resnet18", "--labels", "0=defect,1=good"], "built on EfficientNet-Lite"),
     (["segmenter", "tests.export_factories:eigen", "--mask-classes", "4", "--weights", "factory"],
      "operator 'aten::linalg_eigh'"),

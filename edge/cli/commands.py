@@ -254,7 +254,8 @@ def info_cmd(path, as_json):
             for o in b.outputs:
                 labels = ", ".join(f"{i}={n}" + (" (OK)" if i == o.ok_class else "") for i, n in o.labels)
                 where = f", mask stride {o.stride}" if o.role == "mask" else ""
-                click.echo(f"  output {o.name}: {o.role}, {o.channels} channels, {o.activation}{where}; labels {labels}")
+                click.echo(f"  output {o.name}: {o.role}, {o.channels} channels, {o.activation}{where}; "
+                           f"labels {labels}")
             click.echo(f"  weights: {w.get('source')}" + (f"  !! {w['warning']}" if w.get("warning") else ""))
             par = m.get("parity", {})
             if par.get("inputs"):

@@ -28,10 +28,12 @@ def export_onnx_fp32(module, path: Path, example: np.ndarray, output_names: list
         axes["image"].update({2: "height", 3: "width"})
     for n in output_names:
         axes[n] = {0: "batch"}
+    from .architectures import fixed_input_size
+
     log = io.StringIO()
     try:
         with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(log), \
-                contextlib.redirect_stderr(log):
+                contextlib.redirect_stderr(log), fixed_input_size(not dynamic_spatial):
             warnings.simplefilter("ignore")
             torch.onnx.export(module, (torch.from_numpy(example),), str(path), input_names=["image"],
                               output_names=output_names, opset_version=opset, dynamic_axes=axes, dynamo=False,

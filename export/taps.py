@@ -1,8 +1,8 @@
 """Feature taps: named outputs taken from named sub-modules of any ``nn.Module``.
 
 ``LayerTaps`` records each tapped module's output with a forward hook and returns them as a
-tuple. The rest of the network still runs in torch, but the ONNX exporter removes every op that
-no output depends on, so the exported graph ends at the deepest tap (no classifier head).
+tuple. Once every tap has been seen the forward pass is cut short, so neither torch nor the
+ONNX trace runs the rest of the network (for instance the classifier head).
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ def parse_taps(text: str | None) -> dict[str, str] | None:
     return out
 
 
+class _AllTapsSeen(Exception):
+    """Raised by the last hook to stop the forward pass early; caught in ``LayerTaps.forward``."""
+
+
 class LayerTaps(nn.Module):
     """Wraps ``net`` so that forward returns the outputs of the tapped sub-modules, in tap order."""
 
@@ -56,11 +60,16 @@ class LayerTaps(nn.Module):
     def _hook(self, layer: str):
         def record(_module, _inputs, output):
             self._seen[layer] = output
+            if len(self._seen) == len(set(self.tap_layers)):
+                raise _AllTapsSeen
         return record
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         self._seen = {}
-        self.net(x)
+        try:
+            self.net(x)
+        except _AllTapsSeen:
+            pass
         outs = []
         for name, layer in zip(self.tap_names, self.tap_layers):
             y = self._seen.get(layer)

@@ -49,8 +49,7 @@ def _same_in_both_backends(path, recipe):
 
 
 def test_binary_classifier_with_defect_as_0(tmp_path):
-    r = _run(["classifier", "efficientnet-lite0", "--labels", "0=defect,1=good", "--out", str(tmp_path / "c"),
-              "--precision", "fp32,fp16", *TINY])
+    r = _run(["classifier", "efficientnet-lite0", "--labels", "0=defect,1=good", "--out", str(tmp_path / "c"), *TINY])
     assert r.exit_code == 0, r.output
     assert "labels 0=defect, 1=good" in r.output
     b = _same_in_both_backends(tmp_path / "c", supervised_recipe("classifier", "efficientnet-lite0", 2,

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import input_size_is_fixed
+
 # (repeats, kernel, stride, expand, in, out) for Lite0, from the EfficientNet-Lite builder.
 _BASE_BLOCKS = [
     (1, 3, 1, 1, 32, 16),
@@ -58,6 +60,8 @@ class SameConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ih, iw = x.shape[-2:]
+        if input_size_is_fixed():  # exporting at one size: pads become constants in the graph
+            ih, iw = int(ih), int(iw)
         kh, kw = self.weight.shape[-2:]
         sh, sw = self.stride
         pad_h = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0) if isinstance(ih, int) else None

@@ -3,7 +3,7 @@
     python -m benchmarks.fit_worker ours      --bundle B --images DIR --n N --d D --out INSPECTOR_DIR
     python -m benchmarks.fit_worker reference --arch A --size H W --bundle B --images DIR --n N --d D --out FILE.pt
 
-Prints one JSON line: n, seconds, images_per_s, peak_rss_mb, rss_before_mb (after imports and
+Prints one JSON line: n, seconds, images_per_s, peak_rss_mb (VmHWM), rss_before_mb (after imports and
 model construction, before the first image). ``ours`` imports no torch, like the line device.
 """
 
@@ -16,7 +16,13 @@ import time
 from pathlib import Path
 
 
-def _rss_mb() -> float:
+def _peak_rss_mb() -> float:
+    """VmHWM: this process's own peak RSS. (ru_maxrss would do, but Linux carries the parent's
+    peak into a forked child's ru_maxrss, so a big parent would mask a small child.)"""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -77,7 +83,7 @@ def main(argv=None) -> None:
     a = ap.parse_args(argv)
     r = fit_ours(a) if a.method == "ours" else fit_reference(a)
     r["images_per_s"] = r["n"] / r["seconds"]
-    r["peak_rss_mb"] = _rss_mb()
+    r["peak_rss_mb"] = _peak_rss_mb()
     print(json.dumps(r))
 
 

@@ -65,15 +65,19 @@ class TorchPadim:
         self.inv_cov = torch.linalg.inv(cov)
 
     @torch.no_grad()
-    def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised batch (B, 3, H, W) → (anomaly maps (B, H, W), image scores (B,))."""
-        xt = torch.from_numpy(x)
+    def distances(self, xt: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) → Mahalanobis distance on the grid, (B, 1, h, w)."""
         e = self.embed(xt)
         b, d, h, w = e.shape
         delta = (e.reshape(b, d, h * w) - self.mean).permute(2, 0, 1)  # (P, B, d)
         dist = (torch.matmul(delta, self.inv_cov) * delta).sum(2).permute(1, 0)  # (B, P)
-        dist = dist.reshape(b, 1, h, w).clamp(min=0).sqrt()
-        amap = F.interpolate(dist, size=xt.shape[-2:], mode="bilinear", align_corners=False)
+        return dist.reshape(b, 1, h, w).clamp(min=0).sqrt()
+
+    @torch.no_grad()
+    def score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised batch (B, 3, H, W) → (anomaly maps (B, H, W), image scores (B,))."""
+        xt = torch.from_numpy(x)
+        amap = F.interpolate(self.distances(xt), size=xt.shape[-2:], mode="bilinear", align_corners=False)
         amap = self._blur(amap)[:, 0]
         return amap.numpy(), amap.amax(dim=(-2, -1)).numpy()
 

@@ -91,6 +91,7 @@ def markdown(results: dict) -> str:
         out.append("|---|---:|---:|")
         for k, a in r["accuracy"].items():
             out.append(f"| {k} | {a['image_auroc']:.4f} | {a['pixel_auroc']:.4f} |")
+        out.append("\nRuntimes: " + "; ".join(f"{k}: `{v}`" for k, v in r.get("backends", {}).items()) + ".")
         out.append(f"\nMean relative difference between edge-inspect (onnxruntime) and reference anomaly maps: "
                    f"{r['map_rel_diff']:.2e}.\n")
     out.append("### Targets\n")

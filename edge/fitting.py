@@ -98,7 +98,37 @@ class _Streamer:
                 self.progress(len(batch))
 
 
-def _holdout_scores(streamer: _Streamer, paths: list[Path], stats: GaussianStats, acc: Moments,
+ACCUMULATE_IMAGES = 32  # embeddings buffered per update of the moments (one S2 read-modify-write each)
+
+
+class _Accumulator:
+    """Buffers embeddings and adds them to the moments a few dozen images at a time.
+
+    Each update rewrites the whole float64 S2 (P·d² values), so updating per inference batch
+    would cost more than the backbone; the buffer (≤ ACCUMULATE_IMAGES embeddings) is flat in N.
+    """
+
+    def __init__(self, moments: Moments | None = None, size: int = ACCUMULATE_IMAGES):
+        self.moments, self.size = moments, size
+        self.pending: list[np.ndarray] = []
+        self.count = 0
+
+    def add(self, emb: np.ndarray) -> None:
+        if self.moments is None:
+            self.moments = Moments.empty(emb.mean(axis=0).T.astype(np.float64))
+        self.pending.append(emb)
+        self.count += emb.shape[0]
+        if self.count >= self.size:
+            self.flush()
+
+    def flush(self) -> Moments | None:
+        if self.pending:
+            self.moments.add(np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0])
+            self.pending, self.count = [], 0
+        return self.moments
+
+
+def _holdout_scores(streamer: _Streamer, paths: list[Path], stats: GaussianStats, acc: _Accumulator,
                     sigma: float) -> tuple[list[float], list[float]]:
     """Score hold-out images with statistics that never saw them, then accumulate them."""
     scores, p999 = [], []
@@ -108,6 +138,7 @@ def _holdout_scores(streamer: _Streamer, paths: list[Path], stats: GaussianStats
             scores.append(float(amap.max()))
             p999.append(float(np.quantile(amap, 0.999)))
         acc.add(emb)
+    acc.flush()
     return scores, p999
 
 
@@ -143,20 +174,20 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     fit_paths = [p for p, h in zip(good, hold) if not h]
     hold_paths = [p for p, h in zip(good, hold) if h]
 
-    acc = None
+    buf = _Accumulator()
     for _, emb in streamer.run(fit_paths):
-        if acc is None:
-            acc = Moments.empty(emb.mean(axis=0).T.astype(np.float64))
-        acc.add(emb)
+        buf.add(emb)
+    acc = buf.flush()
     if acc is None:
         raise DataError("none of the good images could be read:\n  " + "\n  ".join(streamer.errors[:5]))
+    n_fit = acc.n
     stats_fit = gaussian_from_moments(acc, spec.channel_idx, spec.grid, opts.eps, opts.shrinkage)
-    hold_acc = Moments.empty(acc.shift)
-    scores, p999 = _holdout_scores(streamer, hold_paths, stats_fit, hold_acc, opts.blur_sigma)
+    # the hold-out images join the same moments once scored: no second O(P·d²) accumulator
+    scores, p999 = _holdout_scores(streamer, hold_paths, stats_fit, buf, opts.blur_sigma)
+    del stats_fit  # frees its factors before the final ones are made
     if not scores:
         raise DataError("no hold-out image could be read, so no threshold can be set")
-    n_fit = acc.n
-    total = acc.merge(hold_acc)
+    total = acc
     stats = gaussian_from_moments(total, spec.channel_idx, spec.grid, opts.eps, opts.shrinkage)
     cal = _calibration(scores, p999, opts, n_fit, {})
     _write_inspector(out, bundle.root, stats, total, cal, opts, [str(p) for p in good], streamer.errors)
@@ -187,12 +218,11 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
                       margin=insp.calibration.details.get("margin", 0.25), blur_sigma=insp.post.blur_sigma,
                       open_radius=insp.post.open_radius, batch_size=p.get("batch_size", 8))
     streamer = _Streamer(insp.backend, insp.bundle, insp.spec, opts.batch_size, progress)
-    new_acc = Moments.empty(acc.shift)
-    scores, p999 = _holdout_scores(streamer, list(good), insp.stats, new_acc, opts.blur_sigma)
+    n_old = acc.n
+    scores, p999 = _holdout_scores(streamer, list(good), insp.stats, _Accumulator(acc), opts.blur_sigma)
     if not scores:
         raise DataError("none of the new good images could be read:\n  " + "\n  ".join(streamer.errors[:5]))
-    n_old = acc.n
-    total = acc.merge(new_acc)
+    total = acc
     stats = gaussian_from_moments(total, insp.stats.channel_idx, insp.stats.grid, opts.eps, opts.shrinkage)
     old = insp.calibration.details.get("good_scores", {}).get("values", [])
     old_px = insp.calibration.details.get("good_pixel_q99.9", {}).get("max", 0.0)

@@ -31,7 +31,8 @@ from .padim.stats import GaussianStats
 from .preprocess import batch_tensor
 
 INSPECTOR_SCHEMA = "edge-inspect/inspector"
-INSPECTOR_VERSION = 1
+INSPECTOR_VERSION = 2  # 2: stats.npz may hold the factor packed (factor_format)
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -108,9 +109,10 @@ class Inspector:
         if m.get("schema") != INSPECTOR_SCHEMA:
             raise BundleError(f"{root / MANIFEST}: not an inspector (schema={m.get('schema')!r})",
                               hint="a backbone bundle is not an inspector; run `edge-inspect fit` with it")
-        if m.get("schema_version") != INSPECTOR_VERSION:
+        if m.get("schema_version") not in READABLE_VERSIONS:
             raise BundleError(f"{root}: inspector schema_version {m.get('schema_version')} is not supported "
-                              f"(expects {INSPECTOR_VERSION})", hint="refit with this version of edge-inspect")
+                              f"(reads {', '.join(map(str, READABLE_VERSIONS))})",
+                              hint="refit with this version of edge-inspect")
         files = m.get("files") or {}
         if verify:
             # the moments are only read by `fit --update`, which verifies them itself

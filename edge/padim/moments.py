@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import BundleError, DataError
+from .blas_threads import one_blas_thread
 
 
 @dataclass
@@ -35,20 +36,37 @@ class Moments:
         return cls(0, shift.astype(np.float64), np.zeros((p, d)), np.zeros((p, d, d)), np.zeros((p, d)),
                    np.zeros(p))
 
-    def add(self, emb: np.ndarray) -> None:
-        """Add a batch of embeddings, shape (B, d, P)."""
-        y = emb.astype(np.float64).transpose(2, 0, 1) - self.shift[:, None, :]  # (P, B, d)
-        sq = np.einsum("pbd,pbd->pb", y, y)  # |y|² per sample
+    def add(self, emb: np.ndarray, chunk: int = 128) -> None:
+        """Add a batch of embeddings, shape (B, d, P).
+
+        Works on ``chunk`` positions at a time, so the float64 temporaries stay a few MB
+        whatever P and B are; the cost is one read-modify-write of S2 per call, so callers
+        should pass batches of a few dozen images rather than one at a time.
+        """
+        p, d = self.shift.shape
+        if emb.ndim != 3 or emb.shape[1:] != (d, p):
+            raise ValueError(f"embeddings of shape {emb.shape} do not match moments of (d, P)=({d}, {p})")
+        scratch = np.empty((min(chunk, p), d, d))
+        with one_blas_thread():
+            self._add_chunks(emb, chunk, scratch)
         self.n += emb.shape[0]
-        self.s1 += y.sum(axis=1)
-        p, _, d = y.shape
-        scratch = getattr(self, "_scratch", None)
-        if scratch is None or scratch.shape != (p, d, d):
-            scratch = self._scratch = np.empty((p, d, d))  # reused: no 300 MB temporary per batch
-        np.matmul(y.transpose(0, 2, 1), y, out=scratch)
-        self.s2 += scratch
-        self.s3 += np.einsum("pb,pbd->pd", sq, y)
-        self.s4 += (sq * sq).sum(axis=1)
+
+    def _add_chunks(self, emb: np.ndarray, chunk: int, scratch: np.ndarray) -> None:
+        p = self.shift.shape[0]
+        for a in range(0, p, chunk):
+            sl = slice(a, min(a + chunk, p))
+            y = emb[:, :, sl].astype(np.float64).transpose(2, 0, 1) - self.shift[sl, None, :]  # (c, B, d)
+            sq = np.einsum("pbd,pbd->pb", y, y)  # |y|² per sample
+            out = scratch[: y.shape[0]]
+            np.matmul(y.transpose(0, 2, 1), y, out=out)
+            self.s2[sl] += out
+            self.s1[sl] += y.sum(axis=1)
+            self.s3[sl] += np.einsum("pb,pbd->pd", sq, y)
+            self.s4[sl] += (sq * sq).sum(axis=1)
+
+    def positions(self, sl: slice) -> "Moments":
+        """The moments of a range of positions, as views (no copy)."""
+        return Moments(self.n, self.shift[sl], self.s1[sl], self.s2[sl], self.s3[sl], self.s4[sl])
 
     def merge(self, other: "Moments") -> "Moments":
         """Add ``other`` into self, in place (no copy of the large arrays); returns self."""
@@ -128,4 +146,4 @@ def precision_factor(cov: np.ndarray) -> np.ndarray:
     except np.linalg.LinAlgError:
         raise DataError("a covariance matrix is not positive definite",
                         hint="raise --eps or use --shrinkage ledoit-wolf (too few or identical images?)") from None
-    return np.linalg.inv(c)
+    return np.tril(np.linalg.inv(c))  # inv() leaves ~1e-17 above the diagonal; L is exactly triangular

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import BundleError
+from ..errors import BundleError, DataError
+from .blas_threads import one_blas_thread
+from .factor import BlockRows, pack_lower, unpack_lower
 from .moments import Moments, ledoit_wolf, precision_factor
 
 SHRINKAGES = ("none", "ledoit-wolf", "auto")
+
+
+FACTOR_FORMATS = ("dense", "packed-lower")
+FINALISE_CHUNK = 256  # positions per step when turning moments into a Gaussian
 
 
 @dataclass(frozen=True)
@@ -37,16 +44,35 @@ class GaussianStats:
     def d(self) -> int:
         return int(self.channel_idx.size)
 
-    def save(self, path: Path) -> None:
-        np.savez(path, mean=self.mean, factor=self.factor, channel_idx=self.channel_idx,
+    @cached_property
+    def block_rows(self) -> BlockRows:
+        """The factor in the layout scoring reads (built once, on first use)."""
+        return BlockRows.from_dense(self.factor)
+
+    def save(self, path: Path, factor_format: str = "packed-lower") -> None:
+        """Write .npz; the factor is stored as its packed lower triangle (half the bytes of dense)."""
+        if factor_format not in FACTOR_FORMATS:
+            raise ValueError(factor_format)
+        fac = {"factor": self.factor} if factor_format == "dense" else {"factor_packed": pack_lower(self.factor)}
+        np.savez(path, mean=self.mean, **fac, factor_format=np.array(factor_format), channel_idx=self.channel_idx,
                  grid=np.array(self.grid, dtype=np.int64), n=np.array(self.n), eps=np.array(self.eps),
                  shrinkage=np.array(self.shrinkage), shrink_mean=np.array(self.shrink_mean))
 
     @classmethod
     def load(cls, path: Path) -> "GaussianStats":
+        """Read either factor format; files without ``factor_format`` (schema 1) are dense."""
         try:
             with np.load(path, allow_pickle=False) as z:
-                return cls(mean=z["mean"], factor=z["factor"], channel_idx=z["channel_idx"],
+                fmt = str(z["factor_format"]) if "factor_format" in z.files else "dense"
+                idx = z["channel_idx"]
+                if fmt == "dense":
+                    factor = z["factor"]
+                elif fmt == "packed-lower":
+                    factor = unpack_lower(z["factor_packed"], int(idx.size))
+                else:
+                    raise BundleError(f"{path}: unknown factor format {fmt!r} (known: {', '.join(FACTOR_FORMATS)})",
+                                      hint="this statistics file is newer than this edge-inspect; upgrade it")
+                return cls(mean=z["mean"], factor=factor, channel_idx=idx,
                            grid=tuple(int(v) for v in z["grid"]), n=int(z["n"]), eps=float(z["eps"]),
                            shrinkage=str(z["shrinkage"]), shrink_mean=float(z["shrink_mean"]))
         except (KeyError, ValueError, OSError) as e:
@@ -54,26 +80,38 @@ class GaussianStats:
 
 
 def gaussian_from_moments(m: Moments, channel_idx: np.ndarray, grid: tuple[int, int], eps: float = 0.01,
-                          shrinkage: str = "auto") -> GaussianStats:
+                          shrinkage: str = "auto", chunk: int = FINALISE_CHUNK) -> GaussianStats:
     """Σ_p = (shrunk) sample covariance + eps·I, as in the PaDiM paper; factor L_p = chol(Σ_p)⁻¹.
 
     ``auto`` applies Ledoit–Wolf when there are fewer images than dimensions (n ≤ d), where the
     sample covariance is singular and eps alone gives over-confident, noisy maps.
+    Works through ``chunk`` positions at a time: the float64 temporaries (covariance, Cholesky,
+    inverse) stay a few MB, so the only large allocation is the float32 result.
     """
     if shrinkage not in SHRINKAGES:
         raise ValueError(shrinkage)
-    mean, cov = m.mean_cov()
-    d = cov.shape[-1]
-    if m.n > 1:
-        cov = cov * (m.n / (m.n - 1))  # unbiased, as the paper's reference does
+    if m.n < 1:
+        raise DataError("no images were accumulated")
+    p, d = m.s1.shape
     use_lw = shrinkage == "ledoit-wolf" or (shrinkage == "auto" and m.n <= d)
-    shrink_mean = 0.0
+    mean = np.empty((p, d), np.float32)
+    factor = np.empty((p, d, d), np.float32)
+    shrink = np.zeros(p)
+    with one_blas_thread():
+        for a in range(0, p, chunk):
+            _finalise_chunk(m.positions(slice(a, a + chunk)), m.n, eps, use_lw, mean[a:a + chunk],
+                            factor[a:a + chunk], shrink[a:a + chunk])
+    return GaussianStats(mean, factor, channel_idx.astype(np.int64), grid, m.n, float(eps),
+                         "ledoit-wolf" if use_lw else "none", float(shrink.mean()) if use_lw else 0.0)
+
+
+def _finalise_chunk(part: Moments, n: int, eps: float, use_lw: bool, mean_out: np.ndarray, factor_out: np.ndarray,
+                    shrink_out: np.ndarray) -> None:
+    mu, cov = part.mean_cov()  # maximum likelihood
     if use_lw:
-        ml = cov * ((m.n - 1) / m.n) if m.n > 1 else cov
-        shrunk, s = ledoit_wolf(ml, m.sum_fourth_centered(), m.n)
-        cov = shrunk * (m.n / (m.n - 1)) if m.n > 1 else shrunk
-        shrink_mean = float(s.mean())
-    cov = cov + eps * np.eye(d)
-    factor = precision_factor(cov)
-    return GaussianStats(mean.astype(np.float32), factor.astype(np.float32), channel_idx.astype(np.int64), grid,
-                         m.n, float(eps), "ledoit-wolf" if use_lw else "none", shrink_mean)
+        cov, shrink_out[...] = ledoit_wolf(cov, part.sum_fourth_centered(), n)
+    if n > 1:
+        cov *= n / (n - 1)  # unbiased, as the paper's reference does
+    cov += eps * np.eye(cov.shape[-1])
+    mean_out[...] = mu
+    factor_out[...] = precision_factor(cov)

@@ -165,8 +165,10 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
         raise DataError(f"fit needs at least 2 good images, found {len(good)}",
                         hint="PaDiM needs dozens of good images for stable statistics; 50-300 is typical")
     bundle = load_bundle(backbone)
-    if not bundle.taps:
-        raise BundleError(f"{backbone} lists no feature taps; it is not a PaDiM backbone")
+    if bundle.kind != "backbone" or not bundle.taps:
+        raise BundleError(f"{backbone} is a {bundle.kind} bundle without feature taps, not a PaDiM backbone",
+                          hint="fit needs a bundle from `edge-export backbone`; classifiers and segmenters "
+                               "are run, not fitted")
     spec = make_spec(bundle.taps, (bundle.input.height, bundle.input.width), opts.d, opts.seed)
     be = open_backend(bundle, backend, device, None, threads)
     streamer = _Streamer(be, bundle, spec, opts.batch_size, progress)

@@ -125,3 +125,14 @@ def test_supervised_errors_are_one_clear_message(tmp_path, args, message):
     assert r.exit_code != 0
     assert isinstance(r.exception, ExportError) and message in str(r.exception)
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+def test_fit_refuses_a_classifier_bundle_with_a_clear_message(tmp_path):
+    from edge.errors import BundleError
+    from edge.fitting import fit_inspector
+
+    r = _run(["classifier", "efficientnet-lite0", "--labels", "0=defect,1=good", "--out", str(tmp_path / "c"), *TINY])
+    assert r.exit_code == 0, r.output
+    with pytest.raises(BundleError, match="classifier bundle without feature taps, not a PaDiM backbone"):
+        fit_inspector([tmp_path / "a.png", tmp_path / "b.png"], tmp_path / "i", tmp_path / "c")
+    assert not (tmp_path / "i").exists()

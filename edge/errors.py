@@ -51,3 +51,9 @@ class DataError(EdgeError):
     """A dataset folder does not have the expected layout or content."""
 
     exit_code = 7
+
+
+class SourceError(EdgeError):
+    """A camera, stream or folder cannot be opened or read."""
+
+    exit_code = 8

@@ -30,7 +30,8 @@ Typical session:
   edge-inspect calibrate ./my-category --method zero-false-reject
 
 Exit codes: 0 ok, 1 NG/ERROR found with --strict, 2 usage or user error,
-3 bad bundle/inspector, 4 image error, 5 config error, 6 runtime error, 7 dataset error.
+3 bad bundle/inspector, 4 image error, 5 config error, 6 runtime error, 7 dataset error,
+8 camera/source error.
 """
 
 

@@ -1,0 +1,236 @@
+"""The line runtime's configuration, section by section: frozen dataclasses with descriptions and bounds.
+
+``edge-inspect validate-config --explain`` prints every key with its type, default and description.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .schema import setting
+
+Decision = Literal["OK", "NG", "ERROR"]
+
+
+@dataclass(frozen=True)
+class InspectorSection:
+    path: str = setting("inspector", "Inspector directory written by `edge-inspect fit` (replace it atomically, "
+                                     "then send SIGHUP to reload).")
+    backend: Literal["onnxruntime", "openvino"] = setting("onnxruntime", "Inference runtime.")
+    device: str | None = setting(None, "onnxruntime: cpu | cuda | tensorrt; openvino: CPU | GPU | NPU | AUTO.")
+    precision: Literal["fp32", "fp16", "int8"] | None = setting(
+        None, "Which model variant of the bundle to run; default the most precise one it has.")
+    threads: int = setting(0, "CPU threads for the runtime; 0 = the runtime's default.", min=0, max=256)
+    image_threshold: float | None = setting(
+        None, "Override the inspector's image threshold (raw Mahalanobis units; score 1.0 = this).",
+        min=0, min_exclusive=True)
+    pixel_threshold: float | None = setting(None, "Override the inspector's pixel (mask) threshold.",
+                                            min=0, min_exclusive=True)
+
+    def problems(self):
+        dev = self.device
+        if dev is None:
+            return []
+        ok = {"onnxruntime": ("cpu", "cuda", "tensorrt"), "openvino": ("CPU", "GPU", "NPU", "AUTO")}[self.backend]
+        base = dev.split(":")[0].split(".")[0] if self.backend == "openvino" else dev.lower()
+        if base not in ok:
+            return [("device", f"{dev!r} is not a {self.backend} device (use one of: {', '.join(ok)})")]
+        return []
+
+
+@dataclass(frozen=True)
+class SyntheticSection:
+    texture: Literal["metal", "fabric", "casting"] = setting("metal", "Surface to draw (as in `demo-data`).")
+    size: tuple[int, int] = setting((256, 256), "Frame height and width in pixels.")
+    defect_rate: float = setting(0.2, "Share of frames with a planted defect.", min=0, max=1)
+    fps: float = setting(0.0, "Frames per second; 0 = as fast as the pipeline takes them.", min=0, max=1000)
+    seed: int = setting(0, "Random seed: the same seed gives the same frames.")
+
+    def problems(self):
+        return [("size", "both sides must be 16..8192 pixels")] if not all(16 <= s <= 8192 for s in self.size) else []
+
+
+@dataclass(frozen=True)
+class SourceSection:
+    uri: str = setting("synthetic", "camera:INDEX | folder:PATH | watch:PATH | file:VIDEO | rtsp://… | "
+                                    "gst:PIPELINE | synthetic.")
+    width: int = setting(0, "Requested camera width; 0 = the camera's default.", min=0)
+    height: int = setting(0, "Requested camera height; 0 = the camera's default.", min=0)
+    fps: float = setting(0.0, "Requested camera frame rate; 0 = the camera's default.", min=0)
+    open_timeout_s: float = setting(5.0, "How long opening a camera or stream may take.", min=0.1, max=120)
+    read_timeout_s: float = setting(2.0, "A camera that gives no frame for this long is treated as lost.",
+                                    min=0.1, max=120)
+    reconnect_initial_s: float = setting(0.5, "First wait before reconnecting a lost camera; doubles each try.",
+                                         min=0.01, max=60)
+    reconnect_max_s: float = setting(30.0, "Longest wait between reconnect tries.", min=0.01, max=3600)
+    loop: bool = setting(False, "folder: and file: sources start again at the end (soak tests, demos).")
+    watch_poll_ms: float = setting(200.0, "watch: how often the folder is listed.", min=10, max=60000)
+    watch_existing: Literal["skip", "process"] = setting(
+        "skip", "watch: files already there at start are skipped (default) or inspected.")
+    synthetic: SyntheticSection = setting(factory=SyntheticSection, doc="The synthetic test pattern.")
+
+    def problems(self):
+        from ..sources.uri import parse_source_uri
+        from ..errors import ConfigError
+
+        out = []
+        try:
+            parse_source_uri(self.uri)
+        except ConfigError as e:
+            out.append(("uri", e.message))
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            out.append(("reconnect_max_s", "must be >= reconnect_initial_s"))
+        return out
+
+
+@dataclass(frozen=True)
+class CaptureSection:
+    drop_policy: Literal["latest", "every"] = setting(
+        doc="When inference falls behind: 'latest' drops the oldest waiting frame (a triggered part that is "
+            "dropped still gets an ERROR record); 'every' makes capture wait, so no frame is skipped.")
+    queue_size: int = setting(4, "Frames waiting between capture and preprocessing.", min=1, max=1024)
+    batch_size: int = setting(1, "Up to this many waiting frames are inferred together.", min=1, max=64)
+
+
+@dataclass(frozen=True)
+class TriggerSection:
+    mode: Literal["free-run", "gpio", "software"] = setting(
+        "free-run", "free-run: every frame the source gives; gpio: one frame per input edge; "
+                    "software: one frame per POST /trigger on the HTTP server.")
+    line: int | str | None = setting(None, "gpio mode: input line (offset or name for gpiod, pin for Jetson).")
+    edge: Literal["rising", "falling"] = setting("rising", "Which edge of the input line triggers.")
+    debounce_ms: float = setting(2.0, "Edges closer than this to the previous one are ignored.", min=0, max=1000)
+    sim_interval_ms: float = setting(0.0, "gpio.backend=sim: fire a simulated trigger edge this often (0 = never).",
+                                     min=0, max=60000)
+    max_frame_delay_ms: float = setting(250.0, "Live cameras: a frame that comes later than this after its trigger "
+                                               "is an ERROR (the part has moved on).", min=1)
+
+
+@dataclass(frozen=True)
+class PipelineSection:
+    latency_budget_ms: float = setting(100.0, "Target from trigger to GPIO output; p50/p99 are reported "
+                                              "against it.", min=0, min_exclusive=True)
+    sink_queue_size: int = setting(64, "Decisions waiting per sink before that sink drops (and counts) them.",
+                                   min=1, max=100000)
+    drain_timeout_s: float = setting(20.0, "On stop, how long hook/MQTT sinks may take to send what is queued.",
+                                     min=0, max=600)
+
+
+@dataclass(frozen=True)
+class RetentionSection:
+    max_age_days: float = setting(30.0, "Delete saved images older than this; 0 = keep by age.", min=0)
+    min_free_mb: float = setting(1024.0, "Free-space floor: below it the oldest images are deleted, and new images "
+                                         "are not saved while nothing older is left. Decisions are always written.",
+                                 min=0)
+    check_interval_s: float = setting(60.0, "How often retention runs (it also runs on a write error).", min=1)
+    keep_logs_days: float = setting(0.0, "Delete daily decision logs older than this; 0 = keep forever.", min=0)
+
+
+@dataclass(frozen=True)
+class StorageSection:
+    root: str = setting("edge-data", "Folder for the decision log and saved images.")
+    log: str = setting("decisions.jsonl", "Decision log file name under root (append-only JSON Lines).")
+    rotate: Literal["none", "daily"] = setting("none", "daily: decisions-YYYY-MM-DD.jsonl per UTC day.")
+    fsync: bool = setting(True, "fsync each record (a power cut loses at most the record being written).")
+    save_ng_images: bool = setting(True, "Save the frame of every NG (and ERROR) decision.")
+    save_masks: Literal["ng", "all", "none"] = setting("ng", "Which decisions get a 0/255 mask PNG.")
+    save_overlays: Literal["ng", "all", "none"] = setting("ng", "Which decisions get a heat-map overlay PNG.")
+    ok_sample_rate: float = setting(0.0, "Share of OK frames whose image is saved too (0..1).", min=0, max=1)
+    queue_size: int = setting(16, "Decisions with images waiting to be written; beyond it images are shed "
+                                  "(counted) and only the record is kept.", min=1, max=10000)
+    retention: RetentionSection = setting(factory=RetentionSection, doc="Retention of saved images.")
+
+    def problems(self):
+        bad = "/" in self.log or self.log in ("", ".", "..")
+        return [("log", "must be a plain file name")] if bad else []
+
+
+@dataclass(frozen=True)
+class OutputLine:
+    line: int | str = setting(doc="Output line: offset or name (gpiod), pin number (Jetson), any label (sim).")
+    active_high: bool = setting(True, "false: the line is driven low when active.")
+    width_ms: float = setting(0.0, "0: a level held until the next decision; >0: a pulse this long.", min=0)
+
+
+@dataclass(frozen=True)
+class RejectLine:
+    line: int | str = setting(doc="Reject output line.")
+    active_high: bool = setting(True, "false: the line is driven low when active.")
+    delay_ms: float = setting(0.0, "Pulse starts this long after the part's trigger (conveyor travel).", min=0)
+    width_ms: float = setting(50.0, "Pulse length.", min=0, min_exclusive=True)
+
+
+@dataclass(frozen=True)
+class GpioSection:
+    backend: Literal["off", "sim", "gpiod", "jetson"] = setting(
+        "off", "sim writes every line change to sim_log; gpiod = libgpiod v2 (Linux); jetson = Jetson.GPIO.")
+    chip: str = setting("/dev/gpiochip0", "gpiod: GPIO character device.")
+    pin_mode: Literal["BOARD", "BCM", "CVM", "TEGRA_SOC"] = setting("BOARD", "jetson: pin numbering.")
+    sim_log: str = setting("", "sim: where line changes go; empty = STORAGE_ROOT/gpio.jsonl.")
+    on_error: Literal["reject", "ignore"] = setting("reject", "An ERROR decision drives NG and reject (fail safe), "
+                                                              "or no output at all.")
+    ok: OutputLine | None = setting(None, "Output set for OK decisions.")
+    ng: OutputLine | None = setting(None, "Output set for NG decisions.")
+    ready: OutputLine | None = setting(None, "Active while the camera and inspector are up (NOT-READY when not).")
+    reject: RejectLine | None = setting(None, "Reject pulse for NG parts.")
+
+    def problems(self):
+        out = []
+        seen: dict = {}
+        for name in ("ok", "ng", "ready", "reject"):
+            spec = getattr(self, name)
+            if spec is None:
+                continue
+            if spec.line in seen:
+                out.append((f"{name}.line", f"line {spec.line!r} is already used by gpio.{seen[spec.line]}"))
+            seen[spec.line] = name
+            if self.backend == "jetson" and not isinstance(spec.line, int):
+                out.append((f"{name}.line", "Jetson.GPIO needs a pin number"))
+        if self.ready is not None and self.ready.width_ms:
+            out.append(("ready.width_ms", "the ready line is a level; width_ms must be 0"))
+        return out
+
+
+@dataclass(frozen=True)
+class HookSection:
+    command: list[str] = setting(factory=list, doc="Program and arguments (no shell); the decision arrives as JSON "
+                                                   "on stdin. Empty = no hook.")
+    on: list[Decision] = setting(factory=lambda: ["NG", "ERROR"], doc="Decisions that run the hook.")
+    timeout_s: float = setting(5.0, "The program is killed after this long.", min=0.01, max=600)
+
+
+@dataclass(frozen=True)
+class MqttSection:
+    enabled: bool = setting(False, "Publish each decision record (without local file paths).")
+    host: str = setting("127.0.0.1", "Broker host.")
+    port: int = setting(1883, "Broker port.", min=1, max=65535)
+    topic: str = setting("edge-inspect/{station}/decisions", "Topic; {station} is replaced.")
+    status_topic: str = setting("edge-inspect/{station}/status", "Retained online/offline status (last will).")
+    qos: int = setting(1, "MQTT QoS 0, 1 or 2.", min=0, max=2)
+    client_id: str = setting("", "Empty = edge-inspect-{station}.")
+    username: str = setting("", "Broker user name; empty = anonymous.")
+    password_file: str = setting("", "File holding the password (never the password itself in this file).")
+    keepalive_s: int = setting(30, "MQTT keepalive.", min=5, max=3600)
+
+
+@dataclass(frozen=True)
+class HttpSection:
+    listen: str = setting("off", "'off', or HOST:PORT for /health, /metrics and POST /trigger.")
+    allow_remote: bool = setting(False, "Must be true to listen on anything but loopback.")
+
+    def problems(self):
+        if self.listen == "off":
+            return []
+        host, _, port = self.listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            return [("listen", f"expected 'off' or HOST:PORT, got {self.listen!r}")]
+        if host not in ("127.0.0.1", "localhost", "::1", "[::1]") and not self.allow_remote:
+            return [("listen", f"{host} is not loopback; set http.allow_remote = true to expose health and "
+                               "metrics on the network")]
+        return []
+
+
+@dataclass(frozen=True)
+class LogSection:
+    level: Literal["debug", "info", "warning", "error"] = setting("info", "Structured log lines on stderr.")

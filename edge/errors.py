@@ -57,3 +57,15 @@ class SourceError(EdgeError):
     """A camera, stream or folder cannot be opened or read."""
 
     exit_code = 8
+
+
+class GpioError(EdgeError):
+    """A GPIO chip or line cannot be opened or driven."""
+
+    exit_code = 9
+
+
+class PipelineError(EdgeError):
+    """A pipeline worker failed in a way that is not about one frame."""
+
+    exit_code = 6

@@ -30,6 +30,7 @@ class DecisionRecord:
     timestamp: str = field(default_factory=utc_now)
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    saved_image: str | None = None  # the line runtime's copy of the frame, when it keeps one
 
     def __post_init__(self):
         if self.decision not in DECISIONS:
@@ -61,12 +62,21 @@ class DecisionLog:
 
     def append(self, record: DecisionRecord) -> None:
         data = (record.to_json() + "\n").encode()
-        view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
-        if self.fsync:
-            os.fsync(self._fd)
+        start = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+            if self.fsync:
+                os.fsync(self._fd)
+        except OSError:
+            # a failed write (a full disk) must not leave half a line for the next record to follow
+            try:
+                os.ftruncate(self._fd, start)
+            except OSError:
+                pass
+            raise
         self.count += 1
 
     def close(self) -> None:

@@ -11,12 +11,11 @@ from typing import Callable
 
 import numpy as np
 
+from .artifacts import inspection_record, write_mask, write_overlay
 from .errors import ImageError
-from .imageio import write_png
 from .inspector import Inspection, Inspector
 from .loader import iter_batches
 from .records import DecisionLog, DecisionRecord
-from .visualize import heat_overlay
 
 
 @dataclass
@@ -89,7 +88,7 @@ class ResultWriter:
         else:
             stem = self.names.stem(Path(image).resolve())
             mask_path = self.out / "masks" / f"{stem}_mask.png"
-            write_png(mask_path, res.mask)
+            write_mask(mask_path, res)
             map_path = None
             if self.save_maps:
                 map_path = self.out / "maps" / f"{stem}.npy"
@@ -97,13 +96,9 @@ class ResultWriter:
             ov_path = None
             if self.overlays == "all" or (self.overlays == "ng" and res.decision == "NG"):
                 ov_path = self.out / "overlays" / f"{stem}_overlay.png"
-                label = f"{res.decision}  score {res.score:.2f}"
-                write_png(ov_path, heat_overlay(img, res.anomaly_map, res.mask, self.threshold, label))
-            rec = DecisionRecord(image=image, decision=res.decision, score=round(res.score, 5),
-                                 raw_score=round(res.raw_score, 5), mask=str(mask_path),
-                                 anomaly_map=str(map_path) if map_path else None,
-                                 overlay=str(ov_path) if ov_path else None, inspector=self.inspector_id,
-                                 timings_ms=res.timings_ms)
+                write_overlay(ov_path, img, res, self.threshold)
+            rec = inspection_record(image, res, self.inspector_id, mask=mask_path, anomaly_map=map_path,
+                                    overlay=ov_path)
         self.log.append(rec)
         if rec.decision == "NG":
             self._ng.write(image + "\n")

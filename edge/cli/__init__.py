@@ -31,7 +31,7 @@ Typical session:
 
 Exit codes: 0 ok, 1 NG/ERROR found with --strict, 2 usage or user error,
 3 bad bundle/inspector, 4 image error, 5 config error, 6 runtime error, 7 dataset error,
-8 camera/source error.
+8 camera/source error, 9 GPIO error.
 """
 
 
@@ -74,6 +74,7 @@ def main() -> None:
 def _register() -> None:
     """Command modules add themselves to ``cli`` when imported; import each one here, explicitly."""
     from . import commands  # noqa: F401
+    from . import line_commands  # noqa: F401
 
 
 _register()

@@ -33,23 +33,27 @@ def open_source(cfg: SourceSection, on_state: Callable[[bool, str], None] | None
     ``on_state(False, ...)`` reports NOT-READY.
     """
     spec = parse_source_uri(cfg.uri)
-    if spec.kind == "synthetic":
-        from .synthetic import SyntheticSource
+    on_state = on_state or (lambda ok, why: None)
+    if spec.kind in ("synthetic", "folder", "watch"):
+        if spec.kind == "synthetic":
+            from .synthetic import SyntheticSource
 
-        return SyntheticSource(cfg.synthetic)
-    if spec.kind == "folder":
-        from .folder import FolderSource
+            src: Source = SyntheticSource(cfg.synthetic)
+        elif spec.kind == "folder":
+            from .folder import FolderSource
 
-        return FolderSource(spec.target, loop=cfg.loop)
-    if spec.kind == "watch":
-        from .watch import WatchSource
+            src = FolderSource(spec.target, loop=cfg.loop)
+        else:
+            from .watch import WatchSource
 
-        return WatchSource(spec.target, cfg.watch_poll_ms, cfg.watch_existing)
+            src = WatchSource(spec.target, cfg.watch_poll_ms, cfg.watch_existing)
+        on_state(True, "")
+        return src
     from .camera import CameraSource
 
     cam = CameraSource(spec, cfg, on_state)
     if not wait_for_camera:
         cam.open()
-    elif on_state:
+    else:
         on_state(False, f"{spec}: connecting")
     return cam

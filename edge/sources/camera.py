@@ -40,11 +40,19 @@ def _has_gstreamer(cv2) -> bool:
     return False
 
 
+def _quiet_opencv(cv2) -> None:
+    """OpenCV's own warnings ("can't open camera by index") would interleave with our log lines."""
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    except AttributeError:
+        pass
+
+
 def open_capture(spec: SourceSpec, cfg: SourceSection) -> Capture:
     """Open a VideoCapture or raise :class:`SourceError` saying why and what to check."""
     import cv2
 
-    cv2.setLogLevel(2)  # errors only: OpenCV's own warnings would interleave with our log lines
+    _quiet_opencv(cv2)
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(cfg.open_timeout_s * 1000),
               cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(cfg.read_timeout_s * 1000)]
     if spec.kind == "camera":

@@ -1,0 +1,120 @@
+"""Running a station until it is told to stop: signals, health/metrics over HTTP, systemd notify.
+
+``serve`` is what both ``edge-inspect run`` and ``edge-inspect daemon`` call:
+
+- SIGTERM and SIGINT stop taking frames and drain what was captured (zero lost records);
+  a second SIGINT aborts at once.
+- SIGHUP loads the inspector again beside the running one and swaps; frames keep flowing.
+- Health and Prometheus metrics on ``http.listen`` (off, or loopback, by default).
+- With Type=notify under systemd: READY=1 once frames flow, RELOADING=1/READY=1 around a reload,
+  STOPPING=1 on shutdown.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..config import RuntimeConfig
+from ..log_format import log_event
+from ..pipeline.runtime import LineRuntime
+from ..pipeline.summary import RunSummary
+from .http_server import StatusServer
+from .systemd_notify import notify, reloading
+
+log = logging.getLogger("edge.daemon")
+
+
+@contextmanager
+def _signals(stop: threading.Event, reload: threading.Event):
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_stop(signum, _frame):
+        log_event(log, logging.INFO, "stopping: draining frames in flight", signal=signal.Signals(signum).name)
+        stop.set()
+        if signum == signal.SIGINT:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C aborts
+
+    def on_hup(_signum, _frame):
+        reload.set()
+
+    wanted = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop, signal.SIGHUP: on_hup}
+    old = {s: signal.signal(s, h) for s, h in wanted.items()}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _health(rt: LineRuntime) -> dict:
+    p = rt.pipeline
+    return {"station": rt.cfg.station, **rt.health.snapshot(), "inspector": rt.slot.current.id,
+            "frames_captured": p.captured, "frames_decided": p.decided,
+            "uptime_s": round(rt.telemetry.clock() - rt.telemetry.started, 3)}
+
+
+def _write_summary(path: Path, summary: RunSummary) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(summary.to_dict(), indent=2))
+    os.replace(tmp, path)
+
+
+def serve(cfg: RuntimeConfig, *, max_frames: int | None = None, wait_for_camera: bool = False,
+          heartbeat_s: float = 60.0, stop_event: threading.Event | None = None) -> RunSummary:
+    """Run the station until the source ends, ``max_frames`` are taken, or a stop signal; return the summary.
+
+    The summary is also written to STORAGE_ROOT/run-summary.json.
+    """
+    stop = stop_event or threading.Event()
+    reload = threading.Event()
+    server = None
+    with _signals(stop, reload):
+        rt = LineRuntime(cfg, max_frames=max_frames, wait_for_camera=wait_for_camera)
+        try:
+            if cfg.http.listen != "off":
+                server = StatusServer(cfg.http.listen, lambda: _health(rt), rt.telemetry.prometheus,
+                                      rt.triggers.fire if rt.triggers is not None and cfg.trigger.mode == "software"
+                                      else None).start()
+            rt.start()
+            notify("READY=1", f"STATUS=inspecting with {rt.slot.current.id}")
+            stopping = False
+            next_beat = time.monotonic() + heartbeat_s
+            while not rt.wait(0.1):
+                if stop.is_set() and not stopping:
+                    stopping = True
+                    notify("STOPPING=1")
+                    rt.stop()
+                if reload.is_set():
+                    reload.clear()
+                    threading.Thread(target=_reload, args=(rt,), name="reload", daemon=True).start()
+                if time.monotonic() >= next_beat:
+                    next_beat += heartbeat_s
+                    log_event(log, logging.INFO, "status", ready=rt.health.ready, captured=rt.pipeline.captured,
+                              decided=rt.pipeline.decided, ng=int(rt.telemetry.count("decisions", decision="NG")),
+                              dropped=int(rt.telemetry.count("frames_dropped")))
+        finally:
+            notify("STOPPING=1")
+            try:
+                summary = rt.shutdown()
+            finally:
+                if server is not None:
+                    server.close()
+    _write_summary(rt.storage_root / "run-summary.json", summary)
+    log_event(log, logging.INFO, "stopped", captured=summary.captured, decided=summary.decided,
+              decisions_lost=summary.decisions_lost)
+    return summary
+
+
+def _reload(rt: LineRuntime) -> None:
+    reloading()
+    ok, info = rt.reload()
+    notify("READY=1", f"STATUS=inspecting with {rt.slot.current.id}" + ("" if ok else f" (reload failed: {info})"))

@@ -216,14 +216,14 @@ class MqttSection:
 
 @dataclass(frozen=True)
 class HttpSection:
-    listen: str = setting("off", "'off', or HOST:PORT for /health, /metrics and POST /trigger.")
+    listen: str = setting("off", "'off', or HOST:PORT for /health, /metrics and POST /trigger (port 0: any free).")
     allow_remote: bool = setting(False, "Must be true to listen on anything but loopback.")
 
     def problems(self):
         if self.listen == "off":
             return []
         host, _, port = self.listen.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
             return [("listen", f"expected 'off' or HOST:PORT, got {self.listen!r}")]
         if host not in ("127.0.0.1", "localhost", "::1", "[::1]") and not self.allow_remote:
             return [("listen", f"{host} is not loopback; set http.allow_remote = true to expose health and "

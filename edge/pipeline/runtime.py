@@ -70,7 +70,7 @@ class LineRuntime:
         source: Source = self.source
         t = cfg.trigger
         if t.mode != "free-run":
-            self.triggers = TriggerQueue(t.debounce_ms)
+            self.triggers = TriggerQueue(t.debounce_ms if t.mode == "gpio" else 0.0)  # bounce is electrical
             source = TriggeredSource(source, self.triggers, t.max_frame_delay_ms / 1000.0, cfg.source.read_timeout_s)
             if t.mode == "gpio":
                 self.chip.watch("trigger", t.line, t.edge, t.debounce_ms, self.triggers.fire)

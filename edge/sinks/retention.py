@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import os
 import re
 import shutil
 import time
@@ -108,8 +107,7 @@ class Retention:
             return True
         files = sorted((p for p in dirs[0][1].iterdir() if p.is_file()), key=lambda p: p.stat().st_mtime_ns)
         if not files:
-            self._remove_dir(dirs[0][1], "space")
-            return False
+            return False  # the folder being written now stays
         for p in files[:max(1, len(files) // 10)]:
             size = p.stat().st_size
             p.unlink(missing_ok=True)

@@ -115,18 +115,21 @@ class CameraSource:
     """Frames from a VideoCapture; reconnects a lost live source with exponential backoff."""
 
     def __init__(self, spec: SourceSpec, cfg: SourceSection, on_state: Callable[[bool, str], None] | None = None,
-                 opener: Callable[[SourceSpec, SourceSection], Capture] = open_capture, clock=time.monotonic):
+                 opener: Callable[[SourceSpec, SourceSection], Capture] | None = None, clock=time.monotonic):
         self.spec = spec
         self.cfg = cfg
         self.live = spec.live
         self.on_state = on_state or (lambda ok, why: None)
-        self.opener = opener
+        self._opener = opener
         self.clock = clock
         self.name = {"camera": f"cam{spec.target}", "rtsp": "rtsp", "gst": "gst"}.get(
             spec.kind, os.path.splitext(os.path.basename(spec.target))[0] or "video")
         self.reconnects = 0
         self._cap: Capture | None = None
         self._stop = threading.Event()
+
+    def opener(self, spec: SourceSpec, cfg: SourceSection) -> Capture:
+        return (self._opener or open_capture)(spec, cfg)
 
     def open(self) -> None:
         """Open now, raising :class:`SourceError` (``run`` fails fast on a missing camera)."""

@@ -41,7 +41,7 @@ class TriggerQueue:
     def fire(self, t: float | None = None) -> bool:
         t = self.clock() if t is None else t
         with self._cv:
-            if self._last is not None and t - self._last < self.debounce_s:
+            if self._last is not None and 0 <= t - self._last < self.debounce_s:
                 self.debounced += 1
                 return False
             self._last = t

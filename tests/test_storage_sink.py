@@ -123,7 +123,7 @@ def test_enospc_on_an_image_write_frees_space_and_retries(tmp_path):
 def test_a_disk_too_full_for_any_image_still_logs_every_decision(tmp_path):
     root = tmp_path / "store"
     root.mkdir()
-    disk = FakeDisk(root, capacity=1000)  # not even one PNG fits
+    disk = FakeDisk(root, capacity=100)  # not even one PNG fits
     tel = Telemetry()
     cfg = StorageSection(root=str(root), retention=RetentionSection(min_free_mb=0, max_age_days=0))
     sink = StorageSink(cfg, tel, free_bytes=disk.free, write_image=disk.write_image)

@@ -13,14 +13,15 @@ from typing import Callable
 
 class Health:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # listeners run under it, so they see changes in order
         self._parts: dict[str, tuple[bool, str, float]] = {}
         self._listeners: list[Callable[[bool], None]] = []
         self._ready = False
 
     def on_change(self, fn: Callable[[bool], None]) -> None:
-        self._listeners.append(fn)
-        fn(self.ready)
+        with self._lock:
+            self._listeners.append(fn)
+            fn(self._ready)
 
     def set(self, part: str, ok: bool, reason: str = "") -> None:
         with self._lock:
@@ -28,9 +29,9 @@ class Health:
             ready = bool(self._parts) and all(v[0] for v in self._parts.values())
             changed = ready != self._ready
             self._ready = ready
-        if changed:
-            for fn in self._listeners:
-                fn(ready)
+            if changed:
+                for fn in self._listeners:
+                    fn(ready)
 
     @property
     def ready(self) -> bool:

@@ -107,10 +107,10 @@ class LineRuntime:
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
+        self.health.set("pipeline", True)
         self.pipeline.start()
         if self.sim_clock is not None:
             self.sim_clock.start()
-        self.health.set("pipeline", True)
         log_event(log, logging.INFO, "station running", station=self.cfg.station, source=self.cfg.source.uri,
                   trigger=self.cfg.trigger.mode, drop_policy=self.cfg.capture.drop_policy,
                   inspector=self.slot.current.id, gpio=self.cfg.gpio.backend)

@@ -82,6 +82,7 @@ class Pipeline:
             log_event(log, logging.CRITICAL, "pipeline stage crashed", stage=name, error=f"{type(e).__name__}: {e}")
             self.stop()
             self.frames.close()  # unblock a capture waiting on a full queue
+            self._drain_after_crash(name)
         finally:
             if name == "capture":
                 self.frames.close()
@@ -91,6 +92,20 @@ class Pipeline:
                 self._to_score.put(_STOP)
             elif name == "score":
                 self.finished.set()
+
+    def _drain_after_crash(self, name: str) -> None:
+        """Keep consuming this stage's input so the stages before it can finish and join() returns."""
+        lost = 0
+        if name == "preprocess":
+            while (frames := self.frames.get_batch(64)) is not None:
+                lost += len(frames)
+        elif name in ("infer", "score"):
+            q = self._to_infer if name == "infer" else self._to_score
+            while (b := q.get()) is not _STOP:
+                lost += len(b.frames)
+        if lost:
+            self.telemetry.inc("frames_lost_in_crash", lost)
+            log_event(log, logging.CRITICAL, "frames lost because a pipeline stage crashed", stage=name, frames=lost)
 
     # --- stages -------------------------------------------------------------------------------
     def _capture(self) -> None:

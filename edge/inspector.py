@@ -13,6 +13,7 @@ renamed into place, so a power cut leaves either the old inspector or the new on
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -151,15 +152,23 @@ class Inspector:
         out = []
         for img, g in zip(images, grid):
             t4 = time.perf_counter()
-            amap = full_res_map(g, img.shape[:2], self.post.blur_sigma)
-            raw = float(amap.max())
-            score = raw / self.calibration.image_threshold
-            mask = anomaly_mask(amap, self.calibration.pixel_threshold, self.post.open_radius, keep_peak=score >= 1.0)
+            res = self.decide(g, img.shape[:2])
             t5 = time.perf_counter()
-            out.append(Inspection(raw, score, "NG" if score >= 1.0 else "OK", amap, mask, {
+            out.append(dataclasses.replace(res, timings_ms={
                 "preprocess": round((t1 - t0) * per, 3), "infer": round((t2 - t1) * per, 3),
                 "mahalanobis": round((t3 - t2) * per, 3), "postprocess": round((t5 - t4) * 1000, 3)}))
         return out
+
+    def decide(self, grid_map: np.ndarray, shape: tuple[int, int]) -> Inspection:
+        """One image's grid map → full-size map, score, decision and mask (no timings).
+
+        The line runtime's pipeline calls this too, so both paths decide alike.
+        """
+        amap = full_res_map(grid_map, shape, self.post.blur_sigma)
+        raw = float(amap.max())
+        score = raw / self.calibration.image_threshold
+        mask = anomaly_mask(amap, self.calibration.pixel_threshold, self.post.open_radius, keep_peak=score >= 1.0)
+        return Inspection(raw, score, "NG" if score >= 1.0 else "OK", amap, mask, {})
 
 
 def inspector_id(files: dict[str, str]) -> str:

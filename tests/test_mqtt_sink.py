@@ -1,6 +1,7 @@
 """MQTT against a real Mosquitto broker on loopback (started here; skipped if mosquitto is not installed)."""
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -22,7 +23,7 @@ mqtt = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed")
 
 @pytest.fixture
 def broker(tmp_path):
-    exe = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto",) if shutil.os.path.exists(p)), None)
+    exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
     if not exe:
         pytest.skip("mosquitto is not installed (apt-get install -y mosquitto)")
     port = free_port()

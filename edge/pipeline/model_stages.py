@@ -20,7 +20,7 @@ import numpy as np
 from ..inspector import Inspection, Inspector
 from ..log_format import log_event
 from ..padim.embed import embed
-from ..padim.score import anomaly_mask, full_res_map, mahalanobis
+from ..padim.score import mahalanobis
 from ..preprocess import to_tensor
 from ..sources.frame import Frame
 
@@ -75,14 +75,8 @@ def score(b: Batch) -> None:
     insp = b.inspector
     grid = mahalanobis(embed(b.features, insp.spec), insp.stats)
     b.features = None
-    cal, post = insp.calibration, insp.post
     for i, g in zip(b.rows, grid):
-        img = b.frames[i].image
-        amap = full_res_map(g, img.shape[:2], post.blur_sigma)
-        raw = float(amap.max())
-        mask = anomaly_mask(amap, cal.pixel_threshold, post.open_radius)
-        s = raw / cal.image_threshold
-        b.results[i] = Inspection(raw, s, "NG" if s >= 1.0 else "OK", amap, mask, {})
+        b.results[i] = insp.decide(g, b.frames[i].image.shape[:2])
 
 
 class InspectorSlot:

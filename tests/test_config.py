@@ -140,3 +140,9 @@ def test_validate_config_cli(tmp_path):
     assert "capture.batch: unknown key" in r.output
     assert "gpio.ng.active: unknown key" in r.output
     assert "missing.toml: no such config file" in r.output
+
+
+def test_docs_list_every_key():
+    text = (ROOT / "docs" / "runtime.md").read_text()
+    missing = [key for key, *_ in describe_config() if f"| `{key}` |" not in text]
+    assert not missing, f"docs/runtime.md lacks: {missing}"

@@ -1,6 +1,6 @@
 """Structured log lines (logfmt) on stderr, for journald and for people.
 
-    ts=2025-01-31T10:02:03.123Z level=warning logger=edge.sources.camera msg="camera lost" source=camera:0 retry_in_s=0.5
+    ts=2025-01-31T10:02:03.123Z level=warning logger=edge.sources.camera msg="camera lost" source=camera:0
 
 Use :func:`log_event` to attach fields, and :class:`Throttle` for things that can happen on
 every frame (drops, sink errors) so they are reported with counts, not a line per frame.

@@ -88,8 +88,8 @@ class Telemetry:
 
     def snapshot(self) -> dict:
         with self._lock:
-            counters = {n + _labels(dict(l)): v for (n, l), v in self._counters.items()}
-            gauges = {n + _labels(dict(l)): v for (n, l), v in self._gauges.items()}
+            counters = {n + _labels(dict(lab)): v for (n, lab), v in self._counters.items()}
+            gauges = {n + _labels(dict(lab)): v for (n, lab), v in self._gauges.items()}
         return {"uptime_s": self.clock() - self.started, "counters": counters, "gauges": gauges,
                 "latency_ms": {n: self.latency(n) for n in self.latency_names()},
                 "budget_ms": self.budget_ms}

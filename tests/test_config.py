@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,8 @@ CASES = [
     ({"gpio": {"backend": "sim", "ok": {"line": 4}, "reject": {"line": 4}}},
      "gpio.reject.line: line 4 is already used by gpio.ok"),
     ({"gpio": {"backend": "jetson", "ok": {"line": "GPIO17"}}}, "gpio.ok.line: Jetson.GPIO needs a pin number"),
-    ({"gpio": {"backend": "sim", "ready": {"line": 1, "width_ms": 5}}}, "gpio.ready.width_ms: the ready line is a level"),
+    ({"gpio": {"backend": "sim", "ready": {"line": 1, "width_ms": 5}}},
+     "gpio.ready.width_ms: the ready line is a level"),
     ({"trigger": {"mode": "gpio"}}, "trigger.mode: 'gpio' needs a GPIO backend"),
     ({"trigger": {"mode": "gpio"}, "gpio": {"backend": "sim"}}, "trigger.line: is required"),
     ({"trigger": {"mode": "gpio", "line": 2}, "gpio": {"backend": "sim", "ng": {"line": 2}}},
@@ -77,8 +79,8 @@ def test_every_problem_is_reported_at_once():
     with pytest.raises(ConfigError) as e:
         parse_config(data)
     text = str(e.value)
-    for want in ("capture.queue_size: must be >= 1", "gpio.reject.delay: unknown key", "source.uri:", "typo: unknown key",
-                 "trigger.line: is required"):
+    for want in ("capture.queue_size: must be >= 1", "gpio.reject.delay: unknown key", "source.uri:",
+                 "typo: unknown key", "trigger.line: is required"):
         assert want in text
     # every line of the message (after the header) has the key.path: message form
     lines = [ln.strip() for ln in text.splitlines()[1:] if ln.strip() and not ln.strip().startswith("hint:")]
@@ -95,7 +97,7 @@ def test_overrides_take_precedence(tmp_path):
 
 def test_config_objects_are_frozen():
     cfg = parse_config(MIN)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.capture.queue_size = 3  # type: ignore[misc]
 
 

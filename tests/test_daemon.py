@@ -1,7 +1,6 @@
 """The daemon and `run` as real processes: signals, health and metrics over HTTP, reload."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -75,7 +74,7 @@ def finish(proc, timeout=60):
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
-        raise AssertionError(f"process did not exit; stderr:\n{err[-3000:]}")
+        raise AssertionError(f"process did not exit; stderr:\n{err[-3000:]}") from None
     return proc.returncode, out, err
 
 

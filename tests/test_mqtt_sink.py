@@ -96,3 +96,14 @@ def test_missing_paho_is_a_config_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "paho", None)
     with pytest.raises(ConfigError, match="paho-mqtt"):
         MqttSink(MqttSection(enabled=True), Telemetry(), "s")
+
+
+def test_records_are_kept_for_a_broker_that_is_away():
+    tel = Telemetry()
+    sink = MqttSink(MqttSection(enabled=True, port=free_port(), qos=1), tel, station="cell7")
+    for i in range(3):
+        sink.emit(Decision(DecisionRecord(image=f"f{i}", decision="OK"), 0.0, 0.0))
+    done = threading.Event()
+    threading.Thread(target=lambda: (sink.close(), done.set()), daemon=True).start()
+    assert done.wait(30), "close() hung without a broker"
+    assert tel.count("mqtt_queued_offline") == 3 and tel.count("mqtt_dropped") == 0

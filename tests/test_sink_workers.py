@@ -1,7 +1,6 @@
 import json
 import sys
 import threading
-import time
 
 from edge.config.sections import HookSection
 from edge.records import DecisionRecord

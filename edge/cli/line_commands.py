@@ -137,7 +137,7 @@ def validate_config_cmd(files, explain, as_json):
 
     if explain:
         for key, typ, default, doc in describe_config():
-            click.echo(f"{key}\n    {typ}, default {default}\n    {doc}" if doc else f"{key}\n    {typ}, default {default}")
+            click.echo(f"{key}\n    {typ}, default {default}" + (f"\n    {doc}" if doc else ""))
     if not files and not explain:
         raise click.UsageError("give one or more config files (or --explain)")
     bad = 0

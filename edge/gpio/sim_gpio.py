@@ -1,6 +1,7 @@
 """Simulated GPIO: every output change and input edge is a JSON line with monotonic and wall time.
 
-    {"t": 12345.678901, "wall": "2025-01-31T10:02:03.123+00:00", "line": "reject", "pin": 27, "active": true, "level": 1}
+    {"t": 12345.678901, "wall": "2025-01-31T10:02:03.123+00:00", "line": "reject", "pin": 27, "active": true,
+     "level": 1}
     {"t": 12345.600000, "wall": "…", "line": "trigger", "pin": 4, "edge": "rising"}
 
 ``t`` is ``time.monotonic()``, the clock trigger timestamps use, so pulse delays and widths can

@@ -80,7 +80,8 @@ def score(b: Batch) -> None:
 
 
 class InspectorSlot:
-    """Holds the current inspector; :meth:`reload` loads a new one beside it, then swaps."""
+    """Holds the current inspector; :meth:`reload` loads (and warms up) a new one beside it, then swaps,
+    so the first parts after a start or a reload do not pay for the runtime's first inference."""
 
     def __init__(self, load: Callable[[], Inspector]):
         self._load = load
@@ -123,8 +124,12 @@ def apply_threshold_overrides(insp: Inspector, image: float | None, pixel: float
 
 
 def _announce(insp: Inspector) -> Inspector:
+    """Warm the runtime up (the first inference allocates and, with TensorRT, builds engines), then log."""
+    t0 = time.perf_counter()
+    spec = insp.bundle.input
+    insp.inspect([np.full((spec.height, spec.width, 3), 128, np.uint8)])
     c = insp.calibration
     log_event(log, logging.INFO, "inspector loaded", inspector=insp.id, path=str(insp.root),
               backend=getattr(insp.backend, "name", "?"), image_threshold=round(c.image_threshold, 5),
-              pixel_threshold=round(c.pixel_threshold, 5))
+              pixel_threshold=round(c.pixel_threshold, 5), warm_up_ms=round((time.perf_counter() - t0) * 1000, 1))
     return insp

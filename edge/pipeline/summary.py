@@ -43,9 +43,9 @@ class RunSummary:
             out.append(f"  !! {self.decisions_lost} decisions could not be written to the log (see the log lines)")
         if self.late_rejects:
             out.append(f"  !! {self.late_rejects} reject pulses were late")
-        out.append("  stage            n   per_s   p50 ms   p99 ms")
+        out.append("  stage         samples  frames/s   p50 ms   p99 ms   (a sample is one batch)")
         for name, s in self.latency_ms.items():
-            out.append(f"  {name:<18}{s['count']:>5} {s['per_s']:>7.1f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f}")
+            out.append(f"  {name:<20}{s['count']:>6} {s['per_s']:>9.1f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f}")
         b = self.latency_ms.get(self.budget_metric)
         if b:
             verdict = "within" if b["p99_ms"] <= self.budget_ms else "OVER"

@@ -1,7 +1,8 @@
 """MQTT: publish every decision record (no images, no local paths) for central collection.
 
 paho-mqtt is imported only when MQTT is enabled. The client reconnects by itself; while the
-broker is away, paho queues up to ``max_queued`` messages and the rest are dropped and counted.
+broker is away, paho keeps up to ``max_queued`` QoS 1/2 messages and sends them on reconnect;
+the rest (and QoS 0 messages) are dropped and counted.
 A retained status topic says "online", and the broker's last will says "offline" if this
 process dies without a clean disconnect.
 """
@@ -43,6 +44,7 @@ class MqttSink:
         self.status_topic = cfg.status_topic.replace("{station}", station)
         self._throttle = Throttle(10.0)
         self._last = None
+        self._no_conn = mqtt.MQTT_ERR_NO_CONN
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id=cfg.client_id or f"edge-inspect-{station}")
         if cfg.username:
@@ -70,14 +72,17 @@ class MqttSink:
     def emit(self, d: Decision) -> None:
         payload = json.dumps({"station": self.station, **d.record.to_dict()}, separators=(",", ":"))
         info = self.client.publish(self.topic, payload, qos=self.cfg.qos)
-        if info.rc != 0:  # queue full (paho's max_queued_messages) or no connection at qos 0
+        offline = info.rc == self._no_conn
+        if info.rc != 0 and not (offline and self.cfg.qos > 0):
+            # paho's queue is full, or QoS 0 with no connection: this record will not reach the broker
             self.telemetry.inc("mqtt_dropped")
             held = self._throttle.check("drop")
             if held is not None:
-                log_event(log, logging.WARNING, "MQTT publish not queued", rc=info.rc, since_last_report=held)
+                log_event(log, logging.WARNING, "MQTT record dropped", rc=str(info.rc), since_last_report=held)
             return
         self._last = info
-        self.telemetry.inc("mqtt_published")
+        # QoS 1/2 while disconnected: paho keeps the message and sends it after reconnecting
+        self.telemetry.inc("mqtt_queued_offline" if offline else "mqtt_published")
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Wait (briefly) until queued records have reached the broker, then say offline and disconnect."""
@@ -89,5 +94,9 @@ class MqttSink:
                 info.wait_for_publish(2.0)
         except (RuntimeError, ValueError):
             pass
+        if not self.client.is_connected() and self.telemetry.count("mqtt_queued_offline"):
+            log_event(log, logging.WARNING, "MQTT broker unreachable at shutdown: records queued while it was away "
+                      "are not sent (the decision log has them)",
+                      queued_offline=int(self.telemetry.count("mqtt_queued_offline")))
         self.client.disconnect()
         self.client.loop_stop()

@@ -158,7 +158,7 @@ class StorageSink:
         for kind in ("frame", "mask", "overlay"):
             if kind in wanted:
                 path = folder / f"{stem}{suffix[kind]}.png"
-                if self._write_one(path, lambda: self.write_image(path, arrays[kind]())):
+                if self._write_one(path, lambda p=path, k=kind: self.write_image(p, arrays[k]())):
                     paths[kind] = str(path)
         return dataclasses.replace(d.record, saved_image=paths.get("frame"), mask=paths.get("mask"),
                                    overlay=paths.get("overlay"))

@@ -1,7 +1,7 @@
 """Where frames come from. A source is iterable (yielding :class:`Frame`) and has ``close()``,
 which may be called from another thread to end the iteration.
 
-    source = open_source(cfg.source)          # camera:0, folder:..., watch:..., file:..., rtsp://..., gst:..., synthetic
+    source = open_source(cfg.source)   # camera:0, folder:…, watch:…, file:…, rtsp://…, gst:…, synthetic
     for frame in source: ...
 """
 

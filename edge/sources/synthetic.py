@@ -21,8 +21,8 @@ from .frame import Frame
 class SyntheticSource:
     live = False
 
-    def __init__(self, cfg: SyntheticSection = SyntheticSection(), clock=time.monotonic):
-        self.cfg = cfg
+    def __init__(self, cfg: SyntheticSection | None = None, clock=time.monotonic):
+        self.cfg = cfg or SyntheticSection()
         self.clock = clock
         self._stop = threading.Event()
 

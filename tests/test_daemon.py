@@ -4,13 +4,14 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
-
+from edge.config import parse_config
+from edge.daemon import serve
 from edge.fitting import FitOptions, fit_inspector
 
 from .runtime_helpers import free_port, records, seq_of, station_dict
@@ -171,12 +172,7 @@ def test_run_with_a_missing_camera_exits_with_a_clear_message(tmp_path):
     assert "error: camera 57: /dev/video57 does not exist" in stderr and "Traceback" not in stderr
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
 def test_software_trigger_over_http(tiny_inspector_ro, tmp_path):
-    from edge.daemon import serve
-    from edge.config import parse_config
-    import threading
-
     port = free_port()
     cfg = parse_config(station_dict(tiny_inspector_ro, tmp_path, trigger={"mode": "software"},
                                     http={"listen": f"127.0.0.1:{port}"}))

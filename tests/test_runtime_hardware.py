@@ -1,5 +1,7 @@
 """The runtime against (simulated) line hardware: GPIO triggers and pulses, a camera that drops out."""
 
+import time
+
 import numpy as np
 
 from edge.errors import SourceError
@@ -80,3 +82,19 @@ def test_lost_camera_shows_not_ready_and_is_recovered(tiny_inspector_ro, tmp_pat
     # init off, on when the camera came, off when unplugged, on when back, off at shutdown
     assert ready == [False, True, False, True, False]
     assert health_log[:1] == [False] and health_log.count(True) == 2
+
+
+def test_parts_triggered_before_a_stop_still_get_their_records(tiny_inspector_ro, tmp_path):
+    cfg = station(tiny_inspector_ro, tmp_path, trigger={"mode": "gpio", "line": "TRIG"},
+                  gpio={"backend": "sim", "ng": {"line": "NG"}})
+    rt = LineRuntime(cfg)
+    rt.start()
+    t0 = time.monotonic()
+    for k in range(6):  # six parts pass the light barrier, 10 ms apart (beyond the 2 ms debounce)...
+        rt.chip.edge("trigger", t=t0 + 0.010 * k)
+    rt.stop()  # ...and SIGTERM arrives at once
+    assert rt.wait(60)
+    summary = rt.shutdown()
+    recs = records(tmp_path / "decisions.jsonl")
+    assert summary.captured == len(recs) == 6
+    assert all(r["decision"] in ("OK", "NG") for r in recs)

@@ -111,7 +111,7 @@ class Pipeline:
     def _capture(self) -> None:
         it = iter(self.source)
         try:
-            while not self._stop.is_set():
+            while True:  # until the source ends; stop() closes it, and what it still yields is decided
                 f = next(it, None)
                 if f is None:
                     break

@@ -118,19 +118,27 @@ class TriggeredSource:
     def __iter__(self) -> Iterator[Frame]:
         grabber = _LatestFrame(self.source) if self.live else None
         frames = None if self.live else iter(self.source)
+        try:
+            yield from self._per_trigger(grabber, frames)
+        finally:
+            self.source.close()
+            if grabber is not None:
+                grabber.join(1.0)
+
+    def _per_trigger(self, grabber: _LatestFrame | None, frames) -> Iterator[Frame]:
         n = 0
-        while not self._stop.is_set():
+        while True:
             t = self.triggers.wait(0.1)
-            if t is None:
-                if grabber is not None and grabber.ended:
+            if t is None:  # nothing queued: stop only now, so parts triggered before a stop get frames
+                if self._stop.is_set() or (grabber is not None and grabber.ended):
                     return
                 continue
             if grabber is not None:
                 f = grabber.first_after(t, self.read_timeout_s)
-                tid = f"trigger-{n:06d}"
                 if f is None:
                     now = time.monotonic()
-                    f = Frame(n, tid, None, now, t, error=f"no frame within {self.read_timeout_s} s of the trigger")
+                    f = Frame(n, f"trigger-{n:06d}", None, now, t,
+                              error=f"no frame within {self.read_timeout_s} s of the trigger")
                 elif f.t_capture - t > self.max_frame_delay_s:
                     late = (f.t_capture - t) * 1000
                     f = f.failed(f"first frame after the trigger came {late:.0f} ms later (limit "
@@ -141,10 +149,8 @@ class TriggeredSource:
                     return
             n += 1
             yield dataclasses.replace(f, t_trigger=t, required=True)
-        if grabber is not None:
-            grabber.join(1.0)
 
     def close(self) -> None:
+        """No new triggers; those already queued are still served, then the source is closed."""
         self._stop.set()
         self.triggers.close()
-        self.source.close()

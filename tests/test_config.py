@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from edge.cli import cli
-from edge.config import config_problems, describe_config, load_config, parse_config
+from edge.config import config_problems, describe_config, load_config, parse_config, read_toml
 from edge.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,7 +125,11 @@ def test_shipped_device_configs_are_valid(name):
     path = ROOT / "firmware-configs" / name
     assert config_problems(path) == []
     cfg = load_config(path)
-    assert cfg.capture.drop_policy in ("latest", "every")  # explicit in every shipped config
+    raw = read_toml(path)
+    for section, key in (("inspector", "backend"), ("inspector", "device"), ("inspector", "precision"),
+                         ("source", "uri"), ("capture", "drop_policy"), ("trigger", "mode"), ("gpio", "backend"),
+                         ("storage", "root"), ("storage", "retention")):
+        assert key in raw.get(section, {}), f"{name} does not set {section}.{key}"
     assert cfg.http.listen == "off" or cfg.http.listen.startswith("127.0.0.1:")
 
 

@@ -107,6 +107,7 @@ class LineRuntime:
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
+        self.telemetry.started = self.telemetry.clock()  # throughput counts from here, not from loading
         self.health.set("pipeline", True)
         self.pipeline.start()
         if self.sim_clock is not None:

@@ -97,7 +97,7 @@ class Moments:
         return (self.s4 + 4 * c_s2_c + n * cc * cc - 4 * np.einsum("pd,pd->p", c, self.s3)
                 + 2 * cc * tr_s2 - 4 * cc * np.einsum("pd,pd->p", c, self.s1))
 
-    # --- persistence (npz, never pickle) -------------------------------------------------
+    # --- persistence (.npz read with allow_pickle=False: no code runs on load) -----------
     def to_arrays(self) -> dict[str, np.ndarray]:
         p, d = self.s1.shape
         iu = np.triu_indices(d)

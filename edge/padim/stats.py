@@ -1,4 +1,4 @@
-"""The fitted Gaussian: what scoring needs, stored as .npz (never pickle)."""
+"""The fitted Gaussian: what scoring needs, stored as .npz (read with allow_pickle=False)."""
 
 from __future__ import annotations
 

@@ -157,8 +157,12 @@ def _calibration(scores: list[float], p999: list[float], opts: FitOptions, n_fit
 
 def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts: FitOptions = FitOptions(),
                   backend: str = "onnxruntime", device: str | None = None, threads: int | None = None,
-                  progress: Progress | None = None) -> FitReport:
-    """Fit a new inspector from good images and write it atomically to ``out``."""
+                  progress: Progress | None = None, precision: str | None = None) -> FitReport:
+    """Fit a new inspector from good images and write it atomically to ``out``.
+
+    ``precision`` picks the bundle's model variant (fp32 | fp16 | int8); the statistics describe
+    that variant's features, so the inspector records it and scoring should use the same one.
+    """
     t0 = time.perf_counter()
     out = Path(out)
     if len(good) < 2:
@@ -170,7 +174,7 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
                           hint="fit needs a bundle from `edge-export backbone`; classifiers and segmenters "
                                "are run, not fitted")
     spec = make_spec(bundle.taps, (bundle.input.height, bundle.input.width), opts.d, opts.seed)
-    be = open_backend(bundle, backend, device, None, threads)
+    be = open_backend(bundle, backend, device, precision, threads)
     streamer = _Streamer(be, bundle, spec, opts.batch_size, progress)
     hold = _holdout_split(len(good), opts)
     fit_paths = [p for p, h in zip(good, hold) if not h]
@@ -192,14 +196,15 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     total = acc
     stats = gaussian_from_moments(total, spec.channel_idx, spec.grid, opts.eps, opts.shrinkage)
     cal = _calibration(scores, p999, opts, n_fit, {})
-    _write_inspector(out, bundle.root, stats, total, cal, opts, [str(p) for p in good], streamer.errors)
+    _write_inspector(out, bundle.root, stats, total, cal, opts, [str(p) for p in good], streamer.errors,
+                     be.variant)
     return FitReport(out, n_fit, len(scores), streamer.errors, cal, time.perf_counter() - t0, _peak_rss_mb(),
                      stats.shrinkage)
 
 
 def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str = "onnxruntime",
                      device: str | None = None, threads: int | None = None,
-                     progress: Progress | None = None) -> FitReport:
+                     progress: Progress | None = None, precision: str | None = None) -> FitReport:
     """Add good images to an existing inspector without revisiting the old ones.
 
     The new images are first scored with the current statistics (they are unseen, like hold-out
@@ -207,7 +212,9 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
     """
     t0 = time.perf_counter()
     root = Path(inspector_dir)
-    insp = Inspector.load(root, backend, device, None, threads)
+    insp = Inspector.load(root, backend, device, precision, threads)
+    if insp.warnings:
+        raise BundleError(insp.warnings[0], hint="update with the precision the inspector was fitted with")
     files = insp.manifest.get("files", {})
     if "moments.npz" not in files:
         raise BundleError(f"{root} has no moments.npz, so it cannot be updated", hint="refit it with all images")
@@ -236,7 +243,8 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
             insp.calibration.details.get("updates", 0))})
     history = list(insp.manifest.get("good_images", [])) + [str(x) for x in good]
     # the backbone is copied out of the old directory before the new one is renamed over it
-    _write_inspector(root, root / "backbone", stats, total, cal, opts, history, streamer.errors)
+    _write_inspector(root, root / "backbone", stats, total, cal, opts, history, streamer.errors,
+                     insp.backend.variant)
     return FitReport(root, len(scores), 0, streamer.errors, cal, time.perf_counter() - t0, _peak_rss_mb(),
                      stats.shrinkage)
 
@@ -271,7 +279,7 @@ def write_calibration(root: Path, cal: Calibration) -> None:
 
 
 def _write_inspector(out: Path, backbone_dir: Path, stats: GaussianStats, moments: Moments, cal: Calibration,
-                     opts: FitOptions, images: list[str], errors: list[str]) -> None:
+                     opts: FitOptions, images: list[str], errors: list[str], variant: str) -> None:
     bundle = load_bundle(backbone_dir)
     with AtomicDir(out, overwrite=True) as tmp:
         shutil.copytree(backbone_dir, tmp / "backbone")
@@ -285,7 +293,8 @@ def _write_inspector(out: Path, backbone_dir: Path, stats: GaussianStats, moment
             "created": {"tool": f"edge-inspect {__version__}",
                         "utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
             "backbone": {"name": bundle.name, "id": bundle.id, "input": [bundle.input.height, bundle.input.width],
-                         "weights": bundle.manifest.get("weights", {}).get("source")},
+                         "weights": bundle.manifest.get("weights", {}).get("source"),
+                         "fitted_with": variant},
             "padim": {"d": stats.d, "seed": opts.seed, "eps": stats.eps, "shrinkage": opts.shrinkage,
                       "shrinkage_applied": stats.shrinkage, "shrink_mean": stats.shrink_mean,
                       "grid": list(stats.grid), "n_images": stats.n, "blur_sigma": opts.blur_sigma,

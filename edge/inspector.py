@@ -93,6 +93,7 @@ class Inspector:
         self.manifest = manifest
         self.spec = EmbeddingSpec(bundle.taps, stats.channel_idx, stats.grid)
         self.backend = backend
+        self.warnings: list[str] = []
 
     @property
     def id(self) -> str:
@@ -128,8 +129,16 @@ class Inspector:
             raise BundleError(f"{root}: stats grid {stats.grid} differs from the manifest's {expect_grid}")
         if sum(t.channels for t in bundle.taps) <= int(stats.channel_idx.max()):
             raise BundleError(f"{root}: statistics index channels the backbone does not have")
+        # score with the model variant the statistics were fitted on, unless told otherwise
+        fitted = m.get("backbone", {}).get("fitted_with")  # "format/precision"; absent before 0.1
+        if precision is None and fitted:
+            precision = fitted.split("/")[-1]
         be = open_backend(bundle, backend, device, precision, threads) if open_runtime else None
-        return cls(root, bundle, stats, cal, post, m, be)
+        insp = cls(root, bundle, stats, cal, post, m, be)
+        if be is not None and fitted and be.variant.split("/")[-1] != fitted.split("/")[-1]:
+            insp.warnings.append(f"the statistics were fitted on {fitted} features but {be.variant} runs now: "
+                                 "scores and thresholds may be off; refit with the same --precision")
+        return insp
 
     # --- scoring ------------------------------------------------------------------------
     def embed(self, images: list[np.ndarray]) -> np.ndarray:

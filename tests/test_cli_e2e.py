@@ -186,3 +186,30 @@ def test_score_through_openvino_backend_and_append_note(tmp_path, fitted, tiny_c
                                  "--out", str(out)])
     assert r.exit_code == 0 and "appending to" in r.output
     assert len(read_records(out / "results.jsonl")) == 6
+
+
+def test_inspector_scores_with_the_variant_it_was_fitted_on(tmp_path, tiny_bundle, tiny_category):
+    """Statistics describe one model variant's features; scoring picks that variant by default and
+    warns when told to run another."""
+    import shutil
+
+    from edge.bundle import write_backbone_manifest
+
+    b = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, b)
+    shutil.copy(b / "model.onnx", b / "model_fp16.onnx")  # plumbing test: same weights, declared fp16
+    m = json.loads((b / "manifest.json").read_text())
+    write_backbone_manifest(b, name=m["name"], input_spec=m["input"], taps=m["taps"], weights=m["weights"],
+                            models=m["models"] + [{"format": "onnx", "precision": "fp16",
+                                                   "path": "model_fp16.onnx"}])
+    insp = tmp_path / "insp"
+    run("fit", "--good", tiny_category / "train" / "good", "--backbone", b, "--out", insp, "-d", 20,
+        "--precision", "fp16")
+    man = json.loads((insp / "manifest.json").read_text())
+    assert man["backbone"]["fitted_with"] == "onnx/fp16"
+    assert "fitted with onnx/fp16" in run("info", insp).output
+    r = run("score", tiny_category / "test" / "spot", "--inspector", insp, "--out", tmp_path / "o1")
+    assert "warning" not in r.output
+    r = run("score", tiny_category / "test" / "spot", "--inspector", insp, "--out", tmp_path / "o2",
+            "--precision", "fp32")
+    assert "warning: the statistics were fitted on onnx/fp16 features but onnx/fp32 runs now" in r.output

@@ -20,6 +20,7 @@ BACKENDS = ("onnxruntime", "openvino")
 
 class Backend(Protocol):
     name: str
+    variant: str  # which model file of the bundle runs, "format/precision" (set by open_backend)
     input_name: str
     output_names: list[str]
 
@@ -39,7 +40,9 @@ def open_backend(bundle: Bundle, backend: str = "onnxruntime", device: str | Non
         from .onnxruntime_backend import OnnxRuntimeBackend
 
         mf = bundle.model("onnx", precision)
-        return OnnxRuntimeBackend(bundle.root / mf.path, device or "cpu", threads)
+        be = OnnxRuntimeBackend(bundle.root / mf.path, device or "cpu", threads)
+        be.variant = f"{mf.format}/{mf.precision}"
+        return be
     if backend == "openvino":
         from .openvino_backend import OpenVinoBackend
 
@@ -48,6 +51,8 @@ def open_backend(bundle: Bundle, backend: str = "onnxruntime", device: str | Non
         except Exception:
             mf = bundle.model("onnx", precision)  # OpenVINO reads ONNX directly
         declared = [t.name for t in bundle.taps] + [o.name for o in bundle.outputs]
-        return OpenVinoBackend(bundle.root / mf.path, device or "CPU", threads, exact=mf.precision == "fp32",
-                               declared_outputs=declared)
+        be = OpenVinoBackend(bundle.root / mf.path, device or "CPU", threads, exact=mf.precision == "fp32",
+                             declared_outputs=declared)
+        be.variant = f"{mf.format}/{mf.precision}"
+        return be
     raise BackendError(f"unknown backend {backend!r}", hint=f"choose one of: {', '.join(BACKENDS)}")

@@ -14,11 +14,23 @@ BACKEND_HELP = "Inference runtime: onnxruntime (cpu | cuda | tensorrt) or openvi
 
 
 def backend_options(f):
+    f = click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
+                     help="Which model variant of the bundle runs (see `edge-inspect info`). Default: for fit, the "
+                          "most precise; afterwards, the one the inspector was fitted with.")(f)
     f = click.option("--threads", type=int, default=None, help="CPU threads for the runtime (default: all cores).")(f)
     f = click.option("--device", default=None, help="Device for the runtime, e.g. cpu, cuda, tensorrt, CPU, GPU.")(f)
     f = click.option("--backend", type=click.Choice(["onnxruntime", "openvino"]), default="onnxruntime",
                      show_default=True, help=BACKEND_HELP)(f)
     return f
+
+
+def _load_inspector(path, backend, device, precision, threads):
+    from ..inspector import Inspector
+
+    insp = Inspector.load(path, backend, device, precision, threads)
+    for w in insp.warnings:
+        click.echo(f"warning: {w}", err=True)
+    return insp
 
 
 @cli.command("fit")
@@ -49,7 +61,7 @@ def backend_options(f):
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
 def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, holdout, quantile, margin, blur_sigma, batch_size,
-            backend, device, threads):
+            backend, device, threads, precision):
     """Fit PaDiM statistics from good images, and set thresholds from good images alone.
 
     Streams the images in batches: memory stays the same for 50 or 50,000 images.
@@ -63,12 +75,12 @@ def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, holdout, quant
         raise click.UsageError(f"no images found in {', '.join(good)}")
     with progress_bar(len(paths), "fitting" if not update else "updating") as bar:
         if update:
-            rep = update_inspector(out, paths, backend, device, threads, progress=bar)
+            rep = update_inspector(out, paths, backend, device, threads, progress=bar, precision=precision)
         else:
             opts = FitOptions(d=d, seed=seed, eps=eps, shrinkage=shrinkage, holdout=holdout, quantile=quantile,
                               margin=margin, blur_sigma=blur_sigma, batch_size=batch_size)
             rep = fit_inspector(paths, out, backbone or default_backbone_dir(), opts, backend, device, threads,
-                                progress=bar)
+                                progress=bar, precision=precision)
     cal = rep.calibration
     gs = cal.details.get("good_scores", {})
     click.echo(f"inspector written to {rep.out}")
@@ -95,7 +107,8 @@ def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, holdout, quant
 @click.option("--strict", is_flag=True, help="Exit 1 if any image is NG or ERROR (for scripts and PLC hand-off).")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
-def score_cmd(inputs, inspector_dir, out, save_maps, overlays, strict, batch_size, backend, device, threads):
+def score_cmd(inputs, inspector_dir, out, save_maps, overlays, strict, batch_size, backend, device, threads,
+              precision):
     """Score images and folders (any mix) and write decisions.
 
     \b
@@ -116,7 +129,7 @@ def score_cmd(inputs, inspector_dir, out, save_maps, overlays, strict, batch_siz
     paths = list_images(list(inputs))
     if not paths:
         raise click.UsageError(f"no images found in {', '.join(inputs)}")
-    insp = Inspector.load(inspector_dir, backend, device, None, threads)
+    insp = _load_inspector(inspector_dir, backend, device, precision, threads)
     existing = Path(out) / "results.jsonl"
     if existing.is_file() and existing.stat().st_size:
         n = sum(1 for _ in open(existing))
@@ -141,7 +154,7 @@ def score_cmd(inputs, inspector_dir, out, save_maps, overlays, strict, batch_siz
 @click.option("-d", "--dim", "d", type=int, default=100, show_default=True, help="Embedding size when fitting.")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
-def eval_cmd(category, inspector_dir, backbone, out, d, batch_size, backend, device, threads):
+def eval_cmd(category, inspector_dir, backbone, out, d, batch_size, backend, device, threads, precision):
     """Measure an inspector on an MVTec-layout folder with ground truth.
 
     \b
@@ -168,8 +181,9 @@ def eval_cmd(category, inspector_dir, backbone, out, d, batch_size, backend, dev
         inspector_dir = out / "inspector"
         with progress_bar(len(cat.train_good), "fitting") as bar:
             fit_inspector(cat.train_good, inspector_dir, backbone or default_backbone_dir(),
-                          FitOptions(d=d, batch_size=batch_size), backend, device, threads, progress=bar)
-    insp = Inspector.load(inspector_dir, backend, device, None, threads)
+                          FitOptions(d=d, batch_size=batch_size), backend, device, threads, progress=bar,
+                          precision=precision)
+    insp = _load_inspector(inspector_dir, backend, device, precision, threads)
     n = len(load_category(category, need_train=False).test)
     with progress_bar(n, "scoring test set") as bar:
         res = evaluate(category, insp, out, batch_size, progress=bar)
@@ -201,7 +215,8 @@ def _print_metrics(m: dict, out: Path) -> None:
 @click.option("--out", default=None, type=click.Path(), help="Where the scored set goes [default: INSPECTOR-calibration].")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
-def calibrate_cmd(category, inspector_dir, method, target_recall, out, batch_size, backend, device, threads):
+def calibrate_cmd(category, inspector_dir, method, target_recall, out, batch_size, backend, device, threads,
+                  precision):
     """Set thresholds from labelled images (MVTec layout: test/good and test/<defect>).
 
     The new thresholds are written into the inspector (atomically); the previous ones
@@ -211,7 +226,7 @@ def calibrate_cmd(category, inspector_dir, method, target_recall, out, batch_siz
     from ..dataset import load_category
     from ..inspector import Inspector
 
-    insp = Inspector.load(inspector_dir, backend, device, None, threads)
+    insp = _load_inspector(inspector_dir, backend, device, precision, threads)
     n = len(load_category(category, need_train=False).test)
     with progress_bar(n, "scoring labelled set") as bar:
         cal = calibrate_labelled(category, insp, method, target_recall, out, batch_size, progress=bar)
@@ -237,7 +252,8 @@ def info_cmd(path, as_json):
         verify_files(Path(path), m.get("files", {}), what="inspector")
         p, t, b = m["padim"], m["thresholds"], m["backbone"]
         if not as_json:
-            click.echo(f"inspector {m['id']}  (backbone {b['name']}, input {b['input'][0]}x{b['input'][1]})")
+            click.echo(f"inspector {m['id']}  (backbone {b['name']}, input {b['input'][0]}x{b['input'][1]}, "
+                       f"fitted with {b.get('fitted_with', 'the most precise variant')})")
             click.echo(f"  PaDiM: d={p['d']}, grid {p['grid'][0]}x{p['grid'][1]}, {p['n_images']} good images, "
                        f"eps={p['eps']}, shrinkage {p['shrinkage_applied']}")
             click.echo(f"  thresholds: image {t['image']:.3f}, pixel {t['pixel']:.3f} ({t['method']})")

@@ -82,6 +82,8 @@ class LineRuntime:
 
         def load() -> Inspector:
             insp = Inspector.load(i.path, i.backend, i.device, i.precision, i.threads or None)
+            for w in insp.warnings:
+                log.warning(w)
             return apply_threshold_overrides(insp, i.image_threshold, i.pixel_threshold)
 
         self.slot = InspectorSlot(load)

@@ -141,12 +141,14 @@ class Inspector:
         return insp
 
     # --- scoring ------------------------------------------------------------------------
-    def embed(self, images: list[np.ndarray]) -> np.ndarray:
-        x = batch_tensor(images, self.bundle.input)
-        return embed(self.backend.infer({self.backend.input_name: x}), self.spec)
+    def grid_from_features(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        """Backbone outputs of a batch → Mahalanobis grid maps (B, gh, gw). The line runtime's
+        score stage and :meth:`inspect` both go through here."""
+        return mahalanobis(embed(features, self.spec), self.stats)
 
     def grid_maps(self, images: list[np.ndarray]) -> np.ndarray:
-        return mahalanobis(self.embed(images), self.stats)
+        x = batch_tensor(images, self.bundle.input)
+        return self.grid_from_features(self.backend.infer({self.backend.input_name: x}))
 
     def inspect(self, images: list[np.ndarray]) -> list[Inspection]:
         """Score a batch of BGR images; one :class:`Inspection` per image."""
@@ -155,7 +157,7 @@ class Inspector:
         t1 = time.perf_counter()
         feats = self.backend.infer({self.backend.input_name: x})
         t2 = time.perf_counter()
-        grid = mahalanobis(embed(feats, self.spec), self.stats)
+        grid = self.grid_from_features(feats)
         t3 = time.perf_counter()
         per = 1000.0 / len(images)
         out = []

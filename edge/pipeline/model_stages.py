@@ -19,8 +19,6 @@ import numpy as np
 
 from ..inspector import Inspection, Inspector
 from ..log_format import log_event
-from ..padim.embed import embed
-from ..padim.score import mahalanobis
 from ..preprocess import to_tensor
 from ..sources.frame import Frame
 
@@ -73,7 +71,7 @@ def score(b: Batch) -> None:
     if b.features is None:
         return
     insp = b.inspector
-    grid = mahalanobis(embed(b.features, insp.spec), insp.stats)
+    grid = insp.grid_from_features(b.features)
     b.features = None
     for i, g in zip(b.rows, grid):
         b.results[i] = insp.decide(g, b.frames[i].image.shape[:2])

@@ -32,7 +32,7 @@ from .padim.embed import EmbeddingSpec, embed, make_spec
 from .padim.moments import Moments
 from .padim.score import full_res_map, mahalanobis
 from .padim.stats import GaussianStats, gaussian_from_moments
-from .preprocess import batch_tensor
+from .padim.tiling import Tiling
 from .threshold import good_only_threshold
 
 Progress = Callable[[int], None]
@@ -51,6 +51,7 @@ class FitOptions:
     blur_sigma: float = 4.0
     open_radius: int = 4
     batch_size: int = 8
+    tiling: Tiling = Tiling()
 
 
 @dataclass
@@ -77,13 +78,15 @@ def _holdout_split(n: int, opts: FitOptions) -> np.ndarray:
 class _Streamer:
     """Runs batches of images through the backbone into embeddings; collects image errors."""
 
-    def __init__(self, backend, bundle, spec: EmbeddingSpec, batch_size: int, progress: Progress | None):
-        self.backend, self.bundle, self.spec = backend, bundle, spec
+    def __init__(self, backend, bundle, spec: EmbeddingSpec, batch_size: int, progress: Progress | None,
+                 tiling: Tiling = Tiling()):
+        self.backend, self.bundle, self.spec, self.tiling = backend, bundle, spec, tiling
         self.batch_size, self.progress = batch_size, progress
         self.errors: list[str] = []
 
     def run(self, paths: list[Path]):
-        """Yield (images, embeddings (B,d,P)) for the readable images of each batch."""
+        """Yield (images, samples) for the readable images of each batch: embeddings (B, d, P), or with
+        tiles, what :meth:`Tiling.samples` makes of them."""
         for batch in iter_batches(paths, self.batch_size):
             imgs = []
             for p, img in batch:
@@ -92,8 +95,9 @@ class _Streamer:
                 else:
                     imgs.append(img)
             if imgs:
-                x = batch_tensor(imgs, self.bundle.input)
-                yield imgs, embed(self.backend.infer({self.backend.input_name: x}), self.spec)
+                x = np.concatenate([self.tiling.tensors(im, self.bundle.input) for im in imgs])
+                emb = embed(self.backend.infer({self.backend.input_name: x}), self.spec)
+                yield imgs, self.tiling.samples(emb, self.spec.grid)
             if self.progress:
                 self.progress(len(batch))
 
@@ -128,12 +132,25 @@ class _Accumulator:
         return self.moments
 
 
+MEMORY_LIMIT_GB = 6.0  # a Jetson Orin Nano has 8 GB in all
+
+
+def _check_memory(grid: tuple[int, int], d: int, tiling: Tiling) -> None:
+    """Refuse a fit whose statistics would not fit a line device, before reading any image."""
+    p = grid[0] * grid[1]
+    gb = p * d * d * 16 / 1e9  # float64 co-moments + float32 factor and its scoring bands
+    if gb > MEMORY_LIMIT_GB:
+        hint = "use fewer tiles, --tile-mode shared (textures), or a smaller -d"
+        raise DataError(f"the statistics for a {grid[0]}x{grid[1]} grid at d={d} need about {gb:.1f} GB "
+                        f"(limit {MEMORY_LIMIT_GB:g} GB)", hint=hint)
+
+
 def _holdout_scores(streamer: _Streamer, paths: list[Path], stats: GaussianStats, acc: _Accumulator,
                     sigma: float) -> tuple[list[float], list[float]]:
     """Score hold-out images with statistics that never saw them, then accumulate them."""
     scores, p999 = [], []
     for imgs, emb in streamer.run(paths):
-        for img, g in zip(imgs, mahalanobis(emb, stats)):
+        for img, g in zip(imgs, streamer.tiling.stitch(mahalanobis(emb, stats))):
             amap = full_res_map(g, img.shape[:2], sigma)
             scores.append(float(amap.max()))
             p999.append(float(np.quantile(amap, 0.999)))
@@ -175,7 +192,9 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
                                "are run, not fitted")
     spec = make_spec(bundle.taps, (bundle.input.height, bundle.input.width), opts.d, opts.seed)
     be = open_backend(bundle, backend, device, precision, threads)
-    streamer = _Streamer(be, bundle, spec, opts.batch_size, progress)
+    grid = opts.tiling.stats_grid(spec.grid)
+    _check_memory(grid, spec.d, opts.tiling)
+    streamer = _Streamer(be, bundle, spec, opts.batch_size, progress, opts.tiling)
     hold = _holdout_split(len(good), opts)
     fit_paths = [p for p, h in zip(good, hold) if not h]
     hold_paths = [p for p, h in zip(good, hold) if h]
@@ -187,14 +206,14 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     if acc is None:
         raise DataError("none of the good images could be read:\n  " + "\n  ".join(streamer.errors[:5]))
     n_fit = acc.n
-    stats_fit = gaussian_from_moments(acc, spec.channel_idx, spec.grid, opts.eps, opts.shrinkage)
+    stats_fit = gaussian_from_moments(acc, spec.channel_idx, grid, opts.eps, opts.shrinkage)
     # the hold-out images join the same moments once scored: no second O(P·d²) accumulator
     scores, p999 = _holdout_scores(streamer, hold_paths, stats_fit, buf, opts.blur_sigma)
     del stats_fit  # frees its factors before the final ones are made
     if not scores:
         raise DataError("no hold-out image could be read, so no threshold can be set")
     total = acc
-    stats = gaussian_from_moments(total, spec.channel_idx, spec.grid, opts.eps, opts.shrinkage)
+    stats = gaussian_from_moments(total, spec.channel_idx, grid, opts.eps, opts.shrinkage)
     cal = _calibration(scores, p999, opts, n_fit, {})
     _write_inspector(out, bundle.root, stats, total, cal, opts, [str(p) for p in good], streamer.errors,
                      be.variant)
@@ -223,10 +242,11 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
         acc = Moments.from_arrays(z)
     p = insp.manifest["padim"]
     opts = FitOptions(d=len(insp.stats.channel_idx), seed=p["seed"], eps=p["eps"], shrinkage=p["shrinkage"],
+                      tiling=insp.tiling,
                       quantile=insp.calibration.details.get("quantile", 0.99),
                       margin=insp.calibration.details.get("margin", 0.25), blur_sigma=insp.post.blur_sigma,
                       open_radius=insp.post.open_radius, batch_size=p.get("batch_size", 8))
-    streamer = _Streamer(insp.backend, insp.bundle, insp.spec, opts.batch_size, progress)
+    streamer = _Streamer(insp.backend, insp.bundle, insp.spec, opts.batch_size, progress, insp.tiling)
     n_old = acc.n
     scores, p999 = _holdout_scores(streamer, list(good), insp.stats, _Accumulator(acc), opts.blur_sigma)
     if not scores:
@@ -297,7 +317,9 @@ def _write_inspector(out: Path, backbone_dir: Path, stats: GaussianStats, moment
                          "fitted_with": variant},
             "padim": {"d": stats.d, "seed": opts.seed, "eps": stats.eps, "shrinkage": opts.shrinkage,
                       "shrinkage_applied": stats.shrinkage, "shrink_mean": stats.shrink_mean,
-                      "grid": list(stats.grid), "n_images": stats.n, "blur_sigma": opts.blur_sigma,
+                      "grid": list(stats.grid), "tiling": opts.tiling.to_dict(),
+                      "n_images": stats.n // (opts.tiling.count if opts.tiling.shared else 1), "n_samples": stats.n,
+                      "blur_sigma": opts.blur_sigma,
                       "open_radius": opts.open_radius, "batch_size": opts.batch_size},
             "thresholds": {"image": cal.image_threshold, "pixel": cal.pixel_threshold, "method": cal.method},
             "good_images": images[-10000:],

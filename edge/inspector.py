@@ -29,7 +29,7 @@ from .errors import BundleError
 from .padim.embed import EmbeddingSpec, embed
 from .padim.score import anomaly_mask, full_res_map, mahalanobis
 from .padim.stats import GaussianStats
-from .preprocess import batch_tensor
+from .padim.tiling import Tiling
 
 INSPECTOR_SCHEMA = "edge-inspect/inspector"
 INSPECTOR_VERSION = 2  # 2: stats.npz may hold the factor packed (factor_format)
@@ -91,7 +91,14 @@ class Inspector:
         self.calibration = calibration
         self.post = post
         self.manifest = manifest
-        self.spec = EmbeddingSpec(bundle.taps, stats.channel_idx, stats.grid)
+        t = manifest.get("padim", {}).get("tiling") or {}
+        self.tiling = Tiling(int(t.get("rows", 1)), int(t.get("cols", 1)), t.get("mode", "per-tile"))
+        s0 = min(tap.stride for tap in bundle.taps)
+        self.spec = EmbeddingSpec(bundle.taps, stats.channel_idx,
+                                  (-(-bundle.input.height // s0), -(-bundle.input.width // s0)))
+        if self.tiling.stats_grid(self.spec.grid) != tuple(stats.grid):
+            raise BundleError(f"{root}: statistics grid {stats.grid} does not fit the backbone's "
+                              f"{self.spec.grid} grid with {self.tiling.rows}x{self.tiling.cols} tiles")
         self.backend = backend
         self.warnings: list[str] = []
 
@@ -141,19 +148,23 @@ class Inspector:
         return insp
 
     # --- scoring ------------------------------------------------------------------------
+    def tensors(self, images: list[np.ndarray]) -> np.ndarray:
+        """Images → the backbone's input batch (one row per tile; one tile per image unless tiled)."""
+        return np.concatenate([self.tiling.tensors(im, self.bundle.input) for im in images])
+
     def grid_from_features(self, features: dict[str, np.ndarray]) -> np.ndarray:
-        """Backbone outputs of a batch → Mahalanobis grid maps (B, gh, gw). The line runtime's
-        score stage and :meth:`inspect` both go through here."""
-        return mahalanobis(embed(features, self.spec), self.stats)
+        """Backbone outputs of a batch → one Mahalanobis grid map per image (B, GH, GW), tiles
+        stitched. The line runtime's score stage and :meth:`inspect` both go through here."""
+        emb = self.tiling.samples(embed(features, self.spec), self.spec.grid)
+        return self.tiling.stitch(mahalanobis(emb, self.stats))
 
     def grid_maps(self, images: list[np.ndarray]) -> np.ndarray:
-        x = batch_tensor(images, self.bundle.input)
-        return self.grid_from_features(self.backend.infer({self.backend.input_name: x}))
+        return self.grid_from_features(self.backend.infer({self.backend.input_name: self.tensors(images)}))
 
     def inspect(self, images: list[np.ndarray]) -> list[Inspection]:
         """Score a batch of BGR images; one :class:`Inspection` per image."""
         t0 = time.perf_counter()
-        x = batch_tensor(images, self.bundle.input)
+        x = self.tensors(images)
         t1 = time.perf_counter()
         feats = self.backend.infer({self.backend.input_name: x})
         t2 = time.perf_counter()

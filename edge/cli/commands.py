@@ -24,6 +24,17 @@ def backend_options(f):
     return f
 
 
+def tile_options(f):
+    f = click.option("--tile-mode", type=click.Choice(["per-tile", "shared"]), default="per-tile", show_default=True,
+                     help="per-tile: a Gaussian for every position of the whole photo (positioned parts). "
+                          "shared: tiles share one set of statistics (textures, strip; less memory).")(f)
+    f = click.option("--tiles", metavar="ROWSxCOLS", default=None,
+                     help="Cut large photos into tiles at the model's input size, e.g. 2x2 or 1x6 for strip, "
+                          "so small defects keep their detail. Scoring uses the tiling the inspector was fitted "
+                          "with.")(f)
+    return f
+
+
 def _load_inspector(path, backend, device, precision, threads):
     from ..inspector import Inspector
 
@@ -58,10 +69,11 @@ def _load_inspector(path, backend, device, precision, threads):
 @click.option("--margin", type=float, default=0.25, show_default=True,
               help="... plus margin × (quantile − median). Raise it for fewer false rejects.")
 @click.option("--blur-sigma", type=float, default=4.0, show_default=True, help="Gaussian blur of the anomaly map.")
+@tile_options
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
-def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, holdout, quantile, margin, blur_sigma, batch_size,
-            backend, device, threads, precision):
+def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, holdout, quantile, margin, blur_sigma, tiles,
+            tile_mode, batch_size, backend, device, threads, precision):
     """Fit PaDiM statistics from good images, and set thresholds from good images alone.
 
     Streams the images in batches: memory stays the same for 50 or 50,000 images.
@@ -69,6 +81,7 @@ def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, holdout, quant
     """
     from ..fitting import FitOptions, fit_inspector, update_inspector
     from ..imageio import list_images
+    from ..padim.tiling import Tiling
 
     paths = list_images(list(good))
     if not paths:
@@ -78,7 +91,8 @@ def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, holdout, quant
             rep = update_inspector(out, paths, backend, device, threads, progress=bar, precision=precision)
         else:
             opts = FitOptions(d=d, seed=seed, eps=eps, shrinkage=shrinkage, holdout=holdout, quantile=quantile,
-                              margin=margin, blur_sigma=blur_sigma, batch_size=batch_size)
+                              margin=margin, blur_sigma=blur_sigma, batch_size=batch_size,
+                              tiling=Tiling.parse(tiles, tile_mode))
             rep = fit_inspector(paths, out, backbone or default_backbone_dir(), opts, backend, device, threads,
                                 progress=bar, precision=precision)
     cal = rep.calibration
@@ -92,6 +106,10 @@ def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, holdout, quant
     click.echo(f"  image threshold {cal.image_threshold:.3f} (raw Mahalanobis), method {cal.method}; "
                f"held-out good scores {gs.get('min', 0):.3f}..{gs.get('max', 0):.3f}")
     click.echo(f"  {rep.seconds:.1f} s, peak memory {rep.peak_rss_mb:.0f} MB")
+    if not update and rep.n_holdout < 5:
+        click.echo(f"warning: the threshold rests on only {rep.n_holdout} held-out good images; expect false "
+                   "rejects. Fit with more good images (50+), or set it from labelled images with "
+                   "`edge-inspect calibrate`.", err=True)
     for e in rep.errors:
         click.echo(f"  skipped unreadable image: {e}", err=True)
 
@@ -152,9 +170,11 @@ def score_cmd(inputs, inspector_dir, out, save_maps, overlays, strict, batch_siz
 @click.option("--backbone", type=click.Path(), default=None, help="Backbone bundle when fitting (see `fit`).")
 @click.option("--out", default="eval", show_default=True, type=click.Path())
 @click.option("-d", "--dim", "d", type=int, default=100, show_default=True, help="Embedding size when fitting.")
+@tile_options
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
-def eval_cmd(category, inspector_dir, backbone, out, d, batch_size, backend, device, threads, precision):
+def eval_cmd(category, inspector_dir, backbone, out, d, tiles, tile_mode, batch_size, backend, device, threads,
+             precision):
     """Measure an inspector on an MVTec-layout folder with ground truth.
 
     \b
@@ -171,9 +191,9 @@ def eval_cmd(category, inspector_dir, backbone, out, d, batch_size, backend, dev
     PRO: average overlap with each defect region, up to 30% false-positive rate.
     """
     from ..dataset import load_category
-    from ..fitting import FitOptions, fit_inspector
-    from ..inspector import Inspector
     from ..evaluate import evaluate
+    from ..fitting import FitOptions, fit_inspector
+    from ..padim.tiling import Tiling
 
     out = Path(out)
     if inspector_dir is None:
@@ -181,7 +201,8 @@ def eval_cmd(category, inspector_dir, backbone, out, d, batch_size, backend, dev
         inspector_dir = out / "inspector"
         with progress_bar(len(cat.train_good), "fitting") as bar:
             fit_inspector(cat.train_good, inspector_dir, backbone or default_backbone_dir(),
-                          FitOptions(d=d, batch_size=batch_size), backend, device, threads, progress=bar,
+                          FitOptions(d=d, batch_size=batch_size, tiling=Tiling.parse(tiles, tile_mode)), backend,
+                          device, threads, progress=bar,
                           precision=precision)
     insp = _load_inspector(inspector_dir, backend, device, precision, threads)
     n = len(load_category(category, need_train=False).test)

@@ -19,7 +19,6 @@ import numpy as np
 
 from ..inspector import Inspection, Inspector
 from ..log_format import log_event
-from ..preprocess import to_tensor
 from ..sources.frame import Frame
 
 log = logging.getLogger("edge.pipeline")
@@ -52,11 +51,11 @@ def preprocess(b: Batch) -> None:
             b.results[i] = f.error or "no image"
             continue
         try:
-            tensors.append(to_tensor(f.image, b.inspector.bundle.input))
+            tensors.append(b.inspector.tiling.tensors(f.image, b.inspector.bundle.input))
             b.rows.append(i)
         except Exception as e:
             b.results[i] = f"preprocessing failed: {type(e).__name__}: {e}"
-    b.tensor = np.stack(tensors) if tensors else None
+    b.tensor = np.concatenate(tensors) if tensors else None  # one row per tile
 
 
 def infer(b: Batch) -> None:

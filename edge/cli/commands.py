@@ -141,7 +141,6 @@ def score_cmd(inputs, inspector_dir, out, save_maps, overlays, strict, batch_siz
     An unreadable image gets an ERROR record and the run goes on.
     """
     from ..imageio import list_images
-    from ..inspector import Inspector
     from ..scoring import score_paths
 
     paths = list_images(list(inputs))
@@ -245,7 +244,6 @@ def calibrate_cmd(category, inspector_dir, method, target_recall, out, batch_siz
     """
     from ..calibrate import calibrate_labelled
     from ..dataset import load_category
-    from ..inspector import Inspector
 
     insp = _load_inspector(inspector_dir, backend, device, precision, threads)
     n = len(load_category(category, need_train=False).test)

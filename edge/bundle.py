@@ -231,15 +231,23 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
         raise BundleError(f"{path}: not valid JSON ({e})") from None
 
 
-def verify_files(root: Path, files: dict[str, str], what: str = "bundle") -> None:
-    """Check every listed file exists and has the recorded SHA-256; raise listing all differences."""
+def verify_files(root: Path, files: dict[str, str], what: str = "bundle",
+                 contents: dict[str, bytes] | None = None) -> None:
+    """Check every listed file exists and has the recorded SHA-256; raise listing all differences.
+
+    ``contents`` holds files the caller has already read (hashed from memory, not read again).
+    """
     problems = []
+    contents = contents or {}
     for rel, want in sorted(files.items()):
         p = root / rel
-        if not p.is_file():
+        if rel in contents:
+            got = hashlib.sha256(contents[rel]).hexdigest()
+        elif not p.is_file():
             problems.append(f"{rel}: missing")
             continue
-        got = sha256_file(p)
+        else:
+            got = sha256_file(p)
         if got != want:
             problems.append(f"{rel}: sha256 {got[:16]}… but the manifest records {want[:16]}…")
     if problems:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -123,11 +124,15 @@ class Inspector:
                               f"(reads {', '.join(map(str, READABLE_VERSIONS))})",
                               hint="refit with this version of edge-inspect")
         files = m.get("files") or {}
+        # stats.npz is the largest file: read it once, hash those bytes and load them (no second read)
+        stats_path = root / "stats.npz"
+        contents = {"stats.npz": stats_path.read_bytes()} if stats_path.is_file() else {}
         if verify:
             # the moments are only read by `fit --update`, which verifies them itself
-            verify_files(root, {k: v for k, v in files.items() if k != "moments.npz"}, what="inspector")
+            verify_files(root, {k: v for k, v in files.items() if k != "moments.npz"}, what="inspector",
+                         contents=contents)
         bundle = load_bundle(root / "backbone", verify=False)
-        stats = GaussianStats.load(root / "stats.npz")
+        stats = GaussianStats.load(io.BytesIO(contents["stats.npz"]) if contents else stats_path)
         cal = Calibration.from_dict(json.loads((root / "calibration.json").read_text()))
         p = m.get("padim", {})
         post = PostProcess(float(p.get("blur_sigma", 4.0)), int(p.get("open_radius", 4)))

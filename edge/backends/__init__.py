@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from ..bundle import Bundle
-from ..errors import BackendError
+from ..errors import BackendError, BundleError
 
 BACKENDS = ("onnxruntime", "openvino")
 
@@ -48,8 +48,8 @@ def open_backend(bundle: Bundle, backend: str = "onnxruntime", device: str | Non
 
         try:
             mf = bundle.model("openvino", precision)
-        except Exception:
-            mf = bundle.model("onnx", precision)  # OpenVINO reads ONNX directly
+        except BundleError:  # no IR of that precision: OpenVINO reads the ONNX variant directly
+            mf = bundle.model("onnx", precision)
         declared = [t.name for t in bundle.taps] + [o.name for o in bundle.outputs]
         be = OpenVinoBackend(bundle.root / mf.path, device or "CPU", threads, exact=mf.precision == "fp32",
                              declared_outputs=declared)

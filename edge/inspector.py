@@ -27,6 +27,7 @@ import numpy as np
 from .backends import Backend, open_backend
 from .bundle import MANIFEST, Bundle, load_bundle, read_manifest, verify_files
 from .errors import BundleError
+from .padim import kernel
 from .padim.embed import EmbeddingSpec, embed
 from .padim.score import anomaly_mask, full_res_map, mahalanobis
 from .padim.stats import GaussianStats
@@ -85,7 +86,8 @@ class Inspector:
     """Loads an inspector directory and scores images with it."""
 
     def __init__(self, root: Path, bundle: Bundle, stats: GaussianStats, calibration: Calibration,
-                 post: PostProcess, manifest: dict, backend: Backend | None = None):
+                 post: PostProcess, manifest: dict, backend: Backend | None = None, factor_precision: str = "auto",
+                 threads: int | None = None):
         self.root = root
         self.bundle = bundle
         self.stats = stats
@@ -101,6 +103,8 @@ class Inspector:
             raise BundleError(f"{root}: statistics grid {stats.grid} does not fit the backbone's "
                               f"{self.spec.grid} grid with {self.tiling.rows}x{self.tiling.cols} tiles")
         self.backend = backend
+        self.factor_precision = kernel.resolve_precision(factor_precision)  # refuses unknown names early
+        self.threads = threads
         self.warnings: list[str] = []
 
     @property
@@ -110,7 +114,11 @@ class Inspector:
     @classmethod
     def load(cls, root: str | Path, backend: str = "onnxruntime", device: str | None = None,
              precision: str | None = None, threads: int | None = None, verify: bool = True,
-             open_runtime: bool = True) -> "Inspector":
+             open_runtime: bool = True, factor_precision: str = "auto") -> "Inspector":
+        """Open an inspector directory (verifying every file's hash) and, with ``open_runtime``, its
+        backbone on ``backend``/``device``. ``precision`` picks the model variant (default: the one
+        the statistics were fitted on); ``factor_precision`` (auto | fp16 | fp32) how the native
+        Mahalanobis kernel stores the factors in memory."""
         root = Path(root)
         if not root.exists():
             raise BundleError(f"inspector directory {root} does not exist",
@@ -146,7 +154,9 @@ class Inspector:
         if precision is None and fitted:
             precision = fitted.split("/")[-1]
         be = open_backend(bundle, backend, device, precision, threads) if open_runtime else None
-        insp = cls(root, bundle, stats, cal, post, m, be)
+        insp = cls(root, bundle, stats, cal, post, m, be, factor_precision, threads)
+        if open_runtime:
+            stats.scorer(insp.factor_precision)  # build the scoring layout now, not on the first image
         if be is not None and fitted and be.variant.split("/")[-1] != fitted.split("/")[-1]:
             insp.warnings.append(f"the statistics were fitted on {fitted} features but {be.variant} runs now: "
                                  "scores and thresholds may be off; refit with the same --precision")
@@ -161,7 +171,7 @@ class Inspector:
         """Backbone outputs of a batch → one Mahalanobis grid map per image (B, GH, GW), tiles
         stitched. The line runtime's score stage and :meth:`inspect` both go through here."""
         emb = self.tiling.samples(embed(features, self.spec), self.spec.grid)
-        return self.tiling.stitch(mahalanobis(emb, self.stats))
+        return self.tiling.stitch(mahalanobis(emb, self.stats, self.factor_precision, self.threads))
 
     def grid_maps(self, images: list[np.ndarray]) -> np.ndarray:
         return self.grid_from_features(self.backend.infer({self.backend.input_name: self.tensors(images)}))

@@ -16,7 +16,7 @@ fi
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"
 stamp="$VENV/.edge-inspect-installed-${EXTRAS//,/_}"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] || [ edge/padim/_mahal.c -nt "$stamp" ]; then
   echo "[setup] installing edge-inspect[$EXTRAS] into $VENV (a few minutes the first time)"
   python -m pip install -q --upgrade pip
   extra_pkgs=()

@@ -159,6 +159,23 @@ def test_info_on_bundle_and_inspector(tiny_bundle, fitted):
     assert "tap s4: stride 4, 8 channels" in r.output and "all SHA-256 hashes match" in r.output
     r = run("info", fitted)
     assert "PaDiM: d=20" in r.output
+    assert "scoring on this machine: " in r.output and ("native kernel" in r.output or "numpy bands" in r.output)
+
+
+def test_factor_precision_fp16_and_fp32_decide_alike(tmp_path, fitted, tiny_category):
+    recs = {}
+    for prec in ("fp32", "fp16", "auto"):
+        run("score", tiny_category / "test", "--inspector", fitted, "--out", tmp_path / prec,
+            "--factor-precision", prec)
+        recs[prec] = {x["image"]: x for x in read_records(tmp_path / prec / "results.jsonl")}
+    assert len(recs["fp32"]) == 10
+    for prec in ("fp16", "auto"):
+        for img, r32 in recs["fp32"].items():
+            assert recs[prec][img]["decision"] == r32["decision"]
+            assert recs[prec][img]["score"] == pytest.approx(r32["score"], rel=2e-3)
+    r = run("score", tiny_category / "test", "--inspector", fitted, "--out", tmp_path / "x",
+            "--factor-precision", "fp8", ok=False)
+    assert r.exit_code == 2 and "'fp8' is not one of" in r.output
 
 
 def test_help_explains_scores():

@@ -90,14 +90,15 @@ def test_chunked_finalisation_equals_whole(n, shrinkage, chunk):
         assert st.shrink_mean == pytest.approx(k.mean())
 
 
-def test_fast_mahalanobis_equals_inverse_formula():
+@pytest.mark.parametrize("precision,rtol", [("fp32", 1e-5), ("auto", 1e-3)])
+def test_fast_mahalanobis_equals_inverse_formula(precision, rtol):
     rng = np.random.default_rng(3)
     d, p = 45, 6
     x = rng.normal(size=(80, d, p)).astype(np.float32)
     st = gaussian_from_moments(_stream(x, 16), np.arange(d), (2, 3), eps=0.01, shrinkage="none")
     q = rng.normal(size=(4, d, p)).astype(np.float32)
-    got = mahalanobis(q, st).reshape(4, p)
-    np.testing.assert_allclose(got, mahalanobis_dense(q, st).reshape(4, p), rtol=1e-4)
+    got = mahalanobis(q, st, precision).reshape(4, p)
+    np.testing.assert_allclose(got, mahalanobis_dense(q, st).reshape(4, p), rtol=rtol)
     y = x.transpose(2, 0, 1).astype(np.float64)
     for j in range(p):
         inv = np.linalg.inv(np.cov(y[j].T) + 0.01 * np.eye(d))

@@ -74,19 +74,20 @@ def test_ledoit_wolf_matches_direct_formula():
     assert np.all(np.linalg.eigvalsh(shrunk) > 0)  # shrinkage makes it invertible
 
 
-def test_mahalanobis_matches_inverse_formula():
+@pytest.mark.parametrize("precision,rel", [("fp32", 1e-4), ("auto", 2e-3)])
+def test_mahalanobis_matches_inverse_formula(precision, rel):
     rng = np.random.default_rng(3)
     x = rng.normal(size=(30, 5, 6)).astype(np.float32)
     st = gaussian_from_moments(_stream(x, 8), np.arange(5), (2, 3), eps=0.01, shrinkage="none")
     q = rng.normal(size=(4, 5, 6)).astype(np.float32)
-    got = mahalanobis(q, st).reshape(4, 6)
+    got = mahalanobis(q, st, precision).reshape(4, 6)
     y = x.transpose(2, 0, 1).astype(np.float64)
     for p in range(6):
         mu = y[p].mean(0)
         inv = np.linalg.inv(np.cov(y[p].T) + 0.01 * np.eye(5))  # paper: unbiased covariance + eps I
         for b in range(4):
             v = q[b, :, p] - mu
-            assert got[b, p] == pytest.approx(np.sqrt(v @ inv @ v), rel=1e-4)
+            assert got[b, p] == pytest.approx(np.sqrt(v @ inv @ v), rel=rel)
 
 
 def test_auto_shrinkage_only_when_few_images():

@@ -24,6 +24,16 @@ def backend_options(f):
     return f
 
 
+FACTOR_HELP = ("How scoring holds the Mahalanobis factors in memory. auto: fp16 where the CPU converts it natively "
+               "(x86 with F16C, ARM64), else fp32. fp16 reads half the bytes (scores differ by ~1e-4 relative); "
+               "fp32 is exact. Needs the native kernel (see `edge-inspect info`).")
+
+
+def factor_option(f):
+    return click.option("--factor-precision", type=click.Choice(["auto", "fp16", "fp32"]), default="auto",
+                        show_default=True, help=FACTOR_HELP)(f)
+
+
 def tile_options(f):
     f = click.option("--tile-mode", type=click.Choice(["per-tile", "shared"]), default="per-tile", show_default=True,
                      help="per-tile: a Gaussian for every position of the whole photo (positioned parts). "
@@ -35,10 +45,10 @@ def tile_options(f):
     return f
 
 
-def _load_inspector(path, backend, device, precision, threads):
+def _load_inspector(path, backend, device, precision, threads, factor_precision="auto"):
     from ..inspector import Inspector
 
-    insp = Inspector.load(path, backend, device, precision, threads)
+    insp = Inspector.load(path, backend, device, precision, threads, factor_precision=factor_precision)
     for w in insp.warnings:
         click.echo(f"warning: {w}", err=True)
     return insp
@@ -125,8 +135,9 @@ def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, holdout, quant
 @click.option("--strict", is_flag=True, help="Exit 1 if any image is NG or ERROR (for scripts and PLC hand-off).")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
+@factor_option
 def score_cmd(inputs, inspector_dir, out, save_maps, overlays, strict, batch_size, backend, device, threads,
-              precision):
+              precision, factor_precision):
     """Score images and folders (any mix) and write decisions.
 
     \b
@@ -146,7 +157,7 @@ def score_cmd(inputs, inspector_dir, out, save_maps, overlays, strict, batch_siz
     paths = list_images(list(inputs))
     if not paths:
         raise click.UsageError(f"no images found in {', '.join(inputs)}")
-    insp = _load_inspector(inspector_dir, backend, device, precision, threads)
+    insp = _load_inspector(inspector_dir, backend, device, precision, threads, factor_precision)
     existing = Path(out) / "results.jsonl"
     if existing.is_file() and existing.stat().st_size:
         n = sum(1 for _ in open(existing))
@@ -172,8 +183,9 @@ def score_cmd(inputs, inspector_dir, out, save_maps, overlays, strict, batch_siz
 @tile_options
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
+@factor_option
 def eval_cmd(category, inspector_dir, backbone, out, d, tiles, tile_mode, batch_size, backend, device, threads,
-             precision):
+             precision, factor_precision):
     """Measure an inspector on an MVTec-layout folder with ground truth.
 
     \b
@@ -203,7 +215,7 @@ def eval_cmd(category, inspector_dir, backbone, out, d, tiles, tile_mode, batch_
                           FitOptions(d=d, batch_size=batch_size, tiling=Tiling.parse(tiles, tile_mode)), backend,
                           device, threads, progress=bar,
                           precision=precision)
-    insp = _load_inspector(inspector_dir, backend, device, precision, threads)
+    insp = _load_inspector(inspector_dir, backend, device, precision, threads, factor_precision)
     n = len(load_category(category, need_train=False).test)
     with progress_bar(n, "scoring test set") as bar:
         res = evaluate(category, insp, out, batch_size, progress=bar)
@@ -235,8 +247,9 @@ def _print_metrics(m: dict, out: Path) -> None:
 @click.option("--out", default=None, type=click.Path(), help="Where the scored set goes [default: INSPECTOR-calibration].")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
+@factor_option
 def calibrate_cmd(category, inspector_dir, method, target_recall, out, batch_size, backend, device, threads,
-                  precision):
+                  precision, factor_precision):
     """Set thresholds from labelled images (MVTec layout: test/good and test/<defect>).
 
     The new thresholds are written into the inspector (atomically); the previous ones
@@ -245,7 +258,7 @@ def calibrate_cmd(category, inspector_dir, method, target_recall, out, batch_siz
     from ..calibrate import calibrate_labelled
     from ..dataset import load_category
 
-    insp = _load_inspector(inspector_dir, backend, device, precision, threads)
+    insp = _load_inspector(inspector_dir, backend, device, precision, threads, factor_precision)
     n = len(load_category(category, need_train=False).test)
     with progress_bar(n, "scoring labelled set") as bar:
         cal = calibrate_labelled(category, insp, method, target_recall, out, batch_size, progress=bar)
@@ -263,6 +276,7 @@ def calibrate_cmd(category, inspector_dir, method, target_recall, out, batch_siz
 def info_cmd(path, as_json):
     """Show what a backbone bundle or an inspector is, and check its file hashes."""
     from ..bundle import load_bundle, read_manifest, verify_files
+    from ..padim import kernel
 
     m = read_manifest(path)
     if as_json:
@@ -276,6 +290,7 @@ def info_cmd(path, as_json):
             click.echo(f"  PaDiM: d={p['d']}, grid {p['grid'][0]}x{p['grid'][1]}, {p['n_images']} good images, "
                        f"eps={p['eps']}, shrinkage {p['shrinkage_applied']}")
             click.echo(f"  thresholds: image {t['image']:.3f}, pixel {t['pixel']:.3f} ({t['method']})")
+            click.echo(f"  scoring on this machine: {kernel.status()}")
     else:
         b = load_bundle(path)
         if not as_json:

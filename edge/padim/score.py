@@ -17,13 +17,23 @@ def _centred(emb: np.ndarray, stats: GaussianStats) -> np.ndarray:
     return out
 
 
-def mahalanobis(emb: np.ndarray, stats: GaussianStats) -> np.ndarray:
+def mahalanobis(emb: np.ndarray, stats: GaussianStats, precision: str = "auto",
+                threads: int | None = None) -> np.ndarray:
     """Embedding (B, d, P) → distance map (B, gh, gw), float32.
 
-    m_p = |L_p (x_p − μ_p)|. The speed is bound by reading the factors, so they are read in
-    their banded-triangular layout (:class:`~edge.padim.factor.BlockRows`, ~60% of the dense
-    bytes), and the B images of a batch share one read.
+    m_p = |L_p (x_p − μ_p)|. The speed is bound by reading the factors, and the B images of a
+    batch share one read. With the native kernel (kernel.py) the factors are read as fp16 or
+    fp32 row blocks (``precision``: auto | fp16 | fp32) on ``threads`` cores; without it, in
+    numpy as fp32 bands (:class:`~edge.padim.factor.BlockRows`, ~60% of the dense bytes).
     """
+    scorer = stats.scorer(precision)
+    if scorer is not None:
+        return scorer.distances(emb, threads).reshape(emb.shape[0], *stats.grid)
+    return mahalanobis_bands(emb, stats)
+
+
+def mahalanobis_bands(emb: np.ndarray, stats: GaussianStats) -> np.ndarray:
+    """The same distance in numpy (fp32 bands of rows): the path without the native kernel."""
     with one_blas_thread():  # P small products: threading each costs more than it saves
         z = stats.block_rows.apply(_centred(emb, stats))
     m2 = np.einsum("pdb,pdb->bp", z, z)

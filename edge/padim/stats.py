@@ -10,7 +10,9 @@ import numpy as np
 
 from ..errors import BundleError, DataError
 from .blas_threads import one_blas_thread
+from . import kernel
 from .factor import BlockRows, pack_lower, unpack_lower
+from .kernel import BlockedFactor
 from .moments import Moments, ledoit_wolf, precision_factor
 
 SHRINKAGES = ("none", "ledoit-wolf", "auto")
@@ -48,6 +50,17 @@ class GaussianStats:
     def block_rows(self) -> BlockRows:
         """The factor in the layout scoring reads (built once, on first use)."""
         return BlockRows.from_dense(self.factor)
+
+    def scorer(self, precision: str = "auto") -> BlockedFactor | None:
+        """The factors in the native kernel's layout at ``precision`` (built once per precision), or
+        None when the kernel is not available (scoring then uses :attr:`block_rows`)."""
+        if kernel.library() is None:
+            return None
+        prec = kernel.resolve_precision(precision)
+        cache = self.__dict__.setdefault("_scorers", {})
+        if prec not in cache:
+            cache[prec] = BlockedFactor.from_dense(self.factor, self.mean, prec)
+        return cache[prec]
 
     def save(self, path: Path, factor_format: str = "packed-lower") -> None:
         """Write .npz; the factor is stored as its packed lower triangle (half the bytes of dense)."""

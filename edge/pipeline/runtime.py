@@ -19,6 +19,7 @@ from ..config import RuntimeConfig
 from ..gpio import GpioChip, open_gpio
 from ..inspector import Inspector
 from ..log_format import log_event
+from ..padim import kernel
 from ..sinks import Decision
 from ..sinks.gpio_sink import GpioSink
 from ..sinks.hook_sink import HookSink
@@ -81,7 +82,10 @@ class LineRuntime:
         i = cfg.inspector
 
         def load() -> Inspector:
-            insp = Inspector.load(i.path, i.backend, i.device, i.precision, i.threads or None)
+            insp = Inspector.load(i.path, i.backend, i.device, i.precision, i.threads or None,
+                                  factor_precision=i.factor_precision)
+            log.info("inspector %s loaded; Mahalanobis: %s; this inspector holds them as %s", insp.id, kernel.status(),
+                     insp.factor_precision)
             for w in insp.warnings:
                 log.warning(w)
             return apply_threshold_overrides(insp, i.image_threshold, i.pixel_threshold)

@@ -1,0 +1,247 @@
+/* Mahalanobis distances from blocked triangular precision factors, in fp16 or fp32.
+ *
+ * Scoring must read every position's factor L_p (d x d lower triangular) for every image; at
+ * d=100 on a 64x64 grid that is 165 MB as dense fp32. This kernel reads the factors in a blocked
+ * layout (rows in blocks of 8, each block stored column by column up to its last non-zero
+ * column: ~57% of dense) and optionally in fp16 with fp32 arithmetic (~29% of dense), and does
+ * the centring, z = L (x - mu), |z| and the per-position scale in one pass. All images of a batch
+ * share one read of each factor.
+ *
+ * Plain C with no Python headers: it is loaded with ctypes (see kernel.py), which releases the
+ * GIL during the call, so Python threads can run disjoint position ranges in parallel.
+ *
+ * Layout of one position's factor (S = ei_block_elems(d) elements):
+ *   for r0 = 0, 8, 16, ... < d:  nc = min(r0 + 8, d) columns, each 8 values (rows r0..r0+7,
+ *   zero where the row is past d or above the diagonal), i.e. element [j*8 + r] = L[r0+r, j].
+ * The distance is  out[b, p] = scale[p] * |F_p (x[b, :, p] - mean[p])|  where F_p = L_p / scale[p].
+ */
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ROWS 8
+#define GROUP 4 /* images per pass over one factor (it stays in cache between passes) */
+
+#if defined(__x86_64__) || defined(__i386__)
+#define EI_X86 1
+#include <immintrin.h>
+#endif
+
+#if defined(__aarch64__)
+typedef __fp16 ei_half;
+static inline float half_to_float(uint16_t h) {
+    ei_half v;
+    memcpy(&v, &h, 2);
+    return (float)v;
+}
+#else
+static inline float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t man = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: normalise */
+            exp = 127 - 15 + 1;
+            while (!(man & 0x400u)) {
+                man <<= 1;
+                exp--;
+            }
+            man &= 0x3ffu;
+            bits = sign | (exp << 23) | (man << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+#endif
+
+size_t ei_block_elems(int d) {
+    size_t s = 0;
+    for (int r0 = 0; r0 < d; r0 += ROWS) s += (size_t)ROWS * (size_t)(r0 + ROWS < d ? r0 + ROWS : d);
+    return s;
+}
+
+/* y[g*d + j] = x[b, j, p] - mean[p, j] for the images of one group; padded images are zero. */
+static void centre(const float *x, const float *mu, int b0, int nb, int d, int P, int p, float *y) {
+    for (int g = 0; g < nb; ++g) {
+        const float *xb = x + (size_t)(b0 + g) * d * P + p;
+        for (int j = 0; j < d; ++j) y[g * d + j] = xb[(size_t)j * P] - mu[j];
+    }
+}
+
+/* ---------------------------------------------------------------- portable C ---------------- */
+
+#define GENERIC_GROUP(LOAD, T)                                                                     \
+    static void generic_##T(const T *F, size_t S, const float *scale, const float *mean,          \
+                            const float *x, int B, int d, int P, int p0, int p1, float *out,       \
+                            float *y) {                                                            \
+        for (int p = p0; p < p1; ++p) {                                                            \
+            const float *mu = mean + (size_t)p * d;                                                \
+            for (int b0 = 0; b0 < B; b0 += GROUP) {                                                \
+                int nb = B - b0 < GROUP ? B - b0 : GROUP;                                          \
+                centre(x, mu, b0, nb, d, P, p, y);                                                 \
+                double m2[GROUP] = {0};                                                            \
+                const T *f = F + (size_t)p * S;                                                    \
+                for (int r0 = 0; r0 < d; r0 += ROWS) {                                             \
+                    int nc = r0 + ROWS < d ? r0 + ROWS : d;                                        \
+                    float acc[GROUP][ROWS];                                                        \
+                    memset(acc, 0, sizeof acc);                                                    \
+                    for (int j = 0; j < nc; ++j) {                                                 \
+                        float w[ROWS];                                                             \
+                        for (int r = 0; r < ROWS; ++r) w[r] = LOAD(f[j * ROWS + r]);               \
+                        for (int g = 0; g < nb; ++g) {                                             \
+                            float yj = y[g * d + j];                                               \
+                            for (int r = 0; r < ROWS; ++r) acc[g][r] += w[r] * yj;                 \
+                        }                                                                          \
+                    }                                                                              \
+                    f += (size_t)nc * ROWS;                                                        \
+                    for (int g = 0; g < nb; ++g)                                                   \
+                        for (int r = 0; r < ROWS; ++r) m2[g] += (double)acc[g][r] * acc[g][r];     \
+                }                                                                                  \
+                float s = scale ? scale[p] : 1.0f;                                                 \
+                for (int g = 0; g < nb; ++g) out[(size_t)(b0 + g) * P + p] = (float)sqrt(m2[g]) * s; \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+#define LOAD_F32(v) (v)
+#define LOAD_F16(v) half_to_float(v)
+typedef uint16_t u16;
+GENERIC_GROUP(LOAD_F32, float)
+GENERIC_GROUP(LOAD_F16, u16)
+
+/* ---------------------------------------------------------------- x86 AVX2 + FMA + F16C ----- */
+#ifdef EI_X86
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+AVX2 static inline __m256 load8_f32(const float *p) { return _mm256_loadu_ps(p); }
+AVX2 static inline __m256 load8_f16(const uint16_t *p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+AVX2 static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* One row block for NB images: U independent accumulators per image hide the FMA latency. */
+#define AVX2_BLOCK(T, NB, U)                                                                       \
+    AVX2 static inline __attribute__((always_inline)) void block_##T##_##NB(                     \
+        const T *f, int nc, const float *y, int d, float *m2) {                                   \
+        __m256 acc[NB][U];                                                                         \
+        for (int g = 0; g < NB; ++g)                                                               \
+            for (int u = 0; u < U; ++u) acc[g][u] = _mm256_setzero_ps();                           \
+        int j = 0;                                                                                 \
+        for (; j + U <= nc; j += U)                                                                \
+            for (int u = 0; u < U; ++u) {                                                          \
+                __m256 w = load8_##T(f + (size_t)(j + u) * ROWS);                                  \
+                for (int g = 0; g < NB; ++g)                                                       \
+                    acc[g][u] = _mm256_fmadd_ps(w, _mm256_set1_ps(y[g * d + j + u]), acc[g][u]);   \
+            }                                                                                      \
+        for (; j < nc; ++j) {                                                                      \
+            __m256 w = load8_##T(f + (size_t)j * ROWS);                                            \
+            for (int g = 0; g < NB; ++g)                                                           \
+                acc[g][0] = _mm256_fmadd_ps(w, _mm256_set1_ps(y[g * d + j]), acc[g][0]);           \
+        }                                                                                          \
+        for (int g = 0; g < NB; ++g) {                                                             \
+            __m256 a = acc[g][0];                                                                  \
+            for (int u = 1; u < U; ++u) a = _mm256_add_ps(a, acc[g][u]);                           \
+            m2[g] += hsum8(_mm256_mul_ps(a, a));                                                   \
+        }                                                                                          \
+    }
+
+#define AVX2_KERNEL(T)                                                                             \
+    AVX2_BLOCK(T, 1, 4)                                                                            \
+    AVX2_BLOCK(T, 2, 2)                                                                            \
+    AVX2_BLOCK(T, 3, 1)                                                                            \
+    AVX2_BLOCK(T, 4, 1)                                                                            \
+    AVX2 static void avx2_##T(const T *F, size_t S, const float *scale, const float *mean,        \
+                              const float *x, int B, int d, int P, int p0, int p1, float *out,     \
+                              float *y) {                                                          \
+        for (int p = p0; p < p1; ++p) {                                                            \
+            const float *mu = mean + (size_t)p * d;                                                \
+            for (int b0 = 0; b0 < B; b0 += GROUP) {                                                \
+                int nb = B - b0 < GROUP ? B - b0 : GROUP;                                          \
+                centre(x, mu, b0, nb, d, P, p, y);                                                 \
+                float m2[GROUP] = {0};                                                             \
+                const T *f = F + (size_t)p * S;                                                    \
+                for (int r0 = 0; r0 < d; r0 += ROWS) {                                             \
+                    int nc = r0 + ROWS < d ? r0 + ROWS : d;                                        \
+                    switch (nb) {                                                                  \
+                    case 1: block_##T##_1(f, nc, y, d, m2); break;                                 \
+                    case 2: block_##T##_2(f, nc, y, d, m2); break;                                 \
+                    case 3: block_##T##_3(f, nc, y, d, m2); break;                                 \
+                    default: block_##T##_4(f, nc, y, d, m2); break;                                \
+                    }                                                                              \
+                    f += (size_t)nc * ROWS;                                                        \
+                }                                                                                  \
+                float s = scale ? scale[p] : 1.0f;                                                 \
+                for (int g = 0; g < nb; ++g) out[(size_t)(b0 + g) * P + p] = sqrtf(m2[g]) * s;     \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+typedef uint16_t f16;
+typedef float f32;
+AVX2_KERNEL(f32)
+AVX2_KERNEL(f16)
+
+static int have_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+#endif
+
+/* ---------------------------------------------------------------- entry points -------------- */
+
+/* Which code path runs: 2 = x86 AVX2/FMA/F16C, 1 = portable C with native fp16 (aarch64),
+ * 0 = portable C (fp16 converted in software: correct but slow; prefer fp32 there). */
+int ei_isa(void) {
+#ifdef EI_X86
+    if (have_avx2()) return 2;
+#endif
+#if defined(__aarch64__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* out[b, p] for p in [p0, p1). factor: P * S elements (fp16 bits if is_f16, else fp32).
+ * scale: P floats or NULL. mean: (P, d). x: (B, d, P). out: (B, P). force_generic: tests.
+ * Returns 0, or -1 if the work buffer could not be allocated. */
+int ei_mahalanobis(const void *factor, int is_f16, const float *scale, const float *mean, const float *x,
+                   int B, int d, int P, int p0, int p1, float *out, int force_generic) {
+    size_t S = ei_block_elems(d);
+    float *y = (float *)malloc(sizeof(float) * (size_t)GROUP * (size_t)d);
+    if (!y) return -1;
+#ifdef EI_X86
+    if (!force_generic && have_avx2()) {
+        if (is_f16)
+            avx2_f16((const uint16_t *)factor, S, scale, mean, x, B, d, P, p0, p1, out, y);
+        else
+            avx2_f32((const float *)factor, S, scale, mean, x, B, d, P, p0, p1, out, y);
+        free(y);
+        return 0;
+    }
+#endif
+    (void)force_generic;
+    if (is_f16)
+        generic_u16((const uint16_t *)factor, S, scale, mean, x, B, d, P, p0, p1, out, y);
+    else
+        generic_float((const float *)factor, S, scale, mean, x, B, d, P, p0, p1, out, y);
+    free(y);
+    return 0;
+}

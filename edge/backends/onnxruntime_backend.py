@@ -46,6 +46,9 @@ class OnnxRuntimeBackend:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             so.intra_op_num_threads = int(threads)
+        # onnxruntime's pool threads busy-wait after each run by default; on a small device that steals
+        # the cores the Mahalanobis kernel and the pipeline's other stages need right then
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(model_path), sess_options=so, providers=providers)
         except Exception as e:

@@ -157,6 +157,9 @@ class Inspector:
         insp = cls(root, bundle, stats, cal, post, m, be, factor_precision, threads)
         if open_runtime:
             stats.scorer(insp.factor_precision)  # build the scoring layout now, not on the first image
+        if factor_precision == "fp16" and kernel.library() is None:
+            insp.warnings.append(f"fp16 factors need the native kernel, which is {kernel.status()}; "
+                                 "scoring uses numpy fp32 (same scores, slower)")
         if be is not None and fitted and be.variant.split("/")[-1] != fitted.split("/")[-1]:
             insp.warnings.append(f"the statistics were fitted on {fitted} features but {be.variant} runs now: "
                                  "scores and thresholds may be off; refit with the same --precision")

@@ -126,3 +126,13 @@ def test_disabled_kernel_is_reported(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={**os.environ, "EDGE_INSPECT_KERNEL": str(tmp_path / "missing.so")}, check=True)
     assert "could not be loaded" in r.stdout
+
+
+def test_inspector_warns_when_fp16_factors_cannot_be_had(monkeypatch, tiny_inspector_ro):
+    from edge.inspector import Inspector
+
+    assert not Inspector.load(tiny_inspector_ro, factor_precision="fp16").warnings
+    monkeypatch.setattr(kernel, "library", lambda: None)
+    insp = Inspector.load(tiny_inspector_ro, factor_precision="fp16")
+    assert any("fp16 factors need the native kernel" in w for w in insp.warnings)
+    assert insp.inspect([np.zeros((64, 64, 3), np.uint8)])[0].decision in ("OK", "NG")

@@ -3,7 +3,7 @@
  * Scoring must read every position's factor L_p (d x d lower triangular) for every image; at
  * d=100 on a 64x64 grid that is 165 MB as dense fp32. This kernel reads the factors in a blocked
  * layout (rows in blocks of 8, each block stored column by column up to its last non-zero
- * column: ~57% of dense) and optionally in fp16 with fp32 arithmetic (~29% of dense), and does
+ * column: ~58% of dense) and optionally in fp16 with fp32 arithmetic (~29% of dense), and does
  * the centring, z = L (x - mu), |z| and the per-position scale in one pass. All images of a batch
  * share one read of each factor.
  *

@@ -1,7 +1,7 @@
 """The native Mahalanobis kernel (``_mahal.c``) and the blocked factor layout it reads.
 
 Scoring is bound by reading the per-position factors (see factor.py). The C kernel reads them
-in row blocks of 8 (~57% of the dense bytes) and, by default, in fp16 with fp32 arithmetic
+in row blocks of 8 (~58% of the dense bytes) and, by default, in fp16 with fp32 arithmetic
 (~29%), and fuses the centring and the norm. It is built with the package when a C compiler is
 present (``pip install`` does it; no Python headers needed) and loaded with ctypes, which releases
 the GIL, so position ranges run on several cores at once. Without it, scoring falls back to the

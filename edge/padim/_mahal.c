@@ -90,47 +90,56 @@ static void centre(const float *x, const float *mu, int b0, int nb, int d, int P
     }
 }
 
-/* ---------------------------------------------------------------- portable C ---------------- */
-
-#define GENERIC_GROUP(LOAD, T)                                                                     \
-    static void generic_##T(const T *F, size_t S, const float *scale, const float *mean,          \
-                            const float *x, int B, int d, int P, int p0, int p1, float *out,       \
-                            float *y) {                                                            \
+/* The loop both code paths share: positions, groups of up to GROUP images, row blocks.
+ * BLOCK(f, nc, y, d, nb, m2) adds |(rows of one block) . y|^2 of each image g < nb to m2[g]. */
+#define DRIVER(ATTR, NAME, T, BLOCK)                                                               \
+    ATTR static void NAME(const T *F, size_t S, const float *scale, const float *mean,            \
+                          const float *x, int B, int d, int P, int p0, int p1, float *out,         \
+                          float *y) {                                                              \
         for (int p = p0; p < p1; ++p) {                                                            \
             const float *mu = mean + (size_t)p * d;                                                \
             for (int b0 = 0; b0 < B; b0 += GROUP) {                                                \
                 int nb = B - b0 < GROUP ? B - b0 : GROUP;                                          \
                 centre(x, mu, b0, nb, d, P, p, y);                                                 \
-                double m2[GROUP] = {0};                                                            \
+                float m2[GROUP] = {0};                                                             \
                 const T *f = F + (size_t)p * S;                                                    \
                 for (int r0 = 0; r0 < d; r0 += ROWS) {                                             \
                     int nc = r0 + ROWS < d ? r0 + ROWS : d;                                        \
-                    float acc[GROUP][ROWS];                                                        \
-                    memset(acc, 0, sizeof acc);                                                    \
-                    for (int j = 0; j < nc; ++j) {                                                 \
-                        if (((j * ROWS * sizeof(T)) & 63) == 0) PREFETCH(f + j * ROWS);            \
-                        float w[ROWS];                                                             \
-                        for (int r = 0; r < ROWS; ++r) w[r] = LOAD(f[j * ROWS + r]);               \
-                        for (int g = 0; g < nb; ++g) {                                             \
-                            float yj = y[g * d + j];                                               \
-                            for (int r = 0; r < ROWS; ++r) acc[g][r] += w[r] * yj;                 \
-                        }                                                                          \
-                    }                                                                              \
+                    BLOCK(f, nc, y, d, nb, m2);                                                    \
                     f += (size_t)nc * ROWS;                                                        \
-                    for (int g = 0; g < nb; ++g)                                                   \
-                        for (int r = 0; r < ROWS; ++r) m2[g] += (double)acc[g][r] * acc[g][r];     \
                 }                                                                                  \
                 float s = scale ? scale[p] : 1.0f;                                                 \
-                for (int g = 0; g < nb; ++g) out[(size_t)(b0 + g) * P + p] = (float)sqrt(m2[g]) * s; \
+                for (int g = 0; g < nb; ++g) out[(size_t)(b0 + g) * P + p] = sqrtf(m2[g]) * s;     \
             }                                                                                      \
         }                                                                                          \
     }
 
+/* ---------------------------------------------------------------- portable C ---------------- */
+
+#define GENERIC_BLOCK(LOAD, T)                                                                     \
+    static inline void generic_block_##T(const T *f, int nc, const float *y, int d, int nb,       \
+                                         float *m2) {                                              \
+        float acc[GROUP][ROWS];                                                                    \
+        memset(acc, 0, sizeof acc);                                                                \
+        for (int j = 0; j < nc; ++j) {                                                             \
+            if (((j * ROWS * sizeof(T)) & 63) == 0) PREFETCH(f + j * ROWS);                        \
+            float w[ROWS];                                                                         \
+            for (int r = 0; r < ROWS; ++r) w[r] = LOAD(f[j * ROWS + r]);                           \
+            for (int g = 0; g < nb; ++g) {                                                         \
+                float yj = y[g * d + j];                                                           \
+                for (int r = 0; r < ROWS; ++r) acc[g][r] += w[r] * yj;                             \
+            }                                                                                      \
+        }                                                                                          \
+        for (int g = 0; g < nb; ++g)                                                               \
+            for (int r = 0; r < ROWS; ++r) m2[g] += acc[g][r] * acc[g][r];                         \
+    }                                                                                              \
+    DRIVER(, generic_##T, T, generic_block_##T)
+
 #define LOAD_F32(v) (v)
 #define LOAD_F16(v) half_to_float(v)
 typedef uint16_t u16;
-GENERIC_GROUP(LOAD_F32, float)
-GENERIC_GROUP(LOAD_F16, u16)
+GENERIC_BLOCK(LOAD_F32, float)
+GENERIC_BLOCK(LOAD_F16, u16)
 
 /* ---------------------------------------------------------------- x86 AVX2 + FMA + F16C ----- */
 #ifdef EI_X86
@@ -181,31 +190,16 @@ AVX2 static inline float hsum8(__m256 v) {
     AVX2_BLOCK(T, 2, 2)                                                                            \
     AVX2_BLOCK(T, 3, 1)                                                                            \
     AVX2_BLOCK(T, 4, 1)                                                                            \
-    AVX2 static void avx2_##T(const T *F, size_t S, const float *scale, const float *mean,        \
-                              const float *x, int B, int d, int P, int p0, int p1, float *out,     \
-                              float *y) {                                                          \
-        for (int p = p0; p < p1; ++p) {                                                            \
-            const float *mu = mean + (size_t)p * d;                                                \
-            for (int b0 = 0; b0 < B; b0 += GROUP) {                                                \
-                int nb = B - b0 < GROUP ? B - b0 : GROUP;                                          \
-                centre(x, mu, b0, nb, d, P, p, y);                                                 \
-                float m2[GROUP] = {0};                                                             \
-                const T *f = F + (size_t)p * S;                                                    \
-                for (int r0 = 0; r0 < d; r0 += ROWS) {                                             \
-                    int nc = r0 + ROWS < d ? r0 + ROWS : d;                                        \
-                    switch (nb) {                                                                  \
-                    case 1: block_##T##_1(f, nc, y, d, m2); break;                                 \
-                    case 2: block_##T##_2(f, nc, y, d, m2); break;                                 \
-                    case 3: block_##T##_3(f, nc, y, d, m2); break;                                 \
-                    default: block_##T##_4(f, nc, y, d, m2); break;                                \
-                    }                                                                              \
-                    f += (size_t)nc * ROWS;                                                        \
-                }                                                                                  \
-                float s = scale ? scale[p] : 1.0f;                                                 \
-                for (int g = 0; g < nb; ++g) out[(size_t)(b0 + g) * P + p] = sqrtf(m2[g]) * s;     \
-            }                                                                                      \
+    AVX2 static inline __attribute__((always_inline)) void avx2_block_##T(                       \
+        const T *f, int nc, const float *y, int d, int nb, float *m2) {                           \
+        switch (nb) {                                                                              \
+        case 1: block_##T##_1(f, nc, y, d, m2); break;                                             \
+        case 2: block_##T##_2(f, nc, y, d, m2); break;                                             \
+        case 3: block_##T##_3(f, nc, y, d, m2); break;                                             \
+        default: block_##T##_4(f, nc, y, d, m2); break;                                            \
         }                                                                                          \
-    }
+    }                                                                                              \
+    DRIVER(AVX2, avx2_##T, T, avx2_block_##T)
 
 typedef uint16_t f16;
 typedef float f32;

@@ -49,6 +49,8 @@ def _find_library() -> tuple[str | None, str]:
 def library():
     """The loaded kernel (ctypes.CDLL), or None when it was not built (see :func:`status`)."""
     global _lib, _lib_error
+    if _lib is not None or _lib_error is not None:  # decided: no lock on the per-frame path
+        return _lib
     with _lock:
         if _lib is None and _lib_error is None:
             path, why_not = _find_library()
@@ -58,6 +60,7 @@ def library():
                 try:
                     lib = ctypes.CDLL(path)
                     lib.ei_isa.restype = ctypes.c_int
+                    lib.isa = lib.ei_isa()  # the CPU does not change: ask once
                     lib.ei_block_elems.restype = ctypes.c_size_t
                     lib.ei_block_elems.argtypes = [ctypes.c_int]
                     lib.ei_mahalanobis.restype = ctypes.c_int
@@ -75,7 +78,7 @@ def status() -> str:
     lib = library()
     if lib is None:
         return f"numpy bands, fp32 (native kernel {_lib_error})"
-    return f"native kernel, {ISA_NAMES.get(lib.ei_isa(), '?')}; factors {resolve_precision('auto')} by default"
+    return f"native kernel, {ISA_NAMES.get(lib.isa, '?')}; factors {resolve_precision('auto')} by default"
 
 
 def resolve_precision(precision: str) -> str:
@@ -85,7 +88,7 @@ def resolve_precision(precision: str) -> str:
     if precision != "auto":
         return precision
     lib = library()
-    return "fp16" if lib is not None and lib.ei_isa() >= 1 else "fp32"
+    return "fp16" if lib is not None and lib.isa >= 1 else "fp32"
 
 
 def block_elems(d: int) -> int:
@@ -117,8 +120,13 @@ class BlockedFactor:
         return "fp16" if self.data.dtype == np.float16 else "fp32"
 
     @property
+    def buffers(self) -> list[np.ndarray]:
+        """Every array scoring reads for each image."""
+        return [self.data, self.mean] + ([self.scale] if self.scale is not None else [])
+
+    @property
     def nbytes(self) -> int:
-        return self.data.nbytes + self.mean.nbytes + (self.scale.nbytes if self.scale is not None else 0)
+        return sum(a.nbytes for a in self.buffers)
 
     @classmethod
     def from_dense(cls, factor: np.ndarray, mean: np.ndarray, precision: str = "fp16", chunk: int = 512,

@@ -1,35 +1,56 @@
 """What one inspection leaves on disk and in the log; shared by `score` and the line runtime's storage.
 
-Pure helpers: build the decision record for an inspection, and draw/write its overlay and mask.
+Pure helpers: build the decision record for an inspection (or for an input that could not be
+inspected), clean names for output files, and draw/write an inspection's overlay and mask.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
 from .imageio import write_png
-from .inspector import Inspection
+from .stage import Inspection
 from .records import DecisionRecord, utc_now
 from .visualize import heat_overlay
 
 
+def clean_name(text: str, fallback: str = "image") -> str:
+    """A string made safe as one file-name part: runs of anything but letters, digits, . _ - become _."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text) or fallback
+
+
 def inspection_record(image: str, res: Inspection, inspector_id: str, *, mask: Path | None = None,
                       anomaly_map: Path | None = None, overlay: Path | None = None,
-                      timings_ms: dict[str, float] | None = None, timestamp: str | None = None) -> DecisionRecord:
+                      timings_ms: dict[str, float] | None = None, timestamp: str | None = None,
+                      class_masks: dict[str, str] | None = None) -> DecisionRecord:
     """The decision record of one successful inspection (scores rounded as in results.jsonl)."""
     return DecisionRecord(image=image, decision=res.decision, score=round(res.score, 5),
                           raw_score=round(res.raw_score, 5), mask=str(mask) if mask else None,
                           anomaly_map=str(anomaly_map) if anomaly_map else None,
                           overlay=str(overlay) if overlay else None, inspector=inspector_id,
                           timestamp=timestamp or utc_now(),
-                          timings_ms=res.timings_ms if timings_ms is None else timings_ms)
+                          timings_ms=res.timings_ms if timings_ms is None else timings_ms,
+                          label=res.label, classes={k: round(float(v), 5) for k, v in res.classes.items()},
+                          areas={k: int(v) for k, v in res.areas.items()}, class_masks=dict(class_masks or {}),
+                          stages=[dict(st) for st in res.stages])
+
+
+def error_record(image: str, error: str, inspector_id: str | None, *, timings_ms: dict[str, float] | None = None,
+                 timestamp: str | None = None) -> DecisionRecord:
+    """The record of an input that could not be inspected: decision ERROR, with the reason."""
+    return DecisionRecord(image=image, decision="ERROR", inspector=inspector_id, error=error or "no result",
+                          timestamp=timestamp or utc_now(), timings_ms=dict(timings_ms or {}))
 
 
 def overlay_image(img: np.ndarray, res: Inspection, threshold: float) -> np.ndarray:
-    """Heat map + mask outline + "NG  score 1.23" caption."""
-    return heat_overlay(img, res.anomaly_map, res.mask, threshold, f"{res.decision}  score {res.score:.2f}")
+    """Heat map + mask outline + "NG  score 1.23" caption (a classifier without maps: the caption only)."""
+    caption = f"{res.decision}  score {res.score:.2f}" + (f"  {res.label}" if res.label else "")
+    if res.anomaly_map is None:
+        return heat_overlay(img, np.zeros(img.shape[:2], np.float32), None, 1.0, caption)
+    return heat_overlay(img, res.anomaly_map, res.mask, threshold, caption)
 
 
 def write_overlay(path: Path, img: np.ndarray, res: Inspection, threshold: float) -> None:

@@ -14,9 +14,10 @@ from .bundle import write_json
 from .dataset import load_category
 from .errors import DataError
 from .imageio import read_mask, write_png
-from .inspector import Inspection, Inspector
+from .inspector import Inspector
 from .metrics import auroc, confusion, f1_scores, pro_auc, roc_curve
 from .scoring import score_paths
+from .stage import Inspection
 from .visualize import histogram_plot, roc_plot
 
 METRIC_SIDE = 512  # maps larger than this are reduced for pixel metrics, to bound memory

@@ -30,7 +30,7 @@ from .inspector import INSPECTOR_SCHEMA, INSPECTOR_VERSION, Calibration, Inspect
 from .loader import iter_batches
 from .padim.embed import EmbeddingSpec, embed, make_spec
 from .padim.moments import Moments
-from .padim.score import full_res_map, mahalanobis
+from .padim.score import full_res_map, image_score, mahalanobis
 from .padim.stats import GaussianStats, gaussian_from_moments
 from .padim.tiling import Tiling
 from .threshold import good_only_threshold
@@ -95,7 +95,7 @@ class _Streamer:
                 else:
                     imgs.append(img)
             if imgs:
-                x = np.concatenate([self.tiling.tensors(im, self.bundle.input) for im in imgs])
+                x = self.tiling.batch(imgs, self.bundle.input)
                 emb = embed(self.backend.infer({self.backend.input_name: x}), self.spec)
                 yield imgs, self.tiling.samples(emb, self.spec.grid)
             if self.progress:
@@ -152,7 +152,7 @@ def _holdout_scores(streamer: _Streamer, paths: list[Path], stats: GaussianStats
     for imgs, emb in streamer.run(paths):
         for img, g in zip(imgs, streamer.tiling.stitch(mahalanobis(emb, stats))):
             amap = full_res_map(g, img.shape[:2], sigma)
-            scores.append(float(amap.max()))
+            scores.append(image_score(amap))
             p999.append(float(np.quantile(amap, 0.999)))
         acc.add(emb)
     acc.flush()

@@ -13,11 +13,9 @@ renamed into place, so a power cut leaves either the old inspector or the new on
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +27,12 @@ from .bundle import MANIFEST, Bundle, load_bundle, read_manifest, verify_files
 from .errors import BundleError
 from .padim import kernel
 from .padim.embed import EmbeddingSpec, embed
-from .padim.score import anomaly_mask, full_res_map, mahalanobis
+from .padim.score import anomaly_mask, full_res_map, image_score, mahalanobis
 from .padim.stats import GaussianStats
 from .padim.tiling import Tiling
+from .stage import Inspection, decide, run_stage
+
+__all__ = ["Calibration", "Inspection", "Inspector", "PostProcess", "inspector_id"]
 
 INSPECTOR_SCHEMA = "edge-inspect/inspector"
 INSPECTOR_VERSION = 2  # 2: stats.npz may hold the factor packed (factor_format)
@@ -70,20 +71,10 @@ class PostProcess:
     open_radius: int = 4
 
 
-@dataclass(frozen=True)
-class Inspection:
-    """What scoring one image gives. Maps are the size of the input image."""
-
-    raw_score: float
-    score: float
-    decision: str
-    anomaly_map: np.ndarray
-    mask: np.ndarray
-    timings_ms: dict[str, float]
-
-
 class Inspector:
-    """Loads an inspector directory and scores images with it."""
+    """Loads an inspector directory and scores images with it: the PaDiM :class:`~edge.stage.ModelStage`."""
+
+    kind = "padim"
 
     def __init__(self, root: Path, bundle: Bundle, stats: GaussianStats, calibration: Calibration,
                  post: PostProcess, manifest: dict, backend: Backend | None = None, factor_precision: str = "auto",
@@ -110,6 +101,19 @@ class Inspector:
     @property
     def id(self) -> str:
         return self.manifest.get("id", "?")
+
+    @property
+    def threshold(self) -> float:
+        return self.calibration.image_threshold
+
+    def describe(self) -> dict:
+        p = self.manifest.get("padim", {})
+        return {"kind": self.kind, "id": self.id, "path": str(self.root), "backbone": self.bundle.name,
+                "d": self.stats.d, "grid": list(self.stats.grid), "n_images": p.get("n_images"),
+                "mode": p.get("mode", "aligned"), "tiling": self.tiling.to_dict(),
+                "threshold": {"image": self.calibration.image_threshold, "pixel": self.calibration.pixel_threshold,
+                              "method": self.calibration.method},
+                "backend": getattr(self.backend, "name", None), "variant": getattr(self.backend, "variant", None)}
 
     @classmethod
     def load(cls, root: str | Path, backend: str = "onnxruntime", device: str | None = None,
@@ -168,7 +172,7 @@ class Inspector:
     # --- scoring ------------------------------------------------------------------------
     def tensors(self, images: list[np.ndarray]) -> np.ndarray:
         """Images → the backbone's input batch (one row per tile; one tile per image unless tiled)."""
-        return np.concatenate([self.tiling.tensors(im, self.bundle.input) for im in images])
+        return self.tiling.batch(images, self.bundle.input)
 
     def grid_from_features(self, features: dict[str, np.ndarray]) -> np.ndarray:
         """Backbone outputs of a batch → one Mahalanobis grid map per image (B, GH, GW), tiles
@@ -179,25 +183,13 @@ class Inspector:
     def grid_maps(self, images: list[np.ndarray]) -> np.ndarray:
         return self.grid_from_features(self.backend.infer({self.backend.input_name: self.tensors(images)}))
 
+    def results(self, outputs: dict[str, np.ndarray], shapes: list[tuple[int, int]]) -> list[Inspection]:
+        """Backbone outputs of a batch → one :class:`Inspection` per image (the ModelStage step)."""
+        return [self.decide(g, shape) for g, shape in zip(self.grid_from_features(outputs), shapes)]
+
     def inspect(self, images: list[np.ndarray]) -> list[Inspection]:
-        """Score a batch of BGR images; one :class:`Inspection` per image."""
-        t0 = time.perf_counter()
-        x = self.tensors(images)
-        t1 = time.perf_counter()
-        feats = self.backend.infer({self.backend.input_name: x})
-        t2 = time.perf_counter()
-        grid = self.grid_from_features(feats)
-        t3 = time.perf_counter()
-        per = 1000.0 / len(images)
-        out = []
-        for img, g in zip(images, grid):
-            t4 = time.perf_counter()
-            res = self.decide(g, img.shape[:2])
-            t5 = time.perf_counter()
-            out.append(dataclasses.replace(res, timings_ms={
-                "preprocess": round((t1 - t0) * per, 3), "infer": round((t2 - t1) * per, 3),
-                "mahalanobis": round((t3 - t2) * per, 3), "postprocess": round((t5 - t4) * 1000, 3)}))
-        return out
+        """Score a batch of BGR images; one :class:`Inspection` per image, with timings."""
+        return run_stage(self, images)
 
     def decide(self, grid_map: np.ndarray, shape: tuple[int, int]) -> Inspection:
         """One image's grid map → full-size map, score, decision and mask (no timings).
@@ -205,10 +197,11 @@ class Inspector:
         The line runtime's pipeline calls this too, so both paths decide alike.
         """
         amap = full_res_map(grid_map, shape, self.post.blur_sigma)
-        raw = float(amap.max())
+        raw = image_score(amap)
         score = raw / self.calibration.image_threshold
-        mask = anomaly_mask(amap, self.calibration.pixel_threshold, self.post.open_radius, keep_peak=score >= 1.0)
-        return Inspection(raw, score, "NG" if score >= 1.0 else "OK", amap, mask, {})
+        verdict = decide(score)
+        mask = anomaly_mask(amap, self.calibration.pixel_threshold, self.post.open_radius, keep_peak=verdict == "NG")
+        return Inspection(raw, score, verdict, amap, mask)
 
 
 def inspector_id(files: dict[str, str]) -> str:

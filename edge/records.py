@@ -31,6 +31,13 @@ class DecisionRecord:
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     saved_image: str | None = None  # the line runtime's copy of the frame, when it keeps one
+    # supervised models and cascades (absent for PaDiM): predicted class, per-class scores,
+    # defect area per class in pixels, per-class mask files, and one entry per cascade stage
+    label: str | None = None
+    classes: dict[str, float] = field(default_factory=dict)
+    areas: dict[str, int] = field(default_factory=dict)
+    class_masks: dict[str, str] = field(default_factory=dict)
+    stages: list[dict] = field(default_factory=list)
 
     def __post_init__(self):
         if self.decision not in DECISIONS:
@@ -39,7 +46,7 @@ class DecisionRecord:
             raise ValueError("an ERROR record needs an error message")
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None and v != {}}
+        return {k: v for k, v in asdict(self).items() if v is not None and v != {} and v != []}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))

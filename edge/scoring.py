@@ -1,21 +1,21 @@
-"""`score`: run an inspector over files and folders and write decisions, masks, maps, overlays."""
+"""`score`: run a model stage (inspector, classifier, segmenter, cascade) over files and folders and
+write decisions, masks, maps, overlays."""
 
 from __future__ import annotations
 
 import csv
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .artifacts import inspection_record, write_mask, write_overlay
+from .artifacts import clean_name, error_record, inspection_record, write_mask, write_overlay
 from .errors import ImageError
-from .inspector import Inspection, Inspector
 from .loader import iter_batches
 from .records import DecisionLog, DecisionRecord
+from .stage import Inspection, ModelStage, run_stage
 
 
 @dataclass
@@ -45,7 +45,7 @@ class OutputNames:
             rel = path.with_suffix("").relative_to(self.root) if self.root else Path(path.stem)
         except ValueError:
             rel = Path(path.stem)
-        base = "__".join(re.sub(r"[^A-Za-z0-9._-]+", "_", part) for part in rel.parts) or "image"
+        base = "__".join(clean_name(part) for part in rel.parts) or "image"
         cand, i = base, 1
         while cand in self.used:
             cand = f"{base}_{i}"
@@ -84,13 +84,15 @@ class ResultWriter:
     def write(self, image: str, img: np.ndarray | None, res: Inspection | None, error: str | None = None
               ) -> DecisionRecord:
         if res is None:
-            rec = DecisionRecord(image=image, decision="ERROR", inspector=self.inspector_id, error=error)
+            rec = error_record(image, error, self.inspector_id)
         else:
             stem = self.names.stem(Path(image).resolve())
-            mask_path = self.out / "masks" / f"{stem}_mask.png"
-            write_mask(mask_path, res)
+            mask_path = None
+            if res.mask is not None:
+                mask_path = self.out / "masks" / f"{stem}_mask.png"
+                write_mask(mask_path, res)
             map_path = None
-            if self.save_maps:
+            if self.save_maps and res.anomaly_map is not None:
                 map_path = self.out / "maps" / f"{stem}.npy"
                 np.save(map_path, res.anomaly_map.astype(np.float32))
             ov_path = None
@@ -115,7 +117,7 @@ class ResultWriter:
         self._csv_file.close()
 
 
-def score_paths(inspector: Inspector, paths: list[Path], out: str | Path, save_maps: bool = False,
+def score_paths(stage: ModelStage, paths: list[Path], out: str | Path, save_maps: bool = False,
                 overlays: str = "ng", batch_size: int = 8, progress: Callable[[int], None] | None = None,
                 keep_records: bool = True,
                 on_result: Callable[[Path, np.ndarray, Inspection], None] | None = None) -> ScoreSummary:
@@ -126,12 +128,11 @@ def score_paths(inspector: Inspector, paths: list[Path], out: str | Path, save_m
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = ScoreSummary(out)
-    writer = ResultWriter(out, inspector.id, inspector.calibration.image_threshold, save_maps, overlays,
-                          common_root(paths))
+    writer = ResultWriter(out, stage.id, stage.threshold, save_maps, overlays, common_root(paths))
     try:
         for batch in iter_batches(paths, batch_size):
             good = [(p, img) for p, img in batch if not isinstance(img, ImageError)]
-            results = inspector.inspect([img for _, img in good]) if good else []
+            results = run_stage(stage, [img for _, img in good])
             by_path = {id(img): r for (_, img), r in zip(good, results)}
             for p, img in batch:
                 if isinstance(img, ImageError):

@@ -13,7 +13,7 @@ import numpy as np
 from edge.bundle import Tap
 from edge.padim.embed import embed, make_spec
 from edge.padim.moments import Moments
-from edge.padim.score import full_res_map, mahalanobis
+from edge.padim.score import full_res_map, image_score, mahalanobis
 from edge.padim.stats import gaussian_from_moments
 
 # Embedding size of the quick PaDiM. Its fit costs ~d³ per position (the precision factor), and it runs
@@ -94,7 +94,7 @@ class QuickPadim:
 
     def _scores(self, emb: np.ndarray, stats) -> np.ndarray:
         maps = mahalanobis(emb, stats)
-        return np.array([full_res_map(g, self.input_hw).max() for g in maps], dtype=np.float64)
+        return np.array([image_score(full_res_map(g, self.input_hw)) for g in maps], dtype=np.float64)
 
     def _held_out_scores(self, emb: np.ndarray) -> np.ndarray:
         if len(self.held_idx) == 0:

@@ -54,6 +54,16 @@ def _load_inspector(path, backend, device, precision, threads, factor_precision=
     return insp
 
 
+def _load_stage(path, backend, device, precision, threads, factor_precision="auto"):
+    """Whatever decides on images at PATH (edge/stage.py): an inspector, or a supervised bundle."""
+    from ..stage import open_stage
+
+    stage = open_stage(path, backend, device, precision, threads, factor_precision=factor_precision)
+    for w in stage.warnings:
+        click.echo(f"warning: {w}", err=True)
+    return stage
+
+
 @cli.command("fit")
 @click.option("--good", "good", multiple=True, required=True, type=click.Path(exists=True),
               help="Folder (or file) of GOOD images. Repeat to add more folders.")
@@ -157,7 +167,7 @@ def score_cmd(inputs, inspector_dir, out, save_maps, overlays, strict, batch_siz
     paths = list_images(list(inputs))
     if not paths:
         raise click.UsageError(f"no images found in {', '.join(inputs)}")
-    insp = _load_inspector(inspector_dir, backend, device, precision, threads, factor_precision)
+    insp = _load_stage(inspector_dir, backend, device, precision, threads, factor_precision)
     existing = Path(out) / "results.jsonl"
     if existing.is_file() and existing.stat().st_size:
         n = sum(1 for _ in open(existing))

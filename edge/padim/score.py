@@ -57,6 +57,15 @@ def full_res_map(grid_map: np.ndarray, out_hw: tuple[int, int], sigma: float = 4
     return up
 
 
+def image_score(amap: np.ndarray) -> float:
+    """The one definition of an image's score: the maximum of its blurred full-size anomaly map.
+
+    Fitting (the threshold), scoring (the decision) and export's parity check all use it, so the
+    threshold and the score agree by construction.
+    """
+    return float(amap.max())
+
+
 def anomaly_mask(amap: np.ndarray, threshold: float, open_radius: int = 4, keep_peak: bool = False) -> np.ndarray:
     """Pixels at or above ``threshold``, cleaned by a morphological opening with a disk; uint8 0/255.
 

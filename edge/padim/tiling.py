@@ -76,6 +76,10 @@ class Tiling:
         return np.stack([to_tensor(img_bgr[r * h:(r + 1) * h, c * w:(c + 1) * w], spec)
                          for r in range(self.rows) for c in range(self.cols)])
 
+    def batch(self, images: list[np.ndarray], spec: InputSpec) -> np.ndarray:
+        """Images → one input batch, each image's tiles in order (the one place tiles are batched)."""
+        return np.concatenate([self.tensors(im, spec) for im in images])
+
     def stats_grid(self, tile_grid: tuple[int, int]) -> tuple[int, int]:
         if self.shared:
             return tile_grid

@@ -1,9 +1,10 @@
-"""The inspector, cut into the pipeline's stages: preprocess → infer → score.
+"""A model stage (edge/stage.py), cut into the pipeline's threads: preprocess → infer → score.
 
-These are the steps of :meth:`edge.inspector.Inspector.inspect`, run on separate threads so
-that preprocessing of the next batch overlaps inference of this one (tests check that both
-give the same scores). A batch keeps the inspector it started with, so a reload (SIGHUP) swaps
-inspectors between batches without mixing them inside one.
+These are the steps of :func:`edge.stage.run_stage`, run on separate threads so that
+preprocessing of the next batch overlaps inference of this one (tests check that both give the
+same scores). A batch keeps the stage it started with, so a reload (SIGHUP) swaps stages between
+batches without mixing them inside one. Any :class:`~edge.stage.ModelStage` runs here: a PaDiM
+inspector, a classifier or segmenter bundle, or a cascade.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..inspector import Inspection, Inspector
+from ..inspector import Inspector
 from ..log_format import log_event
 from ..sources.frame import Frame
+from ..stage import Inspection, ModelStage, run_stage
 
 log = logging.getLogger("edge.pipeline")
 
@@ -29,7 +31,7 @@ class Batch:
     """Frames travelling through the model stages together (internal to the pipeline)."""
 
     frames: list[Frame]
-    inspector: Inspector
+    stage: ModelStage
     results: list[Inspection | str | None] = field(default_factory=list)  # str = why it failed
     rows: list[int] = field(default_factory=list)  # which frames are in the tensor
     tensor: np.ndarray | None = None
@@ -51,7 +53,7 @@ def preprocess(b: Batch) -> None:
             b.results[i] = f.error or "no image"
             continue
         try:
-            tensors.append(b.inspector.tiling.tensors(f.image, b.inspector.bundle.input))
+            tensors.append(b.stage.tensors([f.image]))  # one frame at a time: a bad frame fails alone
             b.rows.append(i)
         except Exception as e:
             b.results[i] = f"preprocessing failed: {type(e).__name__}: {e}"
@@ -61,7 +63,7 @@ def preprocess(b: Batch) -> None:
 def infer(b: Batch) -> None:
     if b.tensor is None:
         return
-    be = b.inspector.backend
+    be = b.stage.backend
     b.features = be.infer({be.input_name: b.tensor})
     b.tensor = None
 
@@ -69,25 +71,24 @@ def infer(b: Batch) -> None:
 def score(b: Batch) -> None:
     if b.features is None:
         return
-    insp = b.inspector
-    grid = insp.grid_from_features(b.features)
+    res = b.stage.results(b.features, [b.frames[i].image.shape[:2] for i in b.rows])
     b.features = None
-    for i, g in zip(b.rows, grid):
-        b.results[i] = insp.decide(g, b.frames[i].image.shape[:2])
+    for i, r in zip(b.rows, res):
+        b.results[i] = r
 
 
-class InspectorSlot:
-    """Holds the current inspector; :meth:`reload` loads (and warms up) a new one beside it, then swaps,
+class StageSlot:
+    """Holds the current model stage; :meth:`reload` loads (and warms up) a new one beside it, then swaps,
     so the first parts after a start or a reload do not pay for the runtime's first inference."""
 
-    def __init__(self, load: Callable[[], Inspector]):
+    def __init__(self, load: Callable[[], ModelStage]):
         self._load = load
         self._lock = threading.Lock()
         self._current = _announce(load())
         self.reloads = 0
 
     @property
-    def current(self) -> Inspector:
+    def current(self) -> ModelStage:
         with self._lock:
             return self._current
 
@@ -109,9 +110,14 @@ class InspectorSlot:
         return True, new.id
 
 
-def apply_threshold_overrides(insp: Inspector, image: float | None, pixel: float | None) -> Inspector:
+def apply_threshold_overrides(insp: ModelStage, image: float | None, pixel: float | None) -> ModelStage:
     if image is None and pixel is None:
         return insp
+    if not isinstance(insp, Inspector):
+        from ..errors import ConfigError
+
+        raise ConfigError("inspector.image_threshold / pixel_threshold override a PaDiM inspector's calibration; "
+                          f"{insp.kind} stages take their thresholds from their own calibration")
     c = insp.calibration
     insp.calibration = dataclasses.replace(
         c, image_threshold=image if image is not None else c.image_threshold,
@@ -120,13 +126,16 @@ def apply_threshold_overrides(insp: Inspector, image: float | None, pixel: float
     return insp
 
 
-def _announce(insp: Inspector) -> Inspector:
+def _announce(stage: ModelStage) -> ModelStage:
     """Warm the runtime up (the first inference allocates and, with TensorRT, builds engines), then log."""
     t0 = time.perf_counter()
-    spec = insp.bundle.input
-    insp.inspect([np.full((spec.height, spec.width, 3), 128, np.uint8)])
-    c = insp.calibration
-    log_event(log, logging.INFO, "inspector loaded", inspector=insp.id, path=str(insp.root),
-              backend=getattr(insp.backend, "name", "?"), image_threshold=round(c.image_threshold, 5),
-              pixel_threshold=round(c.pixel_threshold, 5), warm_up_ms=round((time.perf_counter() - t0) * 1000, 1))
-    return insp
+    spec = stage.bundle.input
+    run_stage(stage, [np.full((spec.height, spec.width, 3), 128, np.uint8)])
+    d = stage.describe()
+    log_event(log, logging.INFO, "model stage loaded", kind=stage.kind, inspector=stage.id, path=d.get("path"),
+              backend=getattr(stage.backend, "name", "?"), image_threshold=round(stage.threshold, 5),
+              warm_up_ms=round((time.perf_counter() - t0) * 1000, 1))
+    return stage
+
+
+InspectorSlot = StageSlot  # the name before stages other than PaDiM existed

@@ -27,9 +27,10 @@ from ..sinks.storage_sink import StorageSink
 from ..sinks.worker import SinkWorker
 from ..sources import Source, open_source
 from ..sources.trigger import TriggeredSource, TriggerQueue
+from ..stage import ModelStage, open_stage
 from ..telemetry import Telemetry
 from .health import Health
-from .model_stages import InspectorSlot, apply_threshold_overrides
+from .model_stages import StageSlot, apply_threshold_overrides
 from .stage_threads import Pipeline
 from .summary import RunSummary, summarize
 
@@ -81,16 +82,17 @@ class LineRuntime:
                     self.sim_clock = SimTriggerClock(self.chip, "trigger", t.sim_interval_ms)
         i = cfg.inspector
 
-        def load() -> Inspector:
-            insp = Inspector.load(i.path, i.backend, i.device, i.precision, i.threads or None,
-                                  factor_precision=i.factor_precision)
-            log.info("inspector %s loaded; Mahalanobis: %s; this inspector holds them as %s", insp.id, kernel.status(),
-                     insp.factor_precision)
+        def load() -> ModelStage:
+            insp = open_stage(i.path, i.backend, i.device, i.precision, i.threads or None,
+                              factor_precision=i.factor_precision)
+            if isinstance(insp, Inspector):
+                log.info("inspector %s loaded; Mahalanobis: %s; this inspector holds them as %s", insp.id,
+                         kernel.status(), insp.factor_precision)
             for w in insp.warnings:
                 log.warning(w)
             return apply_threshold_overrides(insp, i.image_threshold, i.pixel_threshold)
 
-        self.slot = InspectorSlot(load)
+        self.slot = StageSlot(load)
         self.health.set("inspector", True)
         self.workers.append(SinkWorker(StorageSink(cfg.storage, self.telemetry), self.telemetry,
                                        cfg.storage.queue_size, keep_records=True))

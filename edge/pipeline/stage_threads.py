@@ -16,23 +16,22 @@ import threading
 import time
 from typing import Callable
 
-from ..artifacts import inspection_record
+from ..artifacts import error_record, inspection_record
 from ..config.sections import CaptureSection
 from ..errors import PipelineError
 from ..log_format import Throttle, log_event
-from ..records import DecisionRecord
 from ..sinks import Decision
 from ..sources import Source
 from ..telemetry import Telemetry
 from .frame_queue import FrameQueue
-from .model_stages import Batch, InspectorSlot, infer, preprocess, score
+from .model_stages import Batch, StageSlot, infer, preprocess, score
 
 log = logging.getLogger("edge.pipeline")
 _STOP = object()
 
 
 class Pipeline:
-    def __init__(self, source: Source, slot: InspectorSlot, dispatch: Callable[[Decision], None],
+    def __init__(self, source: Source, slot: StageSlot, dispatch: Callable[[Decision], None],
                  telemetry: Telemetry, capture: CaptureSection, max_frames: int | None = None,
                  gpio_measures_latency: bool = False):
         self.source = source
@@ -170,17 +169,16 @@ class Pipeline:
             self.decided += len(decisions)
 
     def _decide(self, b: Batch, i: int) -> Decision:
-        f, res, insp = b.frames[i], b.results[i], b.inspector
+        f, res, stage = b.frames[i], b.results[i], b.stage
         now = time.monotonic()
         timings = {k: round(v, 3) for k, v in b.stage_ms.items()}
         timings["trigger_to_decision"] = round((now - f.t_trigger) * 1000, 3)
         self.telemetry.observe("trigger_to_decision", timings["trigger_to_decision"], budgeted=self.budget_on_decision)
         if isinstance(res, str) or res is None:
-            rec = DecisionRecord(image=f.id, decision="ERROR", inspector=insp.id, timestamp=f.wall,
-                                 timings_ms=timings, error=res or "no result")
+            rec = error_record(f.id, res or "no result", stage.id, timings_ms=timings, timestamp=f.wall)
             res = None
         else:
-            rec = inspection_record(f.id, res, insp.id, timings_ms=timings, timestamp=f.wall)
+            rec = inspection_record(f.id, res, stage.id, timings_ms=timings, timestamp=f.wall)
         self.telemetry.inc("decisions", decision=rec.decision)
         return Decision(rec, f.t_trigger, now, f.required, f if f.image is not None else None, res,
-                        insp.calibration.image_threshold)
+                        stage.threshold)

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..inspector import Inspection
+from ..stage import Inspection
 from ..records import DecisionRecord
 from ..sources.frame import Frame
 

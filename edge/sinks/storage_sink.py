@@ -17,14 +17,13 @@ import dataclasses
 import errno
 import logging
 import random
-import re
 from collections import deque
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from ..artifacts import overlay_image
+from ..artifacts import clean_name, overlay_image
 from ..config.sections import StorageSection
 from ..imageio import write_png
 from ..log_format import Throttle, log_event
@@ -38,7 +37,7 @@ log = logging.getLogger("edge.sinks.storage")
 
 def _safe(name: str) -> str:
     base = Path(name).stem if ("/" in name or "\\" in name) else name
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", base)[:80] or "frame"
+    return clean_name(base, "frame")[:80]
 
 
 class StorageSink:
@@ -117,7 +116,7 @@ class StorageSink:
         sample = (not bad and self.cfg.ok_sample_rate > 0 and self._rng.random() < self.cfg.ok_sample_rate)
         return {
             "frame": frame_ok and ((bad and self.cfg.save_ng_images) or sample),
-            "mask": has_maps and (self.cfg.save_masks == "all" or (bad and self.cfg.save_masks == "ng")),
+            "mask": has_maps and d.inspection.mask is not None and (self.cfg.save_masks == "all" or (bad and self.cfg.save_masks == "ng")),
             "overlay": has_maps and frame_ok and (self.cfg.save_overlays == "all"
                                                   or (bad and self.cfg.save_overlays == "ng")),
         }

@@ -183,9 +183,9 @@ class Inspector:
     def grid_maps(self, images: list[np.ndarray]) -> np.ndarray:
         return self.grid_from_features(self.backend.infer({self.backend.input_name: self.tensors(images)}))
 
-    def results(self, outputs: dict[str, np.ndarray], shapes: list[tuple[int, int]]) -> list[Inspection]:
+    def results(self, outputs: dict[str, np.ndarray], images: list[np.ndarray]) -> list[Inspection]:
         """Backbone outputs of a batch → one :class:`Inspection` per image (the ModelStage step)."""
-        return [self.decide(g, shape) for g, shape in zip(self.grid_from_features(outputs), shapes)]
+        return [self.decide(g, im.shape[:2]) for g, im in zip(self.grid_from_features(outputs), images)]
 
     def inspect(self, images: list[np.ndarray]) -> list[Inspection]:
         """Score a batch of BGR images; one :class:`Inspection` per image, with timings."""

@@ -6,7 +6,7 @@ stages. ``score``, ``eval``, the line runtime and cascades call this face and no
 
     x = stage.tensors(images)                       # preprocessing (numpy/OpenCV)
     y = stage.backend.infer({stage.backend.input_name: x})
-    results = stage.results(y, [im.shape[:2] for im in images])
+    results = stage.results(y, images)
 
 :func:`run_stage` does the three with timings, and the line pipeline runs them on three threads.
 Every result is an :class:`Inspection`, whatever the model: the score is normalised so that 1.0 is
@@ -92,8 +92,11 @@ class ModelStage(Protocol):
     def tensors(self, images: list[np.ndarray]) -> np.ndarray:
         """BGR uint8 images → the backend's input batch (rows may be tiles of one image)."""
 
-    def results(self, outputs: dict[str, np.ndarray], shapes: list[tuple[int, int]]) -> list[Inspection]:
-        """The backend's outputs for a batch → one result per image, maps at each image's (h, w)."""
+    def results(self, outputs: dict[str, np.ndarray], images: list[np.ndarray]) -> list[Inspection]:
+        """The backend's outputs for a batch → one result per image, maps at each image's (h, w).
+
+        ``images`` are the batch's BGR images (a stage needs their sizes; a cascade runs its later
+        stages on them)."""
 
     def describe(self) -> dict[str, Any]:
         """What this stage is, for `info`, logs and reports (kind, bundle, thresholds, ...)."""
@@ -117,7 +120,7 @@ def run_stage(stage: ModelStage, images: list[np.ndarray],
     else:
         t1 = t0
     t2 = time.perf_counter()
-    res = stage.results(outputs, [im.shape[:2] for im in images])
+    res = stage.results(outputs, images)
     t3 = time.perf_counter()
     timings = {"preprocess": round((t1 - t0) * per, 3), "infer": round((t2 - t1) * per, 3),
                "score": round((t3 - t2) * per, 3)}

@@ -20,7 +20,7 @@ def test_the_inspector_is_a_model_stage(tiny_inspector_ro, tiny_category):
     imgs = [read_image(p) for p in sorted((tiny_category / "test").rglob("*.png"))[:5]]
     # the three steps by hand give what run_stage gives
     outputs = insp.backend.infer({insp.backend.input_name: insp.tensors(imgs)})
-    by_hand = insp.results(outputs, [im.shape[:2] for im in imgs])
+    by_hand = insp.results(outputs, imgs)
     timed = run_stage(insp, imgs)
     shared = run_stage(insp, imgs, outputs=outputs)  # a cascade with a shared backbone passes outputs
     for a, b, c in zip(by_hand, timed, shared):

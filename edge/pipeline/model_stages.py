@@ -71,7 +71,7 @@ def infer(b: Batch) -> None:
 def score(b: Batch) -> None:
     if b.features is None:
         return
-    res = b.stage.results(b.features, [b.frames[i].image.shape[:2] for i in b.rows])
+    res = b.stage.results(b.features, [b.frames[i].image for i in b.rows])
     b.features = None
     for i, r in zip(b.rows, res):
         b.results[i] = r

@@ -14,7 +14,7 @@ SIM_LINES = {"ok": {"line": "OK"}, "ng": {"line": "NG"}, "ready": {"line": "READ
 
 
 def _run_overrides(raw: dict, camera, source, inspector_dir, out, gpio, drop_policy, backend, device, threads) -> dict:
-    from ..sources.uri import parse_source_uri
+    from ..config.source_uri import parse_source_uri
 
     if camera is not None and source:
         raise click.UsageError("give --camera or --source, not both")

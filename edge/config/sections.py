@@ -74,8 +74,8 @@ class SourceSection:
     synthetic: SyntheticSection = setting(factory=SyntheticSection, doc="The synthetic test pattern.")
 
     def problems(self):
-        from ..sources.uri import parse_source_uri
         from ..errors import ConfigError
+        from .source_uri import parse_source_uri
 
         out = []
         try:

@@ -11,7 +11,7 @@ from typing import Callable, Iterator, Protocol
 
 from ..config.sections import SourceSection
 from .frame import Frame
-from .uri import SourceSpec, parse_source_uri
+from ..config.source_uri import SourceSpec, parse_source_uri
 
 __all__ = ["Frame", "Source", "SourceSpec", "open_source", "parse_source_uri"]
 

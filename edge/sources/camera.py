@@ -20,7 +20,7 @@ from ..config.sections import SourceSection
 from ..errors import SourceError
 from ..log_format import log_event
 from .frame import Frame
-from .uri import SourceSpec
+from ..config.source_uri import SourceSpec
 
 log = logging.getLogger("edge.sources.camera")
 

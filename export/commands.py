@@ -1,13 +1,17 @@
-"""The edge-export subcommands: backbone, classifier, segmenter, multitask, verify."""
+"""The edge-export subcommands: backbone, classifier, segmenter, multitask, verify.
+
+Each is a plain click command; ``export/cli.py`` adds them (and ``train``) to the group.
+"""
 
 from __future__ import annotations
 
 import click
 
-from .cli import _common, _parity_line, _report, _size, cli, export_options
+from .options import export_options, export_request, network_fields, parity_line, report
+from .request import ModelRequest
 
 
-@cli.command("backbone")
+@click.command("backbone")
 @click.argument("arch", default="efficientnet-lite0")
 @click.option("--out", default=None, help="Bundle folder to write (replaced atomically) [default: where "
               "`edge-inspect fit` looks: $EDGE_INSPECT_BACKBONE or ~/.local/share/edge-inspect/backbones/ARCH].")
@@ -31,15 +35,13 @@ def backbone_cmd(arch, out, taps, size, weights, formats, precisions, calib_imag
     """
     from edge.paths import default_backbone_dir
 
-    from .backbone import export_backbone_result
+    from .exporter import export_model
     from .taps import parse_taps
 
-    c = _common(weights, formats, precisions, factory_args, mean, std, arch)
-    res = export_backbone_result(arch, out or default_backbone_dir(arch), _size(size), c["weights"], opset,
-                                 dynamic_size, width_scale, True, parse_taps(taps), c["formats"], c["precisions"],
-                                 calib_images, calib_count, mean=c["mean"], std=c["std"],
-                                 factory_kwargs=c["factory_kwargs"])
-    _report(res)
+    spec = ModelRequest("backbone", arch, taps=parse_taps(taps),
+                        **network_fields(arch, weights, factory_args, mean, std, width_scale))
+    report(export_model(spec, export_request(out or default_backbone_dir(arch), size, formats, precisions,
+                                             calib_images, calib_count, opset, dynamic_size)))
 
 
 def supervised_options(f):
@@ -73,17 +75,14 @@ def mask_options(f):
 
 
 def _supervised(kind, arch, out, size, weights, formats, precisions, calib_images, calib_count, opset, dynamic_size,
-                mean, std, factory_args, width_scale, fpn_channels=64, num_classes=None, labels=None,
-                activation="softmax", ok_label=None, mask_classes=None, mask_labels=None, mask_activation="sigmoid"):
+                mean, std, factory_args, width_scale, labels=None, mask_labels=None, **shape):
+    from .exporter import export_model
     from .outputs import parse_labels
-    from .supervised import export_supervised
 
-    c = _common(weights, formats, precisions, factory_args, mean, std, arch)
-    res = export_supervised(kind, arch, out, _size(size), c["weights"], num_classes, mask_classes,
-                            parse_labels(labels), parse_labels(mask_labels, "--mask-labels"), activation,
-                            mask_activation, ok_label, fpn_channels, width_scale, c["factory_kwargs"], c["mean"],
-                            c["std"], c["formats"], c["precisions"], opset, dynamic_size, calib_images, calib_count)
-    _report(res)
+    spec = ModelRequest(kind, arch, labels=parse_labels(labels), mask_labels=parse_labels(mask_labels, "--mask-labels"),
+                        **shape, **network_fields(arch, weights, factory_args, mean, std, width_scale))
+    report(export_model(spec, export_request(out, size, formats, precisions, calib_images, calib_count, opset,
+                                             dynamic_size)))
 
 
 ARCH_HELP = """
@@ -93,7 +92,7 @@ ARCH_HELP = """
     """
 
 
-@cli.command("classifier", help="""Export an OK/NG (or defect-type) classifier: EfficientNet-Lite + linear head.
+@click.command("classifier", help="""Export an OK/NG (or defect-type) classifier: EfficientNet-Lite + linear head.
 
     Output `logits` (batch, classes). The manifest carries the label map, which label means OK,
     and the activation, so the device never guesses the convention. Built-in state-dict keys are
@@ -108,7 +107,7 @@ def classifier_cmd(arch, num_classes, labels, activation, ok_label, out, **kw):
                 activation=activation, ok_label=ok_label, **kw)
 
 
-@cli.command("segmenter", help="""Export a defect segmenter: EfficientNet-Lite + FPN.
+@click.command("segmenter", help="""Export a defect segmenter: EfficientNet-Lite + FPN.
 
     Output `mask_logits` (batch, classes, H/4, W/4); the manifest records stride 4, the channel
     names and the activation. Built-in keys: encoder.*, fpn.lateral.N, fpn.smooth, seg_head.N.
@@ -122,7 +121,7 @@ def segmenter_cmd(arch, mask_classes, mask_labels, mask_activation, out, fpn_cha
                 mask_activation=mask_activation, **kw)
 
 
-@cli.command("multitask", help="""Export a classifier + segmenter sharing one EfficientNet-Lite + FPN.
+@click.command("multitask", help="""Export a classifier + segmenter sharing one EfficientNet-Lite + FPN.
 
     Outputs `class_logits` (batch, classes) and `mask_logits` (batch, mask classes, H/4, W/4).
     A module:factory model must return them in that order. Built-in keys: as `segmenter`, plus
@@ -140,7 +139,7 @@ def multitask_cmd(arch, num_classes, labels, activation, ok_label, mask_classes,
                 mask_activation=mask_activation, **kw)
 
 
-@cli.command("verify")
+@click.command("verify")
 @click.argument("bundle", type=click.Path())
 @click.option("--weights", default=None, help="The weight file the bundle was made from (when it was made "
               "from a file); its SHA-256 must match the manifest.")
@@ -164,8 +163,11 @@ def verify_cmd(bundle, weights, calib_images, calib_count, min_cosine, min_spear
     checks = verify_bundle(bundle, weights, calib_images, calib_count, min_cosine, min_spearman,
                            raise_on_failure=False)
     for c in checks:
-        click.echo(("FAIL " if c.problems else "ok   ") + _parity_line(c.key, c.measured))
+        click.echo(("FAIL " if c.problems else "ok   ") + parity_line(c.key, c.measured))
         if c.recorded:
-            click.echo("     recorded: " + _parity_line(c.key, c.recorded).split(None, 1)[1])
+            click.echo("     recorded: " + parity_line(c.key, c.recorded).split(None, 1)[1])
     raise_failures(bundle, checks)
     click.echo(f"{bundle}: all {len(checks)} variants verified")
+
+
+COMMANDS = (backbone_cmd, classifier_cmd, segmenter_cmd, multitask_cmd, verify_cmd)

@@ -14,18 +14,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edge.bundle import AtomicDir, InputSpec, Tap, load_bundle, write_backbone_manifest
+from edge.bundle import AtomicDir, InputSpec, ModelFile, Tap, load_bundle, write_backbone_manifest
 
 from . import __version__
 from .calibration import calibration_set
 from .errors import ExportError
-from .formats import Variant, open_runtime, plan_variants, produce
-from .models import ExportModel
+from .formats import open_runtime, plan_variants, produce
+from .models import ExportModel, build_model
 from .onnx_format import embed_onnx_metadata, export_onnx_fp32
 from .openvino_format import forget_converted
 from .parity import QuickPadim, decision_agreement, output_stats
+from .request import ExportRequest, ModelRequest
 
-DEFAULT_OPSET = 17
 FP32_MAX_REL_DIFF = 1e-3  # an FP32 variant further than this from torch is an export bug
 WARN_COSINE, WARN_SPEARMAN = 0.99, 0.9  # lower-precision variants below these get a warning
 
@@ -103,7 +103,7 @@ def _runtime_name(backend) -> str:
     return f"openvino {ov.get_version().split('-')[0]} CPU (inference precision {prec})"
 
 
-def variant_parity(root: Path, v: Variant, x: np.ndarray, ref: dict[str, np.ndarray], model: ExportModel,
+def variant_parity(root: Path, v: ModelFile, x: np.ndarray, ref: dict[str, np.ndarray], model: ExportModel,
                    outputs: list[dict], padim: QuickPadim | None) -> dict:
     backend = open_runtime(root, v, model.output_names)
     got = run_backend(backend, x, model.output_names)
@@ -121,7 +121,7 @@ def variant_parity(root: Path, v: Variant, x: np.ndarray, ref: dict[str, np.ndar
     return rep
 
 
-def check_variant(v: Variant, rep: dict) -> str | None:
+def check_variant(v: ModelFile, rep: dict) -> str | None:
     """Raise for an FP32 variant that is off; return a warning for a lossy one that lost a lot."""
     stats = rep.get("taps") or rep.get("outputs")
     if v.precision == "fp32":
@@ -164,32 +164,36 @@ def _measure(model: ExportModel, spec: InputSpec, calib_dir, calib_count: int, h
     return _Measured(x, ref, taps, outputs, padim, calib_info)
 
 
-def export_bundle(model: ExportModel, out: str | Path, size: tuple[int, int], formats: list[str] = ("onnx",),
-                  precisions: list[str] = ("fp32",), opset: int = DEFAULT_OPSET, dynamic_spatial: bool = False,
-                  calib_dir: str | Path | None = None, calib_count: int = 32, heads: list[dict] | None = None,
-                  force: bool = True) -> ExportResult:
-    h, w = size
+def export_model(spec: ModelRequest, req: ExportRequest) -> ExportResult:
+    """Build the network ``spec`` describes and export it as ``req`` says."""
+    heads = spec.heads()  # label-map mistakes stop the export before anything is built
+    return export_bundle(build_model(spec.recipe(), spec.weights), req, heads)
+
+
+def export_bundle(model: ExportModel, req: ExportRequest, heads: list[dict] | None = None) -> ExportResult:
+    h, w = req.size
     if min(h, w) < 32:
         raise ExportError(f"input size {h}x{w} is too small (at least 32 pixels each way)")
-    if opset < 17:
-        raise ExportError(f"opset {opset} is too old; use 17 or later")
-    variants = plan_variants(list(formats), list(precisions))
-    if any(v.precision == "int8" for v in variants) and calib_dir is None:
+    if req.opset < 17:
+        raise ExportError(f"opset {req.opset} is too old; use 17 or later")
+    variants = plan_variants(list(req.formats), list(req.precisions))
+    if any(v.precision == "int8" for v in variants) and req.calib_dir is None:
         raise ExportError("INT8 needs calibration images: pass --calib-images DIR (a folder of good images)")
-    input_spec = {"name": "image", "layout": "NCHW", "height": h, "width": w, "dynamic_spatial": dynamic_spatial,
+    input_spec = {"name": "image", "layout": "NCHW", "height": h, "width": w, "dynamic_spatial": req.dynamic_spatial,
                   "dtype": "float32", "color": "RGB", "range": "0..1 before normalisation",
                   "mean": list(model.mean), "std": list(model.std)}
-    meas = _measure(model, InputSpec("image", h, w, model.mean, model.std, "RGB"), calib_dir, calib_count,
+    meas = _measure(model, InputSpec("image", h, w, model.mean, model.std, "RGB"), req.calib_dir, req.calib_count,
                     heads or [])
     desc = {"kind": model.kind, "name": model.name, "arch": model.build["arch"], "input": input_spec,
-            "taps": meas.taps, "outputs": meas.outputs, "opset": opset, "weights": model.weights.as_manifest(),
+            "taps": meas.taps, "outputs": meas.outputs, "opset": req.opset, "weights": model.weights.as_manifest(),
             "tool": f"edge-export {__version__}"}
     parity: dict = {"reference": f"torch {torch.__version__} fp32", "inputs": meas.calib_info}
     warnings: list[str] = []
     try:
-        with AtomicDir(out, overwrite=force) as tmp:
+        with AtomicDir(req.out, overwrite=req.force) as tmp:
             master = tmp / "model.onnx"
-            export_onnx_fp32(model.module, master, meas.x[:1], model.output_names, opset, dynamic_spatial, model.name)
+            export_onnx_fp32(model.module, master, meas.x[:1], model.output_names, req.opset, req.dynamic_spatial,
+                             model.name)
             embed_onnx_metadata(master, {**desc, "format": "onnx", "precision": "fp32"})
             for v in variants:
                 produce(tmp, v, master, meas.x, desc)
@@ -198,12 +202,13 @@ def export_bundle(model: ExportModel, out: str | Path, size: tuple[int, int], fo
                 if msg:
                     warnings.append(msg)
             manifest = write_backbone_manifest(
-                tmp, name=model.name, kind=model.kind, arch=model.build["arch"], opset=opset, input_spec=input_spec,
-                taps=meas.taps, outputs=meas.outputs, models=[v.manifest_entry() for v in variants],
-                weights=model.weights.as_manifest(), parity=parity, build=model.build,
+                tmp, name=model.name, kind=model.kind, arch=model.build["arch"], opset=req.opset,
+                input_spec=input_spec, taps=meas.taps, outputs=meas.outputs,
+                models=[v.manifest_entry() for v in variants], weights=model.weights.as_manifest(), parity=parity,
+                build=model.build, **req.manifest_extra,
                 created={"tool": f"edge-export {__version__}", "torch": torch.__version__, "host": platform.node(),
                          "utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
             load_bundle(tmp)  # the bundle we write must pass the same check the device runs
     finally:
         forget_converted()  # do not keep a converted OpenVINO model alive after the export
-    return ExportResult(Path(out), manifest, warnings)
+    return ExportResult(req.out, manifest, warnings)

@@ -10,12 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.bundle import Tap, load_bundle
+from edge.bundle import ModelFile, Tap, load_bundle
 
 from .calibration import calibration_set
 from .errors import ExportError, ParityError, WeightsError
 from .exporter import FP32_MAX_REL_DIFF, run_torch, variant_parity
-from .formats import Variant
 from .models import build_model
 from .parity import QuickPadim
 
@@ -59,7 +58,7 @@ def _weights_for(manifest: dict, weights: str | None) -> str:
     raise ExportError(f"the manifest's weights section is not understood: {w}")
 
 
-def _problems(v: Variant, rep: dict, min_cosine: float | None, min_spearman: float | None) -> list[str]:
+def _problems(v: ModelFile, rep: dict, min_cosine: float | None, min_spearman: float | None) -> list[str]:
     stats = rep.get("taps") or rep.get("outputs")
     out = []
     if v.precision == "fp32":
@@ -95,10 +94,9 @@ def verify_bundle(path: str | Path, weights: str | None = None, calib_dir: str |
     outputs = m.get("outputs", [])
     checks = []
     for mf in b.models:
-        v = Variant(mf.format, mf.precision, mf.path, mf.weights)
-        rep = variant_parity(b.root, v, x, ref, model, outputs, padim)
-        checks.append(VariantCheck(v.key, rep, m.get("parity", {}).get(v.key, {}),
-                                   _problems(v, rep, min_cosine, min_spearman)))
+        rep = variant_parity(b.root, mf, x, ref, model, outputs, padim)
+        checks.append(VariantCheck(mf.key, rep, m.get("parity", {}).get(mf.key, {}),
+                                   _problems(mf, rep, min_cosine, min_spearman)))
     if raise_on_failure:
         raise_failures(path, checks)
     return checks

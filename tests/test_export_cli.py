@@ -146,3 +146,11 @@ def test_help_answers_a_line_engineers_questions():
     for needle in ("wide_resnet50_2", "module:factory", "torchvision", "--precision", "256x1600", "--taps"):
         assert needle in bb, needle
     assert "--labels" in run("classifier", "--help").output and "defect=0" in run("classifier", "--help").output
+
+
+def test_commands_do_not_import_the_cli_module():
+    import subprocess
+
+    code = "import sys, export.commands, export.options; print('export.cli' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -13,10 +13,12 @@ from edge.backends import open_backend  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.imageio import list_images, read_image  # noqa: E402
 from edge.preprocess import batch_tensor  # noqa: E402
-from export.backbone import build_backbone, export_backbone_result  # noqa: E402
+from export.backbone import build_backbone  # noqa: E402
+from export.exporter import export_model  # noqa: E402
 from export.onnx_format import read_onnx_metadata  # noqa: E402
 from export.openvino_format import read_ir_metadata  # noqa: E402
 from export.parity import cosine  # noqa: E402
+from export.request import ExportRequest, ModelRequest  # noqa: E402
 
 HAVE_NNCF = True
 try:
@@ -25,7 +27,7 @@ except ImportError:
     HAVE_NNCF = False
 
 SIZE = (64, 96)  # non-square on purpose
-ARGS = dict(weights="none", width_scale=0.125, calib_count=8)
+R18 = ModelRequest("backbone", "resnet18", "none", width_scale=0.125)
 # stated tolerance per precision: lowest cosine of any tap against torch FP32 on the calibration images
 MIN_COSINE = {"fp32": 0.99999, "fp16": 0.999, "int8": 0.99}
 
@@ -34,11 +36,11 @@ MIN_COSINE = {"fp32": 0.99999, "fp16": 0.999, "int8": 0.99}
 def bundles(tmp_path_factory, tiny_category):
     calib = tiny_category / "train" / "good"
     root = tmp_path_factory.mktemp("formats")
-    onnx = export_backbone_result("resnet18", root / "onnx", SIZE, formats=["onnx"],
-                                  precisions=["fp32", "fp16", "int8"], calib_dir=calib, **ARGS)
+    onnx = export_model(R18, ExportRequest(root / "onnx", SIZE, formats=["onnx"], precisions=["fp32", "fp16", "int8"],
+                                           calib_dir=calib, calib_count=8))
     ov_prec = ["fp32", "fp16"] + (["int8"] if HAVE_NNCF else [])
-    ov = export_backbone_result("resnet18", root / "openvino", SIZE, formats=["openvino"], precisions=ov_prec,
-                                calib_dir=calib, **ARGS)
+    ov = export_model(R18, ExportRequest(root / "openvino", SIZE, formats=["openvino"], precisions=ov_prec,
+                                         calib_dir=calib, calib_count=8))
     return {"onnx": onnx.path, "openvino": ov.path, "calib": calib}
 
 
@@ -120,8 +122,8 @@ def test_bare_model_files_describe_themselves(bundles):
 
 
 def _check_dynamic(tmp_path, arch, width_scale):
-    res = export_backbone_result(arch, tmp_path / "dyn", (64, 64), weights="none", width_scale=width_scale,
-                                 dynamic_spatial=True, formats=["onnx", "openvino"])
+    res = export_model(ModelRequest("backbone", arch, "none", width_scale),
+                       ExportRequest(tmp_path / "dyn", (64, 64), dynamic_spatial=True, formats=["onnx", "openvino"]))
     b = load_bundle(res.path)
     assert b.input.dynamic_spatial
     x = np.random.default_rng(0).normal(size=(2, 3, 96, 160)).astype(np.float32)
@@ -148,7 +150,7 @@ def test_int8_without_calibration_images_is_refused(tmp_path):
     from export.errors import ExportError
 
     with pytest.raises(ExportError, match="INT8 needs calibration images"):
-        export_backbone_result("resnet18", tmp_path / "q", (64, 64), precisions=["int8"], **ARGS)
+        export_model(R18, ExportRequest(tmp_path / "q", (64, 64), precisions=["int8"]))
     assert not (tmp_path / "q").exists()
 
 

@@ -6,7 +6,8 @@ torch = pytest.importorskip("torch")
 
 from edge.bundle import load_bundle  # noqa: E402
 from edge.demo_data import make_category  # noqa: E402
-from export.backbone import export_backbone_result  # noqa: E402
+from export.exporter import export_model  # noqa: E402
+from export.request import ExportRequest, ModelRequest  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -17,9 +18,9 @@ def test_pretrained_lite0_every_variant_on_good_images(tmp_path):
     nncf = pytest.importorskip("nncf")  # noqa: F841
     cat = make_category(tmp_path / "metal", "metal", n_train=32, n_test_good=1, n_per_defect=1, defects=("scratch",),
                         size=(224, 224), seed=2)
-    res = export_backbone_result("efficientnet-lite0", tmp_path / "b", (224, 224), "pretrained",
-                                 formats=["onnx", "openvino"], precisions=["fp32", "fp16", "int8"],
-                                 calib_dir=cat / "train" / "good")
+    res = export_model(ModelRequest("backbone", "efficientnet-lite0", "pretrained"),
+                       ExportRequest(tmp_path / "b", (224, 224), formats=["onnx", "openvino"],
+                                     precisions=["fp32", "fp16", "int8"], calib_dir=cat / "train" / "good"))
     par = load_bundle(res.path).manifest["parity"]
     for key, floor in [("onnx/fp16", 0.999), ("openvino/fp16", 0.98), ("onnx/int8", 0.9), ("openvino/int8", 0.9)]:
         low = min(s["cosine"] for s in par[key]["taps"].values())
@@ -31,8 +32,8 @@ def test_pretrained_lite0_every_variant_on_good_images(tmp_path):
 
 def test_wide_resnet50_2_full_width_onnx_and_ir(tmp_path):
     pytest.importorskip("openvino")
-    res = export_backbone_result("wide_resnet50_2", tmp_path / "b", (256, 256), "none", formats=["onnx", "openvino"],
-                                 calib_count=4)
+    res = export_model(ModelRequest("backbone", "wide_resnet50_2", "none"),
+                       ExportRequest(tmp_path / "b", (256, 256), formats=["onnx", "openvino"], calib_count=4))
     b = load_bundle(res.path)
     assert [(t.name, t.stride, t.channels) for t in b.taps] == [("layer1", 4, 256), ("layer2", 8, 512),
                                                                 ("layer3", 16, 1024)]

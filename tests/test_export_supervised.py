@@ -15,7 +15,7 @@ from export.cli import cli as export_cli  # noqa: E402
 from export.errors import ExportError  # noqa: E402
 from export.models import build_model  # noqa: E402
 from export.parity import cosine  # noqa: E402
-from export.supervised import output_specs, supervised_recipe  # noqa: E402
+from export.request import ModelRequest  # noqa: E402
 
 TINY = ["--weights", "none", "--width-scale", "0.25", "--size", "64x128"]
 
@@ -52,8 +52,8 @@ def test_binary_classifier_with_defect_as_0(tmp_path):
     r = _run(["classifier", "efficientnet-lite0", "--labels", "0=defect,1=good", "--out", str(tmp_path / "c"), *TINY])
     assert r.exit_code == 0, r.output
     assert "labels 0=defect, 1=good" in r.output
-    b = _same_in_both_backends(tmp_path / "c", supervised_recipe("classifier", "efficientnet-lite0", 2,
-                                                                 width_scale=0.25))
+    b = _same_in_both_backends(tmp_path / "c", ModelRequest("classifier", "efficientnet-lite0", num_classes=2,
+                                                                    width_scale=0.25).recipe())
     assert b.kind == "classifier" and b.taps == ()
     (o,) = b.outputs
     assert (o.name, o.role, o.channels, o.activation) == ("logits", "class", 2, "softmax")
@@ -62,13 +62,14 @@ def test_binary_classifier_with_defect_as_0(tmp_path):
 
 
 def test_single_logit_sigmoid_classifier_needs_labels_0_and_1():
-    (spec,) = output_specs("classifier", 1, None, labels={0: "NG", 1: "OK"}, activation="sigmoid")
+    (spec,) = ModelRequest("classifier", "x", num_classes=1, labels={0: "NG", 1: "OK"},
+                           activation="sigmoid").heads()
     assert spec["channels"] == 1 and spec["labels"] == {"0": "NG", "1": "OK"} and spec["ok_class"] == 1
     assert "probability of label 1" in spec["meaning"]
     with pytest.raises(ExportError, match=r"needs exactly \[0, 1\]"):
-        output_specs("classifier", 1, None, labels={0: "OK"}, activation="sigmoid")
+        ModelRequest("classifier", "x", num_classes=1, labels={0: "OK"}, activation="sigmoid").heads()
     with pytest.raises(ExportError, match="needs its label map"):
-        output_specs("classifier", 2, None, labels=None)
+        ModelRequest("classifier", "x", num_classes=2).heads()
 
 
 @pytest.mark.parametrize("size, formats", [
@@ -79,8 +80,8 @@ def test_steel_segmenter_4_classes_non_square(tmp_path, size, formats):
     r = _run(["segmenter", "efficientnet-lite0", "--mask-classes", "4", "--out", str(tmp_path / "s"),
               "--format", formats, "--weights", "none", "--width-scale", "0.25", "--size", size])
     assert r.exit_code == 0, r.output
-    b = _same_in_both_backends(tmp_path / "s", supervised_recipe("segmenter", "efficientnet-lite0",
-                                                                 mask_classes=4, width_scale=0.25))
+    b = _same_in_both_backends(tmp_path / "s", ModelRequest("segmenter", "efficientnet-lite0", mask_classes=4,
+                                                                    width_scale=0.25).recipe())
     (o,) = b.outputs
     assert (o.name, o.role, o.stride, o.activation, o.channels) == ("mask_logits", "mask", 4, "sigmoid", 4)
     assert o.label_map == {0: "defect_1", 1: "defect_2", 2: "defect_3", 3: "defect_4"}
@@ -90,8 +91,8 @@ def test_multitask_outputs_and_info_on_the_device(tmp_path):
     r = _run(["multitask", "efficientnet-lite0", "--labels", "good,defect", "--mask-classes", "1",
               "--mask-labels", "0=defect", "--out", str(tmp_path / "m"), "--format", "onnx,openvino", *TINY])
     assert r.exit_code == 0, r.output
-    b = _same_in_both_backends(tmp_path / "m", supervised_recipe("multitask", "efficientnet-lite0", 2, 1,
-                                                                 width_scale=0.25))
+    b = _same_in_both_backends(tmp_path / "m", ModelRequest("multitask", "efficientnet-lite0", num_classes=2,
+                                                                    mask_classes=1, width_scale=0.25).recipe())
     assert [o.name for o in b.outputs] == ["class_logits", "mask_logits"]
     assert b.outputs[0].ok_class == 0 and b.outputs[1].stride == 4
     info = CliRunner().invoke(edge_cli, ["info", str(tmp_path / "m")])

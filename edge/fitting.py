@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from . import __version__
-from .backends import open_backend
+from .backends import DEFAULT_BACKEND, open_backend
 from .bundle import AtomicDir, hash_tree, load_bundle, verify_files, write_json
 from .errors import BundleError, DataError, ImageError
 from .inspector import INSPECTOR_SCHEMA, INSPECTOR_VERSION, Calibration, Inspector, inspector_id
@@ -64,6 +64,7 @@ class FitReport:
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
     shrinkage: str = "none"
+    runtime: str = ""  # which backend ran and why
 
 
 def _holdout_split(n: int, opts: FitOptions) -> np.ndarray:
@@ -173,7 +174,7 @@ def _calibration(scores: list[float], p999: list[float], opts: FitOptions, n_fit
 
 
 def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts: FitOptions = FitOptions(),
-                  backend: str = "onnxruntime", device: str | None = None, threads: int | None = None,
+                  backend: str = DEFAULT_BACKEND, device: str | None = None, threads: int | None = None,
                   progress: Progress | None = None, precision: str | None = None) -> FitReport:
     """Fit a new inspector from good images and write it atomically to ``out``.
 
@@ -218,10 +219,10 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     _write_inspector(out, bundle.root, stats, total, cal, opts, [str(p) for p in good], streamer.errors,
                      be.variant)
     return FitReport(out, n_fit, len(scores), streamer.errors, cal, time.perf_counter() - t0, _peak_rss_mb(),
-                     stats.shrinkage)
+                     stats.shrinkage, _runtime(be))
 
 
-def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str = "onnxruntime",
+def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str = DEFAULT_BACKEND,
                      device: str | None = None, threads: int | None = None,
                      progress: Progress | None = None, precision: str | None = None) -> FitReport:
     """Add good images to an existing inspector without revisiting the old ones.
@@ -266,7 +267,7 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
     _write_inspector(root, root / "backbone", stats, total, cal, opts, history, streamer.errors,
                      insp.backend.variant)
     return FitReport(root, len(scores), 0, streamer.errors, cal, time.perf_counter() - t0, _peak_rss_mb(),
-                     stats.shrinkage)
+                     stats.shrinkage, _runtime(insp.backend))
 
 
 def write_calibration(root: Path, cal: Calibration) -> None:
@@ -326,6 +327,10 @@ def _write_inspector(out: Path, backbone_dir: Path, stats: GaussianStats, moment
             "skipped_images": errors,
             "files": files,
         })
+
+
+def _runtime(be) -> str:
+    return f"{be.describe()}, {be.variant} ({be.reason})"
 
 
 def _peak_rss_mb() -> float:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .backends import Backend, open_backend
+from .backends import DEFAULT_BACKEND, Backend, open_backend
 from .bundle import MANIFEST, Bundle, load_bundle, read_manifest, verify_files
 from .errors import BundleError
 from .padim import kernel
@@ -116,7 +116,7 @@ class Inspector:
                 "backend": getattr(self.backend, "name", None), "variant": getattr(self.backend, "variant", None)}
 
     @classmethod
-    def load(cls, root: str | Path, backend: str = "onnxruntime", device: str | None = None,
+    def load(cls, root: str | Path, backend: str = DEFAULT_BACKEND, device: str | None = None,
              precision: str | None = None, threads: int | None = None, verify: bool = True,
              open_runtime: bool = True, factor_precision: str = "auto") -> "Inspector":
         """Open an inspector directory (verifying every file's hash) and, with ``open_runtime``, its

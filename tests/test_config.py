@@ -28,7 +28,9 @@ CASES = [
     ({"source": {"reconnect_initial_s": 5, "reconnect_max_s": 1}}, "source.reconnect_max_s: must be >="),
     ({"inspector": {"threads": "4"}}, "inspector.threads: expected an integer, got '4'"),
     ({"inspector": {"threads": True}}, "inspector.threads: expected an integer, got True"),
-    ({"inspector": {"device": "GPU"}}, "inspector.device: 'GPU' is not a onnxruntime device"),
+    ({"inspector": {"backend": "onnxruntime", "device": "GPU"}}, "inspector.device: 'GPU' is not a onnxruntime device"),
+    ({"inspector": {"device": "GPU"}}, None),  # backend auto: OpenVINO knows GPU
+    ({"inspector": {"device": "fpga"}}, "inspector.device: 'fpga' is not a auto device"),
     ({"inspector": {"backend": "openvino", "device": "GPU.1"}}, None),
     ({"inspector": {"image_threshold": 0}}, "inspector.image_threshold: must be > 0"),
     ({"gpio": {"backend": "sim", "reject": {"line": 4}}}, None),

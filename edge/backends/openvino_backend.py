@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +21,7 @@ class OpenVinoBackend:
         ``declared_outputs``: the output names the bundle declares. OpenVINO can merge a graph output's
         tensor with an intermediate one (e.g. a no-op Pad), so a port may carry several names; the
         declared one is used."""
-        try:
-            import openvino as ov
-        except ImportError:
-            raise BackendError("OpenVINO is not installed", hint="pip install 'edge-inspect[openvino]'") from None
-        core = ov.Core()
+        core = _core()
         device = device.upper()
         avail = core.available_devices
         if device != "AUTO" and not any(d == device or d.startswith(device + ".") for d in avail):
@@ -52,6 +49,25 @@ class OpenVinoBackend:
 
     def describe(self) -> str:
         return f"openvino {self.device}"
+
+
+_CORE = None
+_CORE_LOCK = threading.Lock()
+
+
+def _core():
+    """One OpenVINO Core per process, never destroyed. Its CPU plugin sets an alternate signal stack on
+    the thread that creates it and tears it down when the plugin goes; a second Core (a SIGHUP reload)
+    that is later dropped left the main thread's signal stack freed, and the next SIGTERM crashed."""
+    global _CORE
+    with _CORE_LOCK:
+        if _CORE is None:
+            try:
+                import openvino as ov
+            except ImportError:
+                raise BackendError("OpenVINO is not installed", hint="pip install 'edge-inspect[openvino]'") from None
+            _CORE = ov.Core()
+        return _CORE
 
 
 def _port_name(port, declared: list[str] | None) -> str:

@@ -10,7 +10,9 @@ import click
 from ..paths import default_backbone_dir
 from . import cli, progress_bar
 
-BACKEND_HELP = "Inference runtime: onnxruntime (cpu | cuda | tensorrt) or openvino (CPU | GPU | NPU | AUTO)."
+BACKEND_HELP = ("Inference runtime. auto: onnxruntime with TensorRT/CUDA on a Jetson, OpenVINO on an x86 CPU when "
+                "installed, else onnxruntime CPU (a runtime that fails to open falls through to the next; the log "
+                "says which runs and why). Or onnxruntime (cpu | cuda | tensorrt), openvino (CPU | GPU | NPU | AUTO).")
 
 
 def backend_options(f):
@@ -19,7 +21,7 @@ def backend_options(f):
                           "most precise; afterwards, the one the inspector was fitted with.")(f)
     f = click.option("--threads", type=int, default=None, help="CPU threads for the runtime (default: all cores).")(f)
     f = click.option("--device", default=None, help="Device for the runtime, e.g. cpu, cuda, tensorrt, CPU, GPU.")(f)
-    f = click.option("--backend", type=click.Choice(["onnxruntime", "openvino"]), default="onnxruntime",
+    f = click.option("--backend", type=click.Choice(["auto", "onnxruntime", "openvino"]), default="auto",
                      show_default=True, help=BACKEND_HELP)(f)
     return f
 
@@ -49,6 +51,7 @@ def _load_inspector(path, backend, device, precision, threads, factor_precision=
     from ..inspector import Inspector
 
     insp = Inspector.load(path, backend, device, precision, threads, factor_precision=factor_precision)
+    click.echo(f"runtime: {insp.backend.describe()}, {insp.backend.variant} ({insp.backend.reason})", err=True)
     for w in insp.warnings:
         click.echo(f"warning: {w}", err=True)
     return insp
@@ -118,6 +121,7 @@ def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, holdout, quant
     cal = rep.calibration
     gs = cal.details.get("good_scores", {})
     click.echo(f"inspector written to {rep.out}")
+    click.echo(f"  runtime: {rep.runtime}")
     if update:
         click.echo(f"  added {rep.n_fit} good images; statistics now from {json.loads((Path(out) / 'manifest.json').read_text())['padim']['n_images']} images")
     else:
@@ -301,6 +305,7 @@ def info_cmd(path, as_json):
                        f"eps={p['eps']}, shrinkage {p['shrinkage_applied']}")
             click.echo(f"  thresholds: image {t['image']:.3f}, pixel {t['pixel']:.3f} ({t['method']})")
             click.echo(f"  scoring on this machine: {kernel.status()}")
+            click.echo(f"  runtime on this machine (--backend auto): {_auto_line()}")
     else:
         b = load_bundle(path)
         if not as_json:
@@ -325,6 +330,13 @@ def info_cmd(path, as_json):
                 click.echo(f"  model {x.path}" + (f" + {x.weights}" if x.weights else "")
                            + f" ({x.format}/{x.precision}){_parity_summary(par.get(f'{x.format}/{x.precision}'))}")
     click.echo("  files: all SHA-256 hashes match", err=as_json)
+
+
+def _auto_line() -> str:
+    from ..backends.auto import choose
+
+    c = choose()
+    return f"{c.backend} {c.device}, because: {c.reason}"
 
 
 def _parity_summary(rep: dict | None) -> str:

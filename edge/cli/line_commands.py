@@ -64,7 +64,8 @@ def _run_overrides(raw: dict, camera, source, inspector_dir, out, gpio, drop_pol
 @click.option("--drop-policy", type=click.Choice(["latest", "every"]), default=None,
               help="When inference falls behind: drop the oldest waiting frame, or make capture wait. "
                    "[default: from the config; else latest for live cameras, every for files]")
-@click.option("--backend", type=click.Choice(["onnxruntime", "openvino"]), default=None)
+@click.option("--backend", type=click.Choice(["auto", "onnxruntime", "openvino"]), default=None,
+              help="Inference runtime (default: the config's, which defaults to auto).")
 @click.option("--device", default=None, help="Runtime device, e.g. cpu, cuda, tensorrt, CPU, GPU.")
 @click.option("--threads", type=int, default=None, help="CPU threads for the runtime.")
 def run_cmd(camera, source, config_path, inspector_dir, out, max_frames, gpio, drop_policy, backend, device, threads):

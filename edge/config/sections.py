@@ -17,7 +17,9 @@ Decision = Literal["OK", "NG", "ERROR"]
 class InspectorSection:
     path: str = setting("inspector", "Inspector directory written by `edge-inspect fit` (replace it atomically, "
                                      "then send SIGHUP to reload).")
-    backend: Literal["onnxruntime", "openvino"] = setting("onnxruntime", "Inference runtime.")
+    backend: Literal["auto", "onnxruntime", "openvino"] = setting(
+        "auto", "Inference runtime. auto: onnxruntime TensorRT/CUDA on a Jetson, OpenVINO on x86 when installed, "
+                "else onnxruntime CPU; the start-up log says which runs and why.")
     device: str | None = setting(None, "onnxruntime: cpu | cuda | tensorrt; openvino: CPU | GPU | NPU | AUTO.")
     precision: Literal["fp32", "fp16", "int8"] | None = setting(
         None, "Which model variant of the bundle to run; default the most precise one it has.")
@@ -35,8 +37,9 @@ class InspectorSection:
         dev = self.device
         if dev is None:
             return []
-        ok = {"onnxruntime": ("cpu", "cuda", "tensorrt"), "openvino": ("CPU", "GPU", "NPU", "AUTO")}[self.backend]
-        base = dev.split(":")[0].split(".")[0] if self.backend == "openvino" else dev.lower()
+        ok = {"onnxruntime": ("cpu", "cuda", "tensorrt"), "openvino": ("CPU", "GPU", "NPU", "AUTO"),
+              "auto": ("cpu", "cuda", "tensorrt", "CPU", "GPU", "NPU", "AUTO")}[self.backend]
+        base = dev.split(":")[0].split(".")[0] if self.backend != "onnxruntime" else dev.lower()
         if base not in ok:
             return [("device", f"{dev!r} is not a {self.backend} device (use one of: {', '.join(ok)})")]
         return []

@@ -133,7 +133,8 @@ def _announce(stage: ModelStage) -> ModelStage:
     run_stage(stage, [np.full((spec.height, spec.width, 3), 128, np.uint8)])
     d = stage.describe()
     log_event(log, logging.INFO, "model stage loaded", kind=stage.kind, inspector=stage.id, path=d.get("path"),
-              backend=getattr(stage.backend, "name", "?"), image_threshold=round(stage.threshold, 5),
+              backend=getattr(stage.backend, "name", "?"), device=getattr(stage.backend, "device", "?"),
+              backend_reason=getattr(stage.backend, "reason", ""), image_threshold=round(stage.threshold, 5),
               warm_up_ms=round((time.perf_counter() - t0) * 1000, 1))
     return stage
 

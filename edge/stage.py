@@ -138,7 +138,7 @@ def stage_kind(path: str | Path) -> str:
     return str(m.get("kind", "backbone"))
 
 
-def open_stage(path: str | Path, backend: str = "onnxruntime", device: str | None = None,
+def open_stage(path: str | Path, backend: str = "auto", device: str | None = None,
                precision: str | None = None, threads: int | None = None, factor_precision: str = "auto",
                open_runtime: bool = True) -> ModelStage:
     """Open whatever decides on images at ``path``: an inspector directory (PaDiM) or a supervised

@@ -51,10 +51,15 @@ def _load_inspector(path, backend, device, precision, threads, factor_precision=
     from ..inspector import Inspector
 
     insp = Inspector.load(path, backend, device, precision, threads, factor_precision=factor_precision)
-    click.echo(f"runtime: {insp.backend.describe()}, {insp.backend.variant} ({insp.backend.reason})", err=True)
+    _say_runtime(insp.backend)
     for w in insp.warnings:
         click.echo(f"warning: {w}", err=True)
     return insp
+
+
+def _say_runtime(be) -> None:
+    if be is not None:
+        click.echo(f"runtime: {be.describe()}, {be.variant} ({getattr(be, 'reason', '')})", err=True)
 
 
 def _load_stage(path, backend, device, precision, threads, factor_precision="auto"):
@@ -62,6 +67,7 @@ def _load_stage(path, backend, device, precision, threads, factor_precision="aut
     from ..stage import open_stage
 
     stage = open_stage(path, backend, device, precision, threads, factor_precision=factor_precision)
+    _say_runtime(getattr(stage, "backend", None))
     for w in stage.warnings:
         click.echo(f"warning: {w}", err=True)
     return stage

@@ -1,9 +1,13 @@
-"""`eval`: fit (if needed), score an MVTec-layout test set, and report metrics with pictures."""
+"""`eval`: fit (if needed), score an MVTec-layout test set, and report metrics with pictures.
+
+Writes to OUT: metrics.json (every number), curves.json (ROC/PR points), scores.jsonl (one line per
+image), gallery.json + gallery/ (worst cases), and, with matplotlib, report.html, roc.png, scores.png.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -13,20 +17,23 @@ import numpy as np
 from .bundle import write_json
 from .dataset import load_category
 from .errors import DataError
-from .imageio import read_mask, write_png
+from .imageio import read_mask
 from .inspector import Inspector
-from .metrics import auroc, confusion, f1_scores, pro_auc, roc_curve
+from .metrics import auroc, average_precision, confusion, f1_scores, pr_curve, pro_auc, roc_curve
+from .report import report_available, write_report
+from .report.gallery import CaseData, write_gallery
 from .scoring import score_paths
 from .stage import Inspection
-from .visualize import histogram_plot, roc_plot
 
 METRIC_SIDE = 512  # maps larger than this are reduced for pixel metrics, to bound memory
+PIXEL_SAMPLE = 400_000  # pixels sampled (seeded) for the pixel PR curve, AP and ROC curve
 
 
 @dataclass
 class EvalResult:
     metrics: dict
     out: Path
+    report: Path | None = None  # None when matplotlib (the `report` extra) is not installed
 
 
 def _small(a: np.ndarray, nearest: bool) -> np.ndarray:
@@ -50,6 +57,7 @@ class ScoredSet:
     maps: list[np.ndarray]
     masks: list[np.ndarray]
     n_errors: int
+    predicted: list[np.ndarray] = field(default_factory=list)
 
     @property
     def has_masks(self) -> bool:
@@ -76,6 +84,8 @@ def score_category(category: str | Path, inspector: Inspector, out: Path, batch_
         gt = read_mask(it.mask, img.shape[:2]) if it.mask else np.zeros(img.shape[:2], bool)
         res.maps.append(_small(r.anomaly_map, False))
         res.masks.append(_small(gt, True).astype(bool))
+        res.predicted.append(_small(r.mask > 0, True).astype(bool) if r.mask is not None
+                             else np.zeros(res.maps[-1].shape, bool))
         res.scores.append(r.raw_score)
         res.labels.append(it.is_defect)
         res.kinds.append(it.kind)
@@ -91,6 +101,36 @@ def score_category(category: str | Path, inspector: Inspector, out: Path, batch_
     return res
 
 
+def inspector_details(inspector: Inspector) -> dict:
+    """What the inspector is, for the report: backbone, d, mode, N, threshold method."""
+    m = inspector.manifest
+    p, b = m.get("padim", {}), m.get("backbone", {})
+    t = p.get("tiling") or {}
+    cal = inspector.calibration
+    out = {"id": inspector.id, "backbone": b.get("name"), "input": b.get("input"),
+           "fitted_with": b.get("fitted_with"), "d": p.get("d"), "mode": p.get("mode", "per-position"),
+           "tiles": f"{t.get('rows', 1)}x{t.get('cols', 1)} {t.get('mode', 'per-tile')}" if t else None,
+           "n_images": p.get("n_images"), "shrinkage": p.get("shrinkage_applied"), "eps": p.get("eps"),
+           "threshold_method": cal.method, "quantile": cal.details.get("quantile"),
+           "margin": cal.details.get("margin")}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _kind_block(k: str, s: np.ndarray, pred: np.ndarray, thr: float) -> dict:
+    rate = float(pred.mean())
+    return {"n": int(s.size), "ng": int(pred.sum()),
+            ("false_reject_rate" if k == "good" else "detection_rate"): rate,
+            "score_min": float(s.min() / thr), "score_median": float(np.median(s) / thr),
+            "score_max": float(s.max() / thr)}
+
+
+def _curves(s: np.ndarray, y: np.ndarray) -> dict:
+    fpr, tpr = roc_curve(s, y)
+    prec, rec = pr_curve(s, y)
+    r = lambda a: [round(float(v), 5) for v in a]  # noqa: E731
+    return {"roc": {"fpr": r(fpr), "tpr": r(tpr)}, "pr": {"precision": r(prec), "recall": r(rec)}}
+
+
 def evaluate(category: str | Path, inspector: Inspector, out: str | Path, batch_size: int = 8,
              progress: Callable[[int], None] | None = None) -> EvalResult:
     out = Path(out)
@@ -101,35 +141,39 @@ def evaluate(category: str | Path, inspector: Inspector, out: str | Path, batch_
     f1, macro = f1_scores(pred, y)
     has_masks = ss.has_masks
     pix_scores, pix_labels = ss.pixels()
-    per_kind = {}
-    for k in sorted(set(kinds)):
-        sel = np.asarray([kk == k for kk in kinds])
-        rate = float(pred[sel].mean())
-        per_kind[k] = {"n": int(sel.sum()), "ng": int(pred[sel].sum()),
-                       ("false_reject_rate" if k == "good" else "detection_rate"): rate}
+    kind_arr = np.asarray(kinds)
+    per_kind = {k: _kind_block(k, s[kind_arr == k], pred[kind_arr == k], thr) for k in sorted(set(kinds))}
+    expected = inspector.calibration.details.get("expected_frr")
     metrics = {
         "category": str(Path(category)),
         "inspector": inspector.id,
         "n_images": int(s.size), "n_errors": ss.n_errors,
         "image_auroc": auroc(s, y),
+        "image_ap": average_precision(s, y),
         "pixel_auroc": auroc(pix_scores, pix_labels) if has_masks else None,
+        "pixel_ap": average_precision(*ss.pixels(PIXEL_SAMPLE)) if has_masks else None,
         "pro": pro_auc(ss.maps, ss.masks, 0.3) if has_masks else None,
         "threshold": {"image": thr, "pixel": inspector.calibration.pixel_threshold,
-                      "method": inspector.calibration.method},
+                      "method": inspector.calibration.method,
+                      **({"expected_frr": expected} if isinstance(expected, dict) else {})},
         "f1": f1, "macro_f1": macro,
         "confusion": confusion(pred, y),
         "per_kind": per_kind,
+        "inspector_details": inspector_details(inspector),
     }
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", metrics)
-    fpr, tpr = roc_curve(s, y)
-    curves = {"image": (fpr, tpr, metrics["image_auroc"])}
+    curves = {"image": _curves(s, y)}
     if has_masks:
-        pf, pt = roc_curve(*ss.pixels(400_000))
-        curves["pixel"] = (pf, pt, metrics["pixel_auroc"])
-    write_png(out / "roc.png", roc_plot(curves))
-    write_png(out / "scores.png", histogram_plot({"good": s[~y] / thr, "defect": s[y] / thr}, 1.0))
+        curves["pixel"] = _curves(*ss.pixels(PIXEL_SAMPLE))
+    write_json(out / "curves.json", curves)
     (out / "scores.jsonl").write_text("".join(
         json.dumps({"image": n, "kind": k, "raw_score": float(v), "score": float(v / thr)}) + "\n"
         for n, k, v in zip(ss.names, kinds, s)))
-    return EvalResult(metrics, out)
+    write_gallery(out, [CaseData(n, k, bool(lab), float(v), a, p, g) for n, k, lab, v, a, p, g in
+                        zip(ss.names, kinds, y, s, ss.maps, ss.predicted, ss.masks)],
+                  thr, inspector.calibration.pixel_threshold)
+    report = None
+    if report_available():
+        report = write_report(out)
+    return EvalResult(metrics, out, report)

@@ -97,3 +97,43 @@ def f1_scores(pred_ng, labels) -> tuple[float, float]:
     f_ng = f1(c["tp"], c["fp"], c["fn"])
     f_ok = f1(c["tn"], c["fn"], c["fp"])
     return float(f_ng), float((f_ng + f_ok) / 2)
+
+
+def pr_curve(scores, labels, max_points: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """(precision, recall) of the defect class at every distinct threshold, highest first.
+
+    Starts at recall 0 with the precision of the highest score, so the plotted curve begins
+    at the left edge.
+    """
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels).astype(bool).ravel()
+    order = np.argsort(-s, kind="stable")
+    ys, ss = y[order], s[order]
+    keep = np.r_[ss[1:] != ss[:-1], True]
+    tp = np.cumsum(ys)[keep].astype(np.float64)
+    fp = np.cumsum(~ys)[keep].astype(np.float64)
+    precision = tp / np.maximum(tp + fp, 1)
+    recall = tp / max(int(y.sum()), 1)
+    precision = np.r_[precision[:1] if precision.size else 1.0, precision]
+    recall = np.r_[0.0, recall]
+    if recall.size > max_points:
+        idx = np.unique(np.linspace(0, recall.size - 1, max_points).astype(int))
+        precision, recall = precision[idx], recall[idx]
+    return precision, recall
+
+
+def average_precision(scores, labels) -> float:
+    """AP of the defect class: Σ (Rₙ − Rₙ₋₁)·Pₙ over distinct thresholds (ties count together)."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels).astype(bool).ravel()
+    npos = int(y.sum())
+    if npos == 0 or npos == y.size:
+        return float("nan")
+    order = np.argsort(-s, kind="stable")
+    ys, ss = y[order], s[order]
+    keep = np.r_[ss[1:] != ss[:-1], True]
+    tp = np.cumsum(ys)[keep].astype(np.float64)
+    fp = np.cumsum(~ys)[keep].astype(np.float64)
+    precision = tp / (tp + fp)
+    recall = tp / npos
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))

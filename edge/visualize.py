@@ -1,4 +1,4 @@
-"""Pictures: heat-map overlays, ROC curves and score histograms, drawn with OpenCV only."""
+"""Heat-map overlays drawn with OpenCV (the plots of the eval report are in edge/report/)."""
 
 from __future__ import annotations
 
@@ -30,53 +30,3 @@ def _caption(img: np.ndarray, text: str) -> None:
     (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, s, t)
     cv2.rectangle(img, (0, 0), (w + 8, h + base + 8), (0, 0, 0), -1)
     cv2.putText(img, text, (4, h + 4), cv2.FONT_HERSHEY_SIMPLEX, s, (255, 255, 255), t, cv2.LINE_AA)
-
-
-def _axes(size: int, title: str, xlabel: str, ylabel: str):
-    img = np.full((size, size, 3), 255, np.uint8)
-    m = 50
-    x0, y0, x1, y1 = m, size - m, size - 20, 30
-    cv2.rectangle(img, (x0, y1), (x1, y0), (0, 0, 0), 1)
-    cv2.putText(img, title, (x0, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(img, xlabel, (x0 + (x1 - x0) // 2 - 40, size - 12), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
-                cv2.LINE_AA)
-    cv2.putText(img, ylabel, (4, y1 - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    return img, (x0, y0, x1, y1)
-
-
-def roc_plot(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], size: int = 420) -> np.ndarray:
-    """ROC curves: {label: (fpr, tpr, auroc)} → BGR image."""
-    img, (x0, y0, x1, y1) = _axes(size, "ROC", "false positive rate", "true positive rate")
-    cv2.line(img, (x0, y0), (x1, y1), (180, 180, 180), 1, cv2.LINE_AA)
-    colours = [(200, 80, 0), (0, 0, 200), (0, 150, 0), (150, 0, 150)]
-    for i, (name, (fpr, tpr, auc)) in enumerate(curves.items()):
-        pts = np.stack([x0 + fpr * (x1 - x0), y0 - tpr * (y0 - y1)], axis=1).astype(np.int32)
-        c = colours[i % len(colours)]
-        cv2.polylines(img, [pts], False, c, 2, cv2.LINE_AA)
-        cv2.putText(img, f"{name}  AUROC {auc:.3f}", (x0 + 60, y0 - 15 - 18 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.45, c,
-                    1, cv2.LINE_AA)
-    return img
-
-
-def histogram_plot(groups: dict[str, np.ndarray], threshold: float, size: int = 420, bins: int = 30) -> np.ndarray:
-    """Normalised-score histograms per group with the threshold (1.0) marked."""
-    allv = np.concatenate([np.asarray(v, float) for v in groups.values() if len(v)])
-    lo, hi = float(min(allv.min(), threshold)), float(max(allv.max(), threshold))
-    hi = hi + 1e-9 + 0.02 * (hi - lo)
-    img, (x0, y0, x1, y1) = _axes(size, "score distribution (line = threshold)", "score", "count")
-    edges = np.linspace(lo, hi, bins + 1)
-    counts = {k: np.histogram(v, edges)[0] for k, v in groups.items()}
-    top = max(1, max(c.max() for c in counts.values()))
-    colours = [(0, 150, 0), (0, 0, 200), (200, 80, 0), (150, 0, 150)]
-    bw = (x1 - x0) / bins
-    for i, (k, c) in enumerate(counts.items()):
-        col = colours[i % len(colours)]
-        for j, n in enumerate(c):
-            if n:
-                xa = int(x0 + j * bw + i * bw / len(counts))
-                xb = int(xa + bw / len(counts))
-                cv2.rectangle(img, (xa, int(y0 - n / top * (y0 - y1))), (xb, y0), col, -1)
-        cv2.putText(img, k, (x1 - 120, y1 + 18 + 18 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.45, col, 1, cv2.LINE_AA)
-    tx = int(x0 + (threshold - lo) / (hi - lo) * (x1 - x0))
-    cv2.line(img, (tx, y0), (tx, y1), (0, 0, 0), 2)
-    return img

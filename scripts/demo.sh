@@ -25,4 +25,5 @@ echo
 echo "Done. Look at:"
 echo "  $OUT/results/results.jsonl   one decision per image (score 1.0 = threshold)"
 echo "  $OUT/results/overlays/       heat maps of the NG images"
-echo "  $OUT/eval/roc.png, $OUT/eval/scores.png, $OUT/eval/metrics.json"
+echo "  $OUT/eval/report.html        the evaluation to read: curves, histograms, worst cases (open in a browser)"
+echo "  $OUT/eval/metrics.json       every number of it"

@@ -212,9 +212,14 @@ def eval_cmd(category, inspector_dir, backbone, out, d, tiles, tile_mode, batch_
     CATEGORY/train/good/*.png, CATEGORY/test/<kind>/*.png,
     CATEGORY/ground_truth/<kind>/<name>_mask.png
     \b
-    Writes OUT/metrics.json (image_auroc, pixel_auroc, pro, f1, macro_f1,
-    confusion, per-kind detection rate), OUT/roc.png, OUT/scores.png and the
-    per-image decisions under OUT/test-results.
+    Writes OUT/report.html (one self-contained page to read: curves, score
+    histograms with the threshold, confusion matrix, per-kind table, the worst
+    cases with heat maps; open it from any browser, no network needed),
+    OUT/metrics.json (image_auroc, image_ap, pixel_auroc, pixel_ap, pro, f1,
+    macro_f1, confusion, per-kind rates), OUT/roc.png, OUT/scores.png and the
+    per-image decisions under OUT/test-results. The report and plots need
+    matplotlib (pip install 'edge-inspect[report]'); without it the rest is
+    written and `edge-inspect report OUT` draws them later, on any machine.
     \b
     image AUROC: how well the image score separates good from defective parts
                  (1.0 perfect, 0.5 chance), whatever the threshold.
@@ -240,6 +245,25 @@ def eval_cmd(category, inspector_dir, backbone, out, d, tiles, tile_mode, batch_
     with progress_bar(n, "scoring test set") as bar:
         res = evaluate(category, insp, out, batch_size, progress=bar)
     _print_metrics(res.metrics, out)
+    if res.report is not None:
+        click.echo(f"report: {res.report}  (open it in a browser)")
+    else:
+        from ..report import ReportUnavailable
+
+        click.echo(f"note: no report.html or plots: {ReportUnavailable()}", err=True)
+
+
+@cli.command("report")
+@click.argument("eval_dir", type=click.Path(exists=True, file_okay=False))
+def report_cmd(eval_dir):
+    """(Re)build EVAL_DIR/report.html, roc.png and scores.png from what `eval` wrote there.
+
+    Reads metrics.json, curves.json, scores.jsonl and gallery.json only, so an eval folder
+    copied off a line device (which may lack matplotlib) can be turned into a report on a laptop.
+    """
+    from ..report import write_report
+
+    click.echo(f"report: {write_report(eval_dir)}")
 
 
 def _print_metrics(m: dict, out: Path) -> None:
@@ -254,7 +278,7 @@ def _print_metrics(m: dict, out: Path) -> None:
         rate = v.get("detection_rate", v.get("false_reject_rate"))
         what = "detected" if k != "good" else "falsely rejected"
         click.echo(f"  {k:<14} {v['ng']:>3}/{v['n']:<3} {what} ({rate:.0%})")
-    click.echo(f"metrics: {out / 'metrics.json'}   ROC: {out / 'roc.png'}   scores: {out / 'scores.png'}")
+    click.echo(f"metrics: {out / 'metrics.json'}")
 
 
 @cli.command("calibrate")

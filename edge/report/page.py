@@ -1,0 +1,242 @@
+"""report.html: one page, inline CSS, pictures as data: URLs; no script, no font, no network.
+
+Every number taken from metrics.json is written as ``<span data-metric="a.b.c" data-style=…>``
+(the path into metrics.json and how it is formatted), so a test can check each against the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+from html import escape
+from pathlib import Path
+
+from .numbers import fmt
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1a1a1a;
+background:#f4f5f7;line-height:1.4}
+main{max-width:1180px;margin:0 auto;padding:16px 24px 48px}
+h1{font-size:26px;margin:8px 0 4px}h2{font-size:20px;margin:28px 0 8px;border-bottom:2px solid #d0d4da}
+h3{font-size:16px;margin:18px 0 6px}
+.sub{color:#555;margin:0 0 12px}.card{background:#fff;border:1px solid #d9dce1;border-radius:6px;padding:12px 16px;
+margin:10px 0}
+.verdict{font-size:18px}.kpis{display:flex;flex-wrap:wrap;gap:10px}
+.kpi{background:#fff;border:1px solid #d9dce1;border-radius:6px;padding:8px 14px;min-width:120px}
+.kpi b{display:block;font-size:24px}.kpi small{color:#555}
+table{border-collapse:collapse;background:#fff}td,th{border:1px solid #d0d4da;padding:5px 10px;text-align:right}
+th{background:#eef0f3}td.l,th.l{text-align:left}
+.cm td{width:130px;height:48px;text-align:center;font-size:18px}.cm .ok{background:#e3f2e5}.cm .bad{background:#fbe3e3}
+.figs{display:flex;flex-wrap:wrap;gap:12px}.figs img{background:#fff;border:1px solid #d9dce1;max-width:100%}
+.case{background:#fff;border:1px solid #d9dce1;border-radius:6px;padding:8px;margin:8px 0}
+.case .pics{display:flex;gap:6px;flex-wrap:wrap}.case figure{margin:0;text-align:center}
+.case figcaption{font-size:12px;color:#444}.case img{display:block;width:224px;image-rendering:pixelated}
+.muted{color:#666}.warn{color:#a33}dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px;margin:0}
+dt{color:#555}dd{margin:0}
+"""
+
+KEY_NUMBERS = [
+    ("image_auroc", "image AUROC", "num", "Separates good from defective images, whatever the threshold (1 = perfect, "
+                                          "0.5 = chance)."),
+    ("image_ap", "image AP", "num", "Average precision of flagging defective images (1 = perfect)."),
+    ("pixel_auroc", "pixel AUROC", "num", "The same for pixels inside vs outside the ground-truth masks."),
+    ("pixel_ap", "pixel AP", "num", "Average precision of defect pixels (harder than pixel AUROC when defects "
+                                    "are small)."),
+    ("pro", "PRO", "num", "Average overlap with each defect region, up to 30% false-positive rate."),
+    ("f1", "F1 (NG)", "num", "At the threshold: balance of catching defects and not flagging good parts."),
+    ("macro_f1", "macro-F1", "num", "Mean of the F1 of the OK and the NG class."),
+    ("n_images", "images scored", "int", "Test images with a decision."),
+    ("n_errors", "unreadable", "int", "Test images that could not be read (not in the numbers above)."),
+]
+
+GLOSSARY = [
+    ("score", "raw score ÷ image threshold: 1.0 is the line between OK and NG, on every inspector."),
+    ("raw score", "Mahalanobis distance of the most unusual spot of the image from the good parts' statistics."),
+    ("false reject", "a good part rejected as NG (costs scrap or re-inspection)."),
+    ("missed defect", "a defective part passed as OK (reaches the customer)."),
+    ("heat map", "red and hotter = more unusual than the pixel threshold; blue = like the good parts."),
+]
+
+
+def m(path: str, value, style: str = "num") -> str:
+    """A number from metrics.json, tagged with where it came from."""
+    return f'<span data-metric="{escape(path)}" data-style="{style}">{escape(fmt(value, style))}</span>'
+
+
+def _img(png: bytes, alt: str, width: int | None = None) -> str:
+    w = f' width="{width}"' if width else ""
+    return f'<img alt="{escape(alt)}"{w} src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _kpis(metrics: dict, prefix: str) -> str:
+    cells = []
+    for key, label, style, tip in KEY_NUMBERS:
+        if key in metrics:
+            cells.append(f'<div class="kpi" title="{escape(tip)}"><small>{escape(label)}</small>'
+                         f'{_b(m(prefix + key, metrics[key], style))}</div>')
+    return f'<div class="kpis">{"".join(cells)}</div>'
+
+
+def _b(s: str) -> str:
+    return f"<b>{s}</b>"
+
+
+def _verdict(metrics: dict, prefix: str) -> str:
+    c = metrics.get("confusion")
+    if not c:
+        return ""
+    n_bad, n_good = c["tp"] + c["fn"], c["tn"] + c["fp"]
+    p = prefix + "confusion."
+    return (f'<p class="verdict">At the threshold the inspector caught {m(p + "tp", c["tp"], "int")} of '
+            f'{n_bad} defective parts and missed {m(p + "fn", c["fn"], "int")}; it rejected '
+            f'{m(p + "fp", c["fp"], "int")} of {n_good} good parts.</p>')
+
+
+def _confusion(metrics: dict, prefix: str) -> str:
+    c = metrics.get("confusion")
+    if not c:
+        return ""
+    p = prefix + "confusion."
+    return ('<table class="cm"><tr><th></th><th>decided OK</th><th>decided NG</th></tr>'
+            f'<tr><th class="l">good part</th><td class="ok">{m(p + "tn", c["tn"], "int")}<br><small>passed</small>'
+            f'</td><td class="bad">{m(p + "fp", c["fp"], "int")}<br><small>false reject</small></td></tr>'
+            f'<tr><th class="l">defective part</th><td class="bad">{m(p + "fn", c["fn"], "int")}<br>'
+            f'<small>missed</small></td><td class="ok">{m(p + "tp", c["tp"], "int")}<br><small>caught</small>'
+            '</td></tr></table>')
+
+
+def _per_kind(metrics: dict, prefix: str) -> str:
+    pk = metrics.get("per_kind")
+    if not pk:
+        return ""
+    rows = []
+    for k, v in sorted(pk.items(), key=lambda kv: (kv[0] != "good", kv[0])):
+        p = f"{prefix}per_kind.{k}."
+        rate_key = "false_reject_rate" if "false_reject_rate" in v else "detection_rate"
+        what = "falsely rejected" if rate_key == "false_reject_rate" else "detected"
+        cells = [f'<td class="l">{escape(k)}</td>', f"<td>{m(p + 'n', v.get('n'), 'int')}</td>",
+                 f"<td>{m(p + 'ng', v.get('ng'), 'int')}</td>",
+                 f'<td class="l">{m(p + rate_key, v.get(rate_key), "pct")} {what}</td>']
+        for s in ("score_min", "score_median", "score_max"):
+            cells.append(f"<td>{m(p + s, v[s]) if s in v else ''}</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return ('<table><tr><th class="l">kind</th><th>images</th><th>decided NG</th><th>rate</th><th>lowest score</th>'
+            f'<th>median score</th><th>highest score</th></tr>{"".join(rows)}</table>')
+
+
+def _threshold(metrics: dict, prefix: str) -> str:
+    t = metrics.get("threshold")
+    if not t:
+        return ""
+    p = prefix + "threshold."
+    items = [("image threshold (raw)", m(p + "image", t.get("image"), "raw")),
+             ("pixel threshold (raw)", m(p + "pixel", t.get("pixel"), "raw")) if "pixel" in t else None,
+             ("set by", escape(str(t.get("method", "?"))))]
+    e = t.get("expected_frr")
+    if isinstance(e, dict):
+        txt = m(p + "expected_frr.value", e.get("value"), "pct")
+        if e.get("low") is not None and e.get("high") is not None:
+            txt += (f" (likely between {m(p + 'expected_frr.low', e['low'], 'pct')} and "
+                    f"{m(p + 'expected_frr.high', e['high'], 'pct')})")
+        if e.get("target") is not None:
+            txt += f", target {m(p + 'expected_frr.target', e['target'], 'pct')}"
+        items.append(("false rejects fit expected", txt))
+    good = metrics.get("per_kind", {}).get("good", {})
+    if "false_reject_rate" in good:
+        items.append(("false rejects measured here",
+                      m(f"{prefix}per_kind.good.false_reject_rate", good["false_reject_rate"], "pct")
+                      + f" of {good.get('n', '?')} good test images"))
+    return "<dl>" + "".join(f"<dt>{a}</dt><dd>{b}</dd>" for a, b in filter(None, items)) + "</dl>"
+
+
+def _inspector(metrics: dict) -> str:
+    d = metrics.get("inspector_details")
+    if not d:
+        return f'<p>inspector {escape(str(metrics.get("inspector", "?")))}</p>'
+    labels = {"id": "id", "backbone": "backbone", "input": "input size", "fitted_with": "model variant",
+              "d": "embedding size d", "mode": "statistics mode", "tiles": "tiling", "n_images": "good images (N)",
+              "shrinkage": "covariance shrinkage", "eps": "eps", "threshold_method": "threshold method",
+              "quantile": "threshold quantile", "margin": "threshold margin"}
+    rows = []
+    for k, v in d.items():
+        shown = "×".join(map(str, v)) if isinstance(v, list) else str(v)
+        rows.append(f"<dt>{escape(labels.get(k, k))}</dt><dd>{escape(shown)}</dd>")
+    return "<dl>" + "".join(rows) + "</dl>"
+
+
+def _gallery(gallery: dict, root: Path) -> str:
+    cases = gallery.get("cases", [])
+    groups = gallery.get("groups", {})
+    out = []
+    captions = {"input": "input", "heat": "heat map", "predicted": "predicted mask (red)",
+                "truth": "ground truth (green)"}
+    for g, title in groups.items():
+        mine = [c for c in cases if c["group"] == g]
+        out.append(f"<h3>{escape(title)}</h3>")
+        if not mine:
+            out.append('<p class="muted">none</p>')
+            continue
+        for c in mine:
+            pics = []
+            for what, rel in c["pictures"].items():
+                p = root / rel
+                cap = captions.get(what, what)
+                if what in ("predicted", "truth") and not c.get(f"{what}_pixels", 1):
+                    cap += ": none" if what == "predicted" else ": no defect"
+                if p.is_file():
+                    pics.append(f"<figure>{_img(p.read_bytes(), cap)}<figcaption>{escape(cap)}</figcaption></figure>")
+            out.append(f'<div class="case"><div><b>{escape(c["kind"])}</b> · score '
+                       f'<span data-score-of="{escape(c["image"])}">{fmt(c["score"])}</span> '
+                       f'(raw {fmt(c["raw_score"], "raw")}) · <span class="muted">{escape(c["image"])}</span></div>'
+                       f'<div class="pics">{"".join(pics)}</div></div>')
+    return "".join(out)
+
+
+def _block(metrics: dict, prefix: str) -> str:
+    return (_verdict(metrics, prefix) + _kpis(metrics, prefix) + "<h3>Threshold</h3>" + _threshold(metrics, prefix)
+            + "<h3>Confusion at the threshold</h3>" + _confusion(metrics, prefix)
+            + "<h3>Per defect kind</h3>" + _per_kind(metrics, prefix))
+
+
+def _stages(metrics: dict) -> str:
+    stages = metrics.get("stages")
+    if not isinstance(stages, list) or not stages:
+        return ""
+    out = ["<h2>Per stage</h2>"]
+    for i, st in enumerate(stages):
+        out.append(f'<div class="card"><h3>stage {i + 1}: {escape(str(st.get("name", "?")))}</h3>'
+                   f'{_block(st, f"stages.{i}.")}</div>')
+    return "".join(out)
+
+
+def render(data: dict, figures: dict[str, bytes], root: Path) -> str:
+    metrics = data["metrics"]
+    when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    figs_curves = "".join(_img(figures[k], k) for k in ("roc", "pr") if k in figures)
+    figs_scores = "".join(_img(figures[k], k) for k in ("scores", "scores_by_kind") if k in figures)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>edge-inspect eval: {escape(str(metrics.get("category", "")))}</title><style>{CSS}</style></head>
+<body><main>
+<h1>Evaluation of {escape(Path(str(metrics.get("category", "?"))).name)}</h1>
+<p class="sub">{escape(str(metrics.get("category", "")))} · inspector {escape(str(metrics.get("inspector", "?")))}
+ · report written {when} · every number here is from metrics.json in this folder</p>
+<div class="card">{_block(metrics, "")}</div>
+<h2>How well the score separates good from defective</h2>
+<p>Left: ROC (higher and further left is better). Right: precision against recall. <i>image</i> judges whole
+parts, <i>pixel</i> judges where the defect is.</p>
+<div class="figs">{figs_curves}</div>
+<h2>Scores of good and defective parts</h2>
+<p>The black line is the threshold: parts to its right are rejected. Good parts (green) right of it are false
+rejects; defects left of it are missed.</p>
+<div class="figs">{figs_scores}</div>
+{_stages(metrics)}
+<h2>Worst cases</h2>
+<p>Each row: the part, its heat map, the mask the inspector predicted and the true defect mask.</p>
+{_gallery(data["gallery"], root)}
+<h2>The inspector</h2>
+<div class="card">{_inspector(metrics)}</div>
+<h2>Words used here</h2>
+<dl>{"".join(f"<dt>{escape(a)}</dt><dd>{escape(b)}</dd>" for a, b in GLOSSARY)}</dl>
+</main></body></html>
+"""

@@ -48,6 +48,8 @@ def error_record(image: str, error: str, inspector_id: str | None, *, timings_ms
 def overlay_image(img: np.ndarray, res: Inspection, threshold: float) -> np.ndarray:
     """Heat map + mask outline + "NG  score 1.23" caption (a classifier without maps: the caption only)."""
     caption = f"{res.decision}  score {res.score:.2f}" + (f"  {res.label}" if res.label else "")
+    if res.map_threshold is not None:  # the map is in other units than the score (a probability)
+        threshold = res.map_threshold
     if res.anomaly_map is None:
         return heat_overlay(img, np.zeros(img.shape[:2], np.float32), None, 1.0, caption)
     return heat_overlay(img, res.anomaly_map, res.mask, threshold, caption)

@@ -13,9 +13,11 @@ import numpy as np
 
 from .artifacts import clean_name, error_record, inspection_record, write_mask, write_overlay
 from .errors import ImageError
+from .imageio import write_png
 from .loader import iter_batches
 from .records import DecisionLog, DecisionRecord
 from .stage import Inspection, ModelStage, run_stage
+from .supervised.rle import RleWriter
 
 
 @dataclass
@@ -65,7 +67,7 @@ class ResultWriter:
     """Writes the artifacts of one inspection and appends its record to the decision log."""
 
     def __init__(self, out: Path, inspector_id: str, threshold: float, save_maps: bool = False,
-                 overlays: str = "ng", names_root: Path | None = None):
+                 overlays: str = "ng", names_root: Path | None = None, defect_classes: list[str] | None = None):
         self.out = out
         self.threshold = threshold
         self.save_maps = save_maps
@@ -80,6 +82,8 @@ class ResultWriter:
         self._csv = csv.writer(self._csv_file)
         if self._csv_file.tell() == 0:
             self._csv.writerow(["ImageId", "answer", "decision", "score", "raw_score"])
+        # segmenters: every defect class's mask as run-length text, one row per image and class
+        self._rle = RleWriter(out / "rle.csv", defect_classes) if defect_classes else None
 
     def write(self, image: str, img: np.ndarray | None, res: Inspection | None, error: str | None = None
               ) -> DecisionRecord:
@@ -91,6 +95,12 @@ class ResultWriter:
             if res.mask is not None:
                 mask_path = self.out / "masks" / f"{stem}_mask.png"
                 write_mask(mask_path, res)
+            class_paths = {}
+            for name, m in res.class_masks.items():
+                class_paths[name] = str(self.out / "masks" / f"{stem}_{clean_name(name)}_mask.png")
+                write_png(class_paths[name], m)
+            if self._rle is not None:
+                self._rle.write(image, res.class_masks)
             map_path = None
             if self.save_maps and res.anomaly_map is not None:
                 map_path = self.out / "maps" / f"{stem}.npy"
@@ -100,7 +110,7 @@ class ResultWriter:
                 ov_path = self.out / "overlays" / f"{stem}_overlay.png"
                 write_overlay(ov_path, img, res, self.threshold)
             rec = inspection_record(image, res, self.inspector_id, mask=mask_path, anomaly_map=map_path,
-                                    overlay=ov_path)
+                                    overlay=ov_path, class_masks=class_paths)
         self.log.append(rec)
         if rec.decision == "NG":
             self._ng.write(image + "\n")
@@ -115,6 +125,8 @@ class ResultWriter:
         self.log.close()
         self._ng.close()
         self._csv_file.close()
+        if self._rle is not None:
+            self._rle.close()
 
 
 def score_paths(stage: ModelStage, paths: list[Path], out: str | Path, save_maps: bool = False,
@@ -128,7 +140,8 @@ def score_paths(stage: ModelStage, paths: list[Path], out: str | Path, save_maps
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = ScoreSummary(out)
-    writer = ResultWriter(out, stage.id, stage.threshold, save_maps, overlays, common_root(paths))
+    writer = ResultWriter(out, stage.id, stage.threshold, save_maps, overlays, common_root(paths),
+                          getattr(stage, "defect_classes", None))
     try:
         for batch in iter_batches(paths, batch_size):
             good = [(p, img) for p, img in batch if not isinstance(img, ImageError)]

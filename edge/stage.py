@@ -42,7 +42,8 @@ class Inspection:
     (class name → probability or score), ``label`` (the predicted class), ``class_masks`` and
     ``areas`` (defect class → 0/255 mask and its area in input-image pixels). A cascade adds
     ``stages``: one entry per configured stage (name, ran, and for stages that ran decision,
-    score and timings).
+    score and timings). ``map_threshold``: where a map's units differ from the score's (a
+    segmenter's probabilities), the map value that counts as defective (overlays scale by it).
     """
 
     raw_score: float
@@ -56,6 +57,7 @@ class Inspection:
     class_masks: dict[str, np.ndarray] = field(default_factory=dict)
     areas: dict[str, int] = field(default_factory=dict)
     stages: tuple[dict[str, Any], ...] = ()
+    map_threshold: float | None = None  # anomaly_map value that counts as defective, when not the threshold
 
     def __post_init__(self):
         if self.decision not in ("OK", "NG"):

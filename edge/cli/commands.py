@@ -144,10 +144,26 @@ def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, holdout, quant
         click.echo(f"  skipped unreadable image: {e}", err=True)
 
 
+MODEL_HELP = ("Classifier, segmenter or multitask bundle (from `edge-export` or `edge-export train`) to run instead "
+              "of a PaDiM inspector. Its thresholds come from the bundle's calibration (see `edge-inspect info`).")
+
+
+def model_option(f):
+    return click.option("--model", "model_dir", default=None, type=click.Path(), help=MODEL_HELP)(f)
+
+
+def _stage_path(inspector_dir, model_dir, default="inspector"):
+    """--inspector DIR or --model BUNDLE (one of them): what the command runs."""
+    if inspector_dir and model_dir:
+        raise click.UsageError("give --inspector (a PaDiM inspector) or --model (a supervised bundle), not both")
+    return model_dir or inspector_dir or default
+
+
 @cli.command("score")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
-@click.option("--inspector", "inspector_dir", default="inspector", show_default=True, type=click.Path(),
-              help="Inspector directory from `edge-inspect fit`.")
+@click.option("--inspector", "inspector_dir", default=None, type=click.Path(),
+              help="Inspector directory from `edge-inspect fit`.  [default: inspector]")
+@model_option
 @click.option("--out", default="results", show_default=True, type=click.Path(), help="Output folder.")
 @click.option("--save-maps", is_flag=True, help="Also write each anomaly map as float32 .npy (input size).")
 @click.option("--overlays", type=click.Choice(["ng", "all", "none"]), default="ng", show_default=True,
@@ -156,28 +172,37 @@ def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, holdout, quant
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
 @factor_option
-def score_cmd(inputs, inspector_dir, out, save_maps, overlays, strict, batch_size, backend, device, threads,
-              precision, factor_precision):
-    """Score images and folders (any mix) and write decisions.
+def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict, batch_size, backend, device,
+              threads, precision, factor_precision):
+    """Score images and folders (any mix) with a PaDiM inspector (--inspector) or a
+    classifier, segmenter or multitask bundle (--model), and write decisions.
 
     \b
     Writes to OUT:
       results.jsonl   one JSON record per image: image, decision (OK/NG/ERROR),
-                      score (1.0 = threshold), raw_score, mask, [anomaly_map], timings
+                      score (1.0 = threshold), raw_score, mask, [anomaly_map], timings;
+                      supervised models add label, classes (per-class probability),
+                      areas (per defect class, pixels) and class_masks (PNG per class)
       results.csv     ImageId, answer (0 good / 1 defect), decision, score, raw_score
+      rle.csv         segmenters: ImageId, ClassId, EncodedPixels (run-length,
+                      column-major, 1-indexed start/length pairs; ClassId 1.. per defect class)
       ng_list.txt     one NG image path per line
-      masks/          0/255 PNG per image, the input's size
+      masks/          0/255 PNG per image, the input's size (and one per defect class)
       overlays/       heat map + mask outline per NG image
       maps/           float32 .npy anomaly maps (with --save-maps)
+    \b
+    raw_score: PaDiM the Mahalanobis distance; a classifier P(NG); a segmenter the
+    largest defect area (pixels at the model's input size) against its minimum area.
     An unreadable image gets an ERROR record and the run goes on.
     """
     from ..imageio import list_images
     from ..scoring import score_paths
 
+    stage_dir = _stage_path(inspector_dir, model_dir)
     paths = list_images(list(inputs))
     if not paths:
         raise click.UsageError(f"no images found in {', '.join(inputs)}")
-    insp = _load_stage(inspector_dir, backend, device, precision, threads, factor_precision)
+    insp = _load_stage(stage_dir, backend, device, precision, threads, factor_precision)
     existing = Path(out) / "results.jsonl"
     if existing.is_file() and existing.stat().st_size:
         n = sum(1 for _ in open(existing))

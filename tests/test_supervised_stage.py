@@ -1,0 +1,175 @@
+"""Classifier, segmenter and multitask bundles as model stages (edge/supervised), on hand-made
+ONNX models whose outputs are known in closed form (tests/tiny_supervised.py)."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edge.cli import cli
+from edge.errors import BundleError
+from edge.imageio import read_image, read_mask
+from edge.records import read_records
+from edge.stage import ModelStage, open_stage, run_stage
+from edge.supervised import SupervisedStage
+from edge.supervised.rle import read_rle_csv, rle_decode
+
+from .tiny_supervised import grey, make_supervised_bundle, with_square
+
+
+def _sig(x):
+    return 1 / (1 + np.exp(-x))
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sup")
+    return {k: make_supervised_bundle(root / k, k) for k in ("classifier", "segmenter", "multitask")} | {
+        "softmax-seg": make_supervised_bundle(root / "softmax-seg", "segmenter", "softmax")}
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(3)
+    g = grey(rng)
+    bright, bmask = with_square(g, 255, 8, 12)
+    dark, dmask = with_square(g, 0, 40, 36)
+    return {"good": g, "bright": bright, "dark": dark, "bmask": bmask > 0, "dmask": dmask > 0}
+
+
+def _b(img):
+    """The models' cell feature: channel mean of the normalised image over 4x4 cells."""
+    x = (img.astype(np.float64) / 255 - 0.5) / 0.25
+    h, w = img.shape[:2]
+    return x.mean(axis=2).reshape(h // 4, 4, w // 4, 4).mean(axis=(1, 3))
+
+
+def test_classifier_gives_p_ng_with_defect_as_class_0(bundles, images):
+    st = open_stage(bundles["classifier"])
+    assert isinstance(st, SupervisedStage) and isinstance(st, ModelStage) and st.kind == "classifier"
+    imgs = [images["good"], images["bright"], images["dark"]]
+    res = run_stage(st, imgs)
+    for img, r in zip(imgs, res):
+        logit = 4 * (np.abs(_b(img)).max() - 1)  # defect logit against good's 0, softmax
+        want = _sig(logit)  # P(class 0 = defect) = P(NG)
+        assert r.raw_score == pytest.approx(want, rel=1e-4)
+        assert r.classes["defect"] == pytest.approx(want, rel=1e-4)
+        assert r.classes["good"] == pytest.approx(1 - want, rel=1e-4)
+        assert r.score == pytest.approx(r.raw_score / 0.5)
+        assert r.anomaly_map is None and r.mask is None and not r.class_masks
+    assert [r.decision for r in res] == ["OK", "NG", "NG"]
+    assert [r.label for r in res] == ["good", "defect", "defect"]
+    assert st.threshold == 0.5 and any("no calibration block" in w for w in st.warnings)
+
+
+def test_calibrated_threshold_moves_the_decision_and_the_id(tmp_path, images):
+    # P(NG) of the bright part is ~0.98: a threshold of 0.99 lets it pass
+    b = make_supervised_bundle(tmp_path / "c", "classifier",
+                               calibration={"method": "validation-f1", "ng_threshold": 0.99, "mask_threshold": 0.5})
+    st = open_stage(b)
+    r = run_stage(st, [images["bright"]])[0]
+    assert r.decision == "OK" and r.label == "good" and r.score == pytest.approx(r.raw_score / 0.99)
+    assert not st.warnings and st.id != st.bundle.id and st.describe()["threshold"]["ng"] == 0.99
+
+
+def test_segmenter_masks_areas_and_min_area(bundles, images):
+    st = open_stage(bundles["segmenter"])
+    assert st.defect_classes == ["bright", "dark"]
+    res = run_stage(st, [images["good"], images["bright"], images["dark"]])
+    good, bright, dark = res
+    assert good.decision == "OK" and good.areas == {"bright": 0, "dark": 0} and good.label is None
+    assert bright.decision == "NG" and bright.label == "bright" and dark.label == "dark"
+    for r, cls, gt in ((bright, "bright", images["bmask"]), (dark, "dark", images["dmask"])):
+        m = r.class_masks[cls] > 0
+        assert r.class_masks[cls].shape == gt.shape and r.mask.shape == gt.shape
+        inter = (m & gt).sum()
+        assert 2 * inter / (m.sum() + gt.sum()) > 0.85  # the mask is where the square is
+        assert r.areas[cls] == m.sum() and r.raw_score == pytest.approx(m.sum())  # 64x64 = the input size
+        assert r.score == pytest.approx(m.sum() / st.calibration.min_area[cls])
+        assert r.anomaly_map.max() == pytest.approx(_sig(4 * (np.abs(_b(images[cls])).max() - 1)), rel=1e-3)
+        assert np.array_equal(r.mask > 0, (r.class_masks["bright"] > 0) | (r.class_masks["dark"] > 0))
+
+
+def test_segmenter_min_area_is_at_the_input_size_and_scales_with_the_image(tmp_path, images):
+    b = make_supervised_bundle(tmp_path / "s", "segmenter",
+                               calibration={"method": "test", "min_area": {"bright": 100, "dark": 400}})
+    st = open_stage(b)
+    big = np.repeat(np.repeat(images["bright"], 2, 0), 2, 1)  # 128x128: 4 image pixels per input pixel
+    r_small, r_big = run_stage(st, [images["bright"], big])
+    assert r_big.class_masks["bright"].shape == (128, 128)
+    assert r_big.areas["bright"] == pytest.approx(4 * r_small.areas["bright"], rel=0.1)
+    assert r_big.score == pytest.approx(r_small.score, rel=0.1)
+    assert r_small.decision == "NG"  # ~120 px ≥ 100
+    assert st.threshold == 100  # the smallest min area; raw = score x threshold
+    r_dark = run_stage(st, [images["dark"]])[0]
+    assert r_dark.decision == "OK" and r_dark.score == pytest.approx(r_dark.areas["dark"] / 400)
+
+
+def test_softmax_segmenter_leaves_the_background_out(bundles, images):
+    st = open_stage(bundles["softmax-seg"])
+    assert st.defect_classes == ["bright"]
+    good, bright = run_stage(st, [images["good"], images["bright"]])
+    assert set(bright.class_masks) == {"bright"} and bright.decision == "NG" and good.decision == "OK"
+
+
+def test_multitask_decides_from_the_class_head_and_masks_say_where(bundles, images):
+    st = open_stage(bundles["multitask"])
+    good, bright = run_stage(st, [images["good"], images["bright"]])
+    assert bright.decision == "NG" and bright.raw_score > 0.9 and bright.label == "defect"
+    assert bright.areas["bright"] > 100 and good.areas == {"bright": 0, "dark": 0}
+    assert st.threshold == 0.5 and good.class_masks["bright"].shape == images["good"].shape[:2]
+
+
+def test_a_class_head_without_an_ok_class_is_refused_with_what_to_do(tmp_path):
+    b = make_supervised_bundle(tmp_path / "c", "classifier")
+    m = json.loads((b / "manifest.json").read_text())
+    m["outputs"][0]["ok_class"] = None
+    (b / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="good part") as e:
+        open_stage(b)
+    assert "--ok-label" in e.value.hint
+
+
+def test_a_malformed_calibration_block_is_refused(tmp_path):
+    b = make_supervised_bundle(tmp_path / "c", "segmenter", calibration={"method": "x", "ng_threshold": 1.5})
+    with pytest.raises(BundleError, match="probability"):
+        open_stage(b)
+    b = make_supervised_bundle(tmp_path / "d", "segmenter", calibration={"method": "x", "min_area": {"rust": 5}})
+    with pytest.raises(BundleError, match="rust"):
+        open_stage(b)
+
+
+def test_score_model_cli_writes_records_class_masks_and_rle(bundles, images, tmp_path):
+    from edge.imageio import write_png
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("good", "bright", "dark"):
+        write_png(folder / f"{name}.png", images[name])
+    (folder / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["score", str(folder), "--model", str(bundles["segmenter"]), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "2 NG" in r.output and "1 ERROR" in r.output
+    recs = {rec["image"].rsplit("/", 1)[-1]: rec for rec in read_records(out / "results.jsonl")}
+    assert recs["broken.png"]["decision"] == "ERROR"
+    br = recs["bright.png"]
+    assert br["decision"] == "NG" and br["label"] == "bright" and br["areas"]["bright"] > 100
+    assert set(br["classes"]) == {"bright", "dark"} and set(br["class_masks"]) == {"bright", "dark"}
+    assert np.array_equal(read_mask(br["class_masks"]["bright"]), read_mask(br["mask"]))
+    rows = read_rle_csv(out / "rle.csv")
+    assert len(rows) == 3 * 2  # every scored image, every defect class (errors have no masks)
+    by = {(i.rsplit("/", 1)[-1], c): e for i, c, e in rows}
+    assert by[("good.png", 1)] == "" and by[("bright.png", 2)] == ""
+    assert np.array_equal(rle_decode(by[("bright.png", 1)], (64, 64)), read_mask(br["class_masks"]["bright"]))
+    lines = (out / "results.csv").read_text().splitlines()
+    assert lines[0].startswith("ImageId,answer") and len(lines) == 5
+    assert any(line.endswith(".png,1,NG," + str(br["score"]) + "," + str(br["raw_score"])) for line in lines)
+    assert read_image(out / "overlays" / "bright_overlay.png").shape == (64, 64, 3)
+
+
+def test_score_refuses_both_inspector_and_model(bundles, tmp_path, tiny_inspector_ro):
+    r = CliRunner().invoke(cli, ["score", str(tmp_path), "--model", str(bundles["classifier"]),
+                                 "--inspector", str(tiny_inspector_ro)])
+    assert r.exit_code == 2 and "not both" in r.output

@@ -10,6 +10,7 @@ The threshold is a high quantile of the hold-out scores plus a margin (see thres
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -33,6 +34,7 @@ from .padim.moments import Moments
 from .padim.score import full_res_map, image_score, mahalanobis
 from .padim.stats import GaussianStats, gaussian_from_moments
 from .padim.tiling import Tiling
+from .roi import ROI_FILE, Roi
 from .threshold import good_only_threshold
 
 Progress = Callable[[int], None]
@@ -52,6 +54,7 @@ class FitOptions:
     open_radius: int = 4
     batch_size: int = 8
     tiling: Tiling = Tiling()
+    roi: Roi | None = None  # inspect only inside it (roi.py); kept in the inspector
 
 
 @dataclass
@@ -141,20 +144,33 @@ def _check_memory(grid: tuple[int, int], d: int, tiling: Tiling) -> None:
     p = grid[0] * grid[1]
     gb = p * d * d * 16 / 1e9  # float64 co-moments + float32 factor and its scoring bands
     if gb > MEMORY_LIMIT_GB:
-        hint = "use fewer tiles, --tile-mode shared (textures), or a smaller -d"
+        hint = ("use a larger --tile or a smaller --tile-overlap (fewer windows)" if tiling.windowed else
+                "use fewer tiles") + ", --tile-mode shared (textures, strip: memory as without tiles), or a smaller -d"
         raise DataError(f"the statistics for a {grid[0]}x{grid[1]} grid at d={d} need about {gb:.1f} GB "
                         f"(limit {MEMORY_LIMIT_GB:g} GB)", hint=hint)
 
 
+def _first_size(paths: list[Path]) -> tuple[int, int]:
+    from .imageio import read_image
+
+    for p in paths:
+        try:
+            return read_image(p).shape[:2]
+        except ImageError:
+            continue
+    raise DataError("none of the good images could be read")
+
+
 def _holdout_scores(streamer: _Streamer, paths: list[Path], stats: GaussianStats, acc: _Accumulator,
-                    sigma: float) -> tuple[list[float], list[float]]:
+                    sigma: float, roi: Roi | None = None) -> tuple[list[float], list[float]]:
     """Score hold-out images with statistics that never saw them, then accumulate them."""
     scores, p999 = [], []
     for imgs, emb in streamer.run(paths):
         for img, g in zip(imgs, streamer.tiling.stitch(mahalanobis(emb, stats))):
-            amap = full_res_map(g, img.shape[:2], sigma)
+            inside = roi.inside(img.shape[:2]) if roi is not None else None
+            amap = full_res_map(g, img.shape[:2], sigma, inside)
             scores.append(image_score(amap))
-            p999.append(float(np.quantile(amap, 0.999)))
+            p999.append(float(np.quantile(amap if inside is None else amap[inside], 0.999)))
         acc.add(emb)
     acc.flush()
     return scores, p999
@@ -193,6 +209,8 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
                                "are run, not fitted")
     spec = make_spec(bundle.taps, (bundle.input.height, bundle.input.width), opts.d, opts.seed)
     be = open_backend(bundle, backend, device, precision, threads)
+    if opts.tiling.windowed and opts.tiling.image is None:  # windows are laid out on the first photo's size
+        opts = dataclasses.replace(opts, tiling=opts.tiling.laid_out(*_first_size(good)))
     grid = opts.tiling.stats_grid(spec.grid)
     _check_memory(grid, spec.d, opts.tiling)
     streamer = _Streamer(be, bundle, spec, opts.batch_size, progress, opts.tiling)
@@ -209,7 +227,7 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     n_fit = acc.n
     stats_fit = gaussian_from_moments(acc, spec.channel_idx, grid, opts.eps, opts.shrinkage)
     # the hold-out images join the same moments once scored: no second O(P·d²) accumulator
-    scores, p999 = _holdout_scores(streamer, hold_paths, stats_fit, buf, opts.blur_sigma)
+    scores, p999 = _holdout_scores(streamer, hold_paths, stats_fit, buf, opts.blur_sigma, opts.roi)
     del stats_fit  # frees its factors before the final ones are made
     if not scores:
         raise DataError("no hold-out image could be read, so no threshold can be set")
@@ -243,13 +261,13 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
         acc = Moments.from_arrays(z)
     p = insp.manifest["padim"]
     opts = FitOptions(d=len(insp.stats.channel_idx), seed=p["seed"], eps=p["eps"], shrinkage=p["shrinkage"],
-                      tiling=insp.tiling,
+                      tiling=insp.tiling, roi=insp.roi,
                       quantile=insp.calibration.details.get("quantile", 0.99),
                       margin=insp.calibration.details.get("margin", 0.25), blur_sigma=insp.post.blur_sigma,
                       open_radius=insp.post.open_radius, batch_size=p.get("batch_size", 8))
     streamer = _Streamer(insp.backend, insp.bundle, insp.spec, opts.batch_size, progress, insp.tiling)
     n_old = acc.n
-    scores, p999 = _holdout_scores(streamer, list(good), insp.stats, _Accumulator(acc), opts.blur_sigma)
+    scores, p999 = _holdout_scores(streamer, list(good), insp.stats, _Accumulator(acc), opts.blur_sigma, opts.roi)
     if not scores:
         raise DataError("none of the new good images could be read:\n  " + "\n  ".join(streamer.errors[:5]))
     total = acc
@@ -307,6 +325,9 @@ def _write_inspector(out: Path, backbone_dir: Path, stats: GaussianStats, moment
         stats.save(tmp / "stats.npz")
         np.savez(tmp / "moments.npz", **moments.to_arrays())
         write_json(tmp / "calibration.json", cal.to_dict())
+        if opts.roi is not None:
+            shape = None if opts.roi.mask is not None else opts.tiling.image or _first_size([Path(p) for p in images])
+            opts.roi.save(tmp / ROI_FILE, shape)
         files = hash_tree(tmp)
         write_json(tmp / "manifest.json", {
             "schema": INSPECTOR_SCHEMA, "schema_version": INSPECTOR_VERSION,

@@ -30,6 +30,7 @@ from .padim.embed import EmbeddingSpec, embed
 from .padim.score import anomaly_mask, full_res_map, image_score, mahalanobis
 from .padim.stats import GaussianStats
 from .padim.tiling import Tiling
+from .roi import ROI_FILE, Roi
 from .stage import Inspection, decide, run_stage
 
 __all__ = ["Calibration", "Inspection", "Inspector", "PostProcess", "inspector_id"]
@@ -85,18 +86,18 @@ class Inspector:
         self.calibration = calibration
         self.post = post
         self.manifest = manifest
-        t = manifest.get("padim", {}).get("tiling") or {}
-        self.tiling = Tiling(int(t.get("rows", 1)), int(t.get("cols", 1)), t.get("mode", "per-tile"))
+        self.tiling = Tiling.from_dict(manifest.get("padim", {}).get("tiling"))
         s0 = min(tap.stride for tap in bundle.taps)
         self.spec = EmbeddingSpec(bundle.taps, stats.channel_idx,
                                   (-(-bundle.input.height // s0), -(-bundle.input.width // s0)))
         if self.tiling.stats_grid(self.spec.grid) != tuple(stats.grid):
             raise BundleError(f"{root}: statistics grid {stats.grid} does not fit the backbone's "
-                              f"{self.spec.grid} grid with {self.tiling.rows}x{self.tiling.cols} tiles")
+                              f"{self.spec.grid} grid with {self.tiling.describe()}")
         self.backend = backend
         self.factor_precision = kernel.resolve_precision(factor_precision)  # refuses unknown names early
         self.threads = threads
         self.warnings: list[str] = []
+        self.roi: Roi | None = Roi.load(root / ROI_FILE) if ROI_FILE in manifest.get("files", {}) else None
 
     @property
     def id(self) -> str:
@@ -196,7 +197,8 @@ class Inspector:
 
         The line runtime's pipeline calls this too, so both paths decide alike.
         """
-        amap = full_res_map(grid_map, shape, self.post.blur_sigma)
+        amap = full_res_map(grid_map, shape, self.post.blur_sigma,
+                            self.roi.inside(shape) if self.roi is not None else None)
         raw = image_score(amap)
         score = raw / self.calibration.image_threshold
         verdict = decide(score)

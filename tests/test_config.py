@@ -30,6 +30,9 @@ CASES = [
     ({"inspector": {"threads": True}}, "inspector.threads: expected an integer, got True"),
     ({"inspector": {"backend": "onnxruntime", "device": "GPU"}}, "inspector.device: 'GPU' is not a onnxruntime device"),
     ({"inspector": {"device": "GPU"}}, None),  # backend auto: OpenVINO knows GPU
+    ({"inspector": {"roi_polygon": [[0, 0], [10, 0], [10, 10]]}}, None),
+    ({"inspector": {"roi_polygon": [[0, 0], [10, 0]]}}, "inspector.roi_polygon: needs at least 3 points"),
+    ({"inspector": {"roi": "r.png", "roi_polygon": [[0, 0], [10, 0], [5, 5]]}}, "inspector.roi: give roi or"),
     ({"inspector": {"device": "fpga"}}, "inspector.device: 'fpga' is not a auto device"),
     ({"inspector": {"backend": "openvino", "device": "GPU.1"}}, None),
     ({"inspector": {"image_threshold": 0}}, "inspector.image_threshold: must be > 0"),

@@ -36,10 +36,23 @@ def factor_option(f):
                         show_default=True, help=FACTOR_HELP)(f)
 
 
+ROI_HELP = ("Region of interest: a mask image, white = inspect, black = ignore (any size; scaled to each photo). "
+            "Outside it nothing is scored or masked.")
+
+
 def tile_options(f):
+    f = click.option("--roi", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help=ROI_HELP + " fit keeps it in the inspector, so score and the line runtime use it.")(f)
     f = click.option("--tile-mode", type=click.Choice(["per-tile", "shared"]), default="per-tile", show_default=True,
                      help="per-tile: a Gaussian for every position of the whole photo (positioned parts). "
                           "shared: tiles share one set of statistics (textures, strip; less memory).")(f)
+    f = click.option("--tile-overlap", type=int, default=0, show_default=True, metavar="PX",
+                     help="With --tile: pixels shared by neighbouring windows; their maps are blended, so a "
+                          "defect on a seam is found once, where it is. 32-64 is typical.")(f)
+    f = click.option("--tile", "tile", metavar="PX|HxW", default=None,
+                     help="Cut large photos at their own resolution into windows of this many pixels (e.g. 512 "
+                          "or 480x640), each resized to the model's input; maps are stitched at full "
+                          "resolution. Windows are laid out on the first good photo's size.")(f)
     f = click.option("--tiles", metavar="ROWSxCOLS", default=None,
                      help="Cut large photos into tiles at the model's input size, e.g. 2x2 or 1x6 for strip, "
                           "so small defects keep their detail. Scoring uses the tiling the inspector was fitted "
@@ -55,6 +68,12 @@ def _load_inspector(path, backend, device, precision, threads, factor_precision=
     for w in insp.warnings:
         click.echo(f"warning: {w}", err=True)
     return insp
+
+
+def _roi(path):
+    from ..roi import Roi
+
+    return Roi.load(path) if path else None
 
 
 def _say_runtime(be) -> None:
@@ -101,8 +120,8 @@ def _load_stage(path, backend, device, precision, threads, factor_precision="aut
 @tile_options
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
-def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, holdout, quantile, margin, blur_sigma, tiles,
-            tile_mode, batch_size, backend, device, threads, precision):
+def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, holdout, quantile, margin, blur_sigma, roi, tiles,
+            tile, tile_overlap, tile_mode, batch_size, backend, device, threads, precision):
     """Fit PaDiM statistics from good images, and set thresholds from good images alone.
 
     Streams the images in batches: memory stays the same for 50 or 50,000 images.
@@ -121,7 +140,8 @@ def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, holdout, quant
         else:
             opts = FitOptions(d=d, seed=seed, eps=eps, shrinkage=shrinkage, holdout=holdout, quantile=quantile,
                               margin=margin, blur_sigma=blur_sigma, batch_size=batch_size,
-                              tiling=Tiling.parse(tiles, tile_mode))
+                              tiling=Tiling.from_options(tiles, tile, tile_overlap, tile_mode),
+                              roi=_roi(roi))
             rep = fit_inspector(paths, out, backbone or default_backbone_dir(), opts, backend, device, threads,
                                 progress=bar, precision=precision)
     cal = rep.calibration
@@ -169,11 +189,13 @@ def _stage_path(inspector_dir, model_dir, default="inspector"):
 @click.option("--overlays", type=click.Choice(["ng", "all", "none"]), default="ng", show_default=True,
               help="Which images get a heat-map overlay PNG.")
 @click.option("--strict", is_flag=True, help="Exit 1 if any image is NG or ERROR (for scripts and PLC hand-off).")
+@click.option("--roi", type=click.Path(exists=True, dir_okay=False), default=None,
+              help=ROI_HELP + " Replaces the ROI the inspector was fitted with, if any.")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
 @factor_option
-def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict, batch_size, backend, device,
-              threads, precision, factor_precision):
+def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict, roi, batch_size, backend,
+              device, threads, precision, factor_precision):
     """Score images and folders (any mix) with a PaDiM inspector (--inspector) or a
     classifier, segmenter or multitask bundle (--model), and write decisions.
 
@@ -203,6 +225,10 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
     if not paths:
         raise click.UsageError(f"no images found in {', '.join(inputs)}")
     insp = _load_stage(stage_dir, backend, device, precision, threads, factor_precision)
+    if roi:
+        if not hasattr(insp, "roi"):
+            raise click.UsageError(f"--roi applies to PaDiM inspectors; {stage_dir} is a {insp.kind} model")
+        insp.roi = _roi(roi)
     existing = Path(out) / "results.jsonl"
     if existing.is_file() and existing.stat().st_size:
         n = sum(1 for _ in open(existing))
@@ -229,7 +255,7 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
 @factor_option
-def eval_cmd(category, inspector_dir, backbone, out, d, tiles, tile_mode, batch_size, backend, device, threads,
+def eval_cmd(category, inspector_dir, backbone, out, d, roi, tiles, tile, tile_overlap, tile_mode, batch_size, backend, device, threads,
              precision, factor_precision):
     """Measure an inspector on an MVTec-layout folder with ground truth.
 
@@ -262,7 +288,8 @@ def eval_cmd(category, inspector_dir, backbone, out, d, tiles, tile_mode, batch_
         inspector_dir = out / "inspector"
         with progress_bar(len(cat.train_good), "fitting") as bar:
             fit_inspector(cat.train_good, inspector_dir, backbone or default_backbone_dir(),
-                          FitOptions(d=d, batch_size=batch_size, tiling=Tiling.parse(tiles, tile_mode)), backend,
+                          FitOptions(d=d, batch_size=batch_size, tiling=Tiling.from_options(tiles, tile, tile_overlap, tile_mode),
+                                     roi=_roi(roi)), backend,
                           device, threads, progress=bar,
                           precision=precision)
     insp = _load_inspector(inspector_dir, backend, device, precision, threads, factor_precision)

@@ -27,6 +27,11 @@ class InspectorSection:
     factor_precision: Literal["auto", "fp16", "fp32"] = setting(
         "auto", "How scoring holds the Mahalanobis factors: auto = fp16 where the CPU converts it natively "
                 "(half the memory traffic, scores within ~1e-4 relative), else fp32.")
+    roi: str | None = setting(None, "Region of interest mask image (white = inspect); replaces the inspector's. "
+                                    "Outside it nothing is scored or masked.")
+    roi_polygon: list[list[float]] | None = setting(
+        None, "Region of interest as one polygon of [x, y] points in the camera's pixels, e.g. "
+              "[[0, 0], [1600, 0], [1600, 900], [0, 900]]; replaces the inspector's.")
     image_threshold: float | None = setting(
         None, "Override the inspector's image threshold (raw Mahalanobis units; score 1.0 = this).",
         min=0, min_exclusive=True)
@@ -34,6 +39,10 @@ class InspectorSection:
                                             min=0, min_exclusive=True)
 
     def problems(self):
+        if self.roi and self.roi_polygon:
+            return [("roi", "give roi or roi_polygon, not both")]
+        if self.roi_polygon is not None and (len(self.roi_polygon) < 3 or any(len(p) != 2 for p in self.roi_polygon)):
+            return [("roi_polygon", "needs at least 3 points, each [x, y]")]
         dev = self.device
         if dev is None:
             return []

@@ -48,12 +48,20 @@ def mahalanobis_dense(emb: np.ndarray, stats: GaussianStats) -> np.ndarray:
     return np.sqrt(m2, out=m2).reshape(emb.shape[0], *stats.grid)
 
 
-def full_res_map(grid_map: np.ndarray, out_hw: tuple[int, int], sigma: float = 4.0) -> np.ndarray:
-    """Grid map → bilinear upsample to the image's own (h, w) → Gaussian blur (sigma in output pixels)."""
+def full_res_map(grid_map: np.ndarray, out_hw: tuple[int, int], sigma: float = 4.0,
+                 inside: np.ndarray | None = None) -> np.ndarray:
+    """Grid map → bilinear upsample to the image's own (h, w) → Gaussian blur (sigma in output pixels).
+
+    ``inside`` (bool (h, w), a region of interest): the map is 0 outside it, before the blur (nothing
+    outside bleeds in) and after (nothing leaks out)."""
     h, w = out_hw
     up = cv2.resize(grid_map.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    if inside is not None:
+        up[~inside] = 0.0
     if sigma > 0:
         up = cv2.GaussianBlur(up, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT)
+        if inside is not None:
+            up[~inside] = 0.0
     return up
 
 

@@ -90,6 +90,12 @@ class LineRuntime:
                          kernel.status(), insp.factor_precision)
             for w in insp.warnings:
                 log.warning(w)
+            if (i.roi or i.roi_polygon) and isinstance(insp, Inspector):
+                from ..roi import Roi
+
+                insp.roi = Roi.load(i.roi) if i.roi else Roi.from_polygons([i.roi_polygon])
+            elif i.roi or i.roi_polygon:
+                log.warning("inspector.roi applies to PaDiM inspectors; %s is a %s model", i.path, insp.kind)
             return apply_threshold_overrides(insp, i.image_threshold, i.pixel_threshold)
 
         self.slot = StageSlot(load)

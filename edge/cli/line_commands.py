@@ -68,7 +68,12 @@ def _run_overrides(raw: dict, camera, source, inspector_dir, out, gpio, drop_pol
               help="Inference runtime (default: the config's, which defaults to auto).")
 @click.option("--device", default=None, help="Runtime device, e.g. cpu, cuda, tensorrt, CPU, GPU.")
 @click.option("--threads", type=int, default=None, help="CPU threads for the runtime.")
-def run_cmd(camera, source, config_path, inspector_dir, out, max_frames, gpio, drop_policy, backend, device, threads):
+@click.option("--station", "station_listen", default=None, metavar="HOST:PORT",
+              help="Serve the station page (live view, NG gallery, score trend, drift, operator feedback) at "
+                   "HOST:PORT, e.g. 127.0.0.1:8765; open http://HOST:PORT/ in a browser. Loopback unless the "
+                   "config's [station_page] allows more (then with a token).")
+def run_cmd(camera, source, config_path, inspector_dir, out, max_frames, gpio, drop_policy, backend, device, threads,
+            station_listen):
     """Inspect frames from a camera, stream, folder or test pattern until it ends or Ctrl-C.
 
     \b
@@ -91,9 +96,12 @@ def run_cmd(camera, source, config_path, inspector_dir, out, max_frames, gpio, d
         raise click.UsageError("give --camera, --source or --config")
     raw = read_toml(config_path) if config_path else {}
     ov = _run_overrides(raw, camera, source, inspector_dir, out, gpio, drop_policy, backend, device, threads)
+    if station_listen:
+        ov["station_page.listen"] = station_listen
     cfg = parse_config(raw, config_path or "flags", ov)
     setup_logging(cfg.log.level)
-    summary = serve(cfg, max_frames=max_frames)
+    summary = serve(cfg, max_frames=max_frames, status_line=_terminal_status(),
+                    on_started=lambda rt: rt.station_url and click.echo(f"station page: {rt.station_url}", err=True))
     for line in summary.lines():
         click.echo(line)
     click.echo(f"decisions: {Path(cfg.storage.root) / cfg.storage.log}   summary: "
@@ -119,7 +127,16 @@ def daemon_cmd(config_path):
 
     cfg = load_config(config_path)
     setup_logging(cfg.log.level)
-    serve(cfg, wait_for_camera=True)
+    serve(cfg, wait_for_camera=True, status_line=_terminal_status())
+
+
+def _terminal_status():
+    """A status-line printer when stderr is a terminal (a person watching), else None (journald, pipes)."""
+    import sys
+
+    if not sys.stderr.isatty():
+        return None
+    return lambda text: click.echo(text, err=True)
 
 
 @cli.command("validate-config")

@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from .schema import BAD, Problems, build, describe, setting
 from .sections import (CaptureSection, GpioSection, HookSection, HttpSection, InspectorSection, LogSection,
                        MqttSection, PipelineSection, SourceSection, StorageSection, TriggerSection)
+from .sections import DriftSection, StationPageSection
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -40,6 +41,8 @@ class RuntimeConfig:
     hook: HookSection = setting(factory=HookSection, doc="")
     mqtt: MqttSection = setting(factory=MqttSection, doc="")
     http: HttpSection = setting(factory=HttpSection, doc="")
+    station_page: StationPageSection = setting(factory=StationPageSection, doc="")
+    drift: DriftSection = setting(factory=DriftSection, doc="")
     log: LogSection = setting(factory=LogSection, doc="")
 
     def problems(self):
@@ -51,7 +54,8 @@ class RuntimeConfig:
                 out.append(("trigger.mode", "'gpio' needs a GPIO backend (gpio.backend is 'off')"))
             if t.line is None:
                 out.append(("trigger.line", "is required when trigger.mode = 'gpio'"))
-            used = {getattr(g, n).line: n for n in ("ok", "ng", "ready", "reject") if getattr(g, n) is not None}
+            used = {getattr(g, n).line: n for n in ("ok", "ng", "ready", "reject", "drift")
+                    if getattr(g, n) is not None}
             if t.line is not None and t.line in used:
                 out.append(("trigger.line", f"line {t.line!r} is already an output (gpio.{used[t.line]})"))
         elif t.sim_interval_ms:

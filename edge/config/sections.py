@@ -188,12 +188,13 @@ class GpioSection:
     ok: OutputLine | None = setting(None, "Output set for OK decisions.")
     ng: OutputLine | None = setting(None, "Output set for NG decisions.")
     ready: OutputLine | None = setting(None, "Active while the camera and inspector are up (NOT-READY when not).")
+    drift: OutputLine | None = setting(None, "Lamp: active while drift is at warning or alarm (see [drift]).")
     reject: RejectLine | None = setting(None, "Reject pulse for NG parts.")
 
     def problems(self):
         out = []
         seen: dict = {}
-        for name in ("ok", "ng", "ready", "reject"):
+        for name in ("ok", "ng", "ready", "reject", "drift"):
             spec = getattr(self, name)
             if spec is None:
                 continue
@@ -222,6 +223,7 @@ class MqttSection:
     port: int = setting(1883, "Broker port.", min=1, max=65535)
     topic: str = setting("edge-inspect/{station}/decisions", "Topic; {station} is replaced.")
     status_topic: str = setting("edge-inspect/{station}/status", "Retained online/offline status (last will).")
+    drift_topic: str = setting("edge-inspect/{station}/drift", "Retained drift state, published when it changes.")
     qos: int = setting(1, "MQTT QoS 0, 1 or 2.", min=0, max=2)
     client_id: str = setting("", "Empty = edge-inspect-{station}.")
     username: str = setting("", "Broker user name; empty = anonymous.")
@@ -244,6 +246,42 @@ class HttpSection:
             return [("listen", f"{host} is not loopback; set http.allow_remote = true to expose health and "
                                "metrics on the network")]
         return []
+
+
+@dataclass(frozen=True)
+class StationPageSection:
+    listen: str = setting("off", "'off', or HOST:PORT for the station page (live view, NG gallery, trend, operator "
+                                 "feedback), e.g. 127.0.0.1:8765; port 0: any free.")
+    allow_remote: bool = setting(False, "Must be true to listen on anything but loopback (token_file is then "
+                                        "required).")
+    token_file: str = setting("", "File holding the token every request must carry (open the page as "
+                                  "/?token=TOKEN); required beyond loopback.")
+    refresh_ms: int = setting(1000, "How often the page updates itself.", min=200, max=60000)
+    gallery_size: int = setting(12, "How many of the last NG parts the gallery shows.", min=1, max=200)
+    trend_hours: float = setting(8.0, "How far back the score trend goes.", min=0.01, max=168)
+    feedback: bool = setting(True, "Show the operator feedback buttons (mark good, missed defect, refit, undo).")
+    feedback_dir: str = setting("", "Where feedback goes; empty = STORAGE_ROOT/feedback.")
+
+    def problems(self):
+        from ..netbind import listen_problems
+
+        return listen_problems(self.listen, self.allow_remote, self.token_file, "the station page")
+
+
+@dataclass(frozen=True)
+class DriftSection:
+    enabled: bool = setting(True, "Compare recent OK scores with the good scores of fit; warn in the log, as the "
+                                  "drift_shift/drift_state metrics, on the page, over MQTT and on gpio.drift.")
+    window: int = setting(200, "How many of the last OK parts are compared.", min=10, max=100000)
+    min_parts: int = setting(50, "No verdict before this many OK parts (state 'learning').", min=5, max=100000)
+    warn_shift: float = setting(1.5, "Warning when the recent median moved this many reference spreads up "
+                                     "(twice that down).", min=0, min_exclusive=True)
+    alarm_shift: float = setting(3.0, "Alarm at this shift.", min=0, min_exclusive=True)
+    hold: int = setting(20, "A new state must hold for this many parts in a row before it is reported.",
+                        min=1, max=100000)
+
+    def problems(self):
+        return [("alarm_shift", "must be larger than warn_shift")] if self.alarm_shift <= self.warn_shift else []
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 from ..config import RuntimeConfig
 from ..log_format import log_event
@@ -69,14 +70,18 @@ def _write_summary(path: Path, summary: RunSummary) -> None:
 
 
 def serve(cfg: RuntimeConfig, *, max_frames: int | None = None, wait_for_camera: bool = False,
-          heartbeat_s: float = 60.0, stop_event: threading.Event | None = None) -> RunSummary:
+          heartbeat_s: float = 60.0, stop_event: threading.Event | None = None,
+          status_line: Callable[[str], None] | None = None, status_every_s: float = 5.0,
+          on_started: Callable[[LineRuntime], None] | None = None) -> RunSummary:
     """Run the station until the source ends, ``max_frames`` are taken, or a stop signal; return the summary.
 
-    The summary is also written to STORAGE_ROOT/run-summary.json.
+    The summary is also written to STORAGE_ROOT/run-summary.json. ``status_line`` (when attached to
+    a terminal) gets a one-line status every ``status_every_s``: fps, NG rate, p99 latency, drift.
+    ``on_started`` sees the running runtime (tests use it to act during a run).
     """
     stop = stop_event or threading.Event()
     reload = threading.Event()
-    server = None
+    server = station = None
     with _signals(stop, reload):
         rt = LineRuntime(cfg, max_frames=max_frames, wait_for_camera=wait_for_camera)
         try:
@@ -84,11 +89,22 @@ def serve(cfg: RuntimeConfig, *, max_frames: int | None = None, wait_for_camera:
                 server = StatusServer(cfg.http.listen, lambda: _health(rt), rt.telemetry.prometheus,
                                       rt.triggers.fire if rt.triggers is not None and cfg.trigger.mode == "software"
                                       else None).start()
+            if cfg.station_page.listen != "off":
+                from ..station import open_station_server
+
+                station = open_station_server(rt)
+                rt.station_url = station.url
             rt.start()
             notify("READY=1", f"STATUS=inspecting with {rt.slot.current.id}")
+            if on_started is not None:
+                on_started(rt)
             stopping = False
             next_beat = time.monotonic() + heartbeat_s
+            next_status = time.monotonic() + status_every_s
             while not rt.wait(0.1):
+                if status_line is not None and time.monotonic() >= next_status:
+                    next_status += status_every_s
+                    status_line(status_text(rt))
                 if stop.is_set() and not stopping:
                     stopping = True
                     notify("STOPPING=1")
@@ -108,10 +124,25 @@ def serve(cfg: RuntimeConfig, *, max_frames: int | None = None, wait_for_camera:
             finally:
                 if server is not None:
                     server.close()
+                if station is not None:
+                    station.close()
     _write_summary(rt.storage_root / "run-summary.json", summary)
     log_event(log, logging.INFO, "stopped", captured=summary.captured, decided=summary.decided,
               decisions_lost=summary.decisions_lost)
     return summary
+
+
+def status_text(rt: LineRuntime) -> str:
+    """fps, NG rate, p99 latency against the budget, drift state: one line for a terminal."""
+    s = rt.station.snapshot()
+    rate = "–" if s["ng_rate"] is None else f"{100 * s['ng_rate']:.1f}%"
+    p99, budget = s["latency"]["p99_ms"], s["latency"]["budget_ms"]
+    lat = "–" if p99 is None else f"{p99:.0f} ms" + (f" (budget {budget:.0f})" if budget else "")
+    d = s["drift"]
+    drift = "off" if d is None else d["state"] + ("" if d["shift"] is None else f" {d['shift']:+.1f}")
+    c = s["counts"]
+    return (f"{'READY' if s['ready'] else 'NOT-READY'}  {s['throughput_per_s']:.1f} fps  parts {s['total']} "
+            f"(NG {c['NG']}, ERROR {c['ERROR']})  NG rate {rate}  p99 {lat}  drift {drift}")
 
 
 def _reload(rt: LineRuntime) -> None:

@@ -27,6 +27,8 @@ from ..sinks.storage_sink import StorageSink
 from ..sinks.worker import SinkWorker
 from ..sources import Source, open_source
 from ..sources.trigger import TriggeredSource, TriggerQueue
+from ..station import open_station_state
+from ..station.state import StationSink
 from ..stage import ModelStage, open_stage
 from ..telemetry import Telemetry
 from .health import Health
@@ -49,6 +51,9 @@ class LineRuntime:
         self.sim_clock = None
         self.workers: list[SinkWorker] = []
         self.source: Source | None = None
+        self.mqtt = None
+        self.drift_lamp = None
+        self.station_url: str | None = None  # set by serve() when the station page is on
         self._reloading = threading.Lock()
         try:
             self._open(max_frames, wait_for_camera)
@@ -67,6 +72,9 @@ class LineRuntime:
             self.chip = open_gpio(cfg.gpio, sim_log)
             self.gpio = GpioSink(cfg.gpio, self.chip, self.telemetry)
             self.health.on_change(self.gpio.set_ready)
+            if cfg.gpio.drift is not None:
+                self.drift_lamp = self.chip.output("drift", cfg.gpio.drift.line, cfg.gpio.drift.active_high)
+                self.drift_lamp(False)
         self.source = open_source(cfg.source, on_state=lambda ok, why: self.health.set("source", ok, why),
                                   wait_for_camera=wait_for_camera)
         source: Source = self.source
@@ -100,8 +108,10 @@ class LineRuntime:
 
         self.slot = StageSlot(load)
         self.health.set("inspector", True)
-        self.workers.append(SinkWorker(StorageSink(cfg.storage, self.telemetry), self.telemetry,
-                                       cfg.storage.queue_size, keep_records=True))
+        self.station = open_station_state(self)
+        self.workers.append(SinkWorker(StorageSink(cfg.storage, self.telemetry, on_stored=self.station.stored),
+                                       self.telemetry, cfg.storage.queue_size, keep_records=True))
+        self.workers.append(SinkWorker(StationSink(self.station), self.telemetry, cfg.pipeline.sink_queue_size))
         if self.gpio is not None:
             self.workers.append(SinkWorker(self.gpio, self.telemetry, cfg.pipeline.sink_queue_size))
         if cfg.hook.command:
@@ -110,8 +120,8 @@ class LineRuntime:
         if cfg.mqtt.enabled:
             from ..sinks.mqtt_sink import MqttSink
 
-            self.workers.append(SinkWorker(MqttSink(cfg.mqtt, self.telemetry, cfg.station), self.telemetry,
-                                           cfg.pipeline.sink_queue_size))
+            self.mqtt = MqttSink(cfg.mqtt, self.telemetry, cfg.station)
+            self.workers.append(SinkWorker(self.mqtt, self.telemetry, cfg.pipeline.sink_queue_size))
         self.pipeline = Pipeline(source, self.slot, self._dispatch, self.telemetry, cfg.capture, max_frames,
                                  gpio_measures_latency=self.gpio is not None)
 

@@ -84,6 +84,13 @@ class MqttSink:
         # QoS 1/2 while disconnected: paho keeps the message and sends it after reconnecting
         self.telemetry.inc("mqtt_queued_offline" if offline else "mqtt_published")
 
+    def publish_drift(self, state: str, status: dict) -> None:
+        """The drift state, retained on ``drift_topic`` (called when it changes; paho is thread-safe)."""
+        topic = self.cfg.drift_topic.replace("{station}", self.station)
+        payload = json.dumps({"station": self.station, "state": state, **status}, separators=(",", ":"))
+        self.client.publish(topic, payload, qos=1, retain=True)
+        self.telemetry.inc("mqtt_drift_published")
+
     def close(self, timeout_s: float = 5.0) -> None:
         """Wait (briefly) until queued records have reached the broker, then say offline and disconnect."""
         try:

@@ -48,8 +48,11 @@ class StorageSink:
                  free_bytes: Callable[[Path], int] = disk_free_bytes,
                  write_image: Callable[[Path, np.ndarray], None] = write_png,
                  open_log: Callable[[Path, bool], DecisionLog] = DecisionLog,
-                 backlog_cap: int = 100_000, seed: int = 0):
+                 backlog_cap: int = 100_000, seed: int = 0,
+                 on_stored: Callable[[DecisionRecord], None] | None = None):
+        """``on_stored`` hears each record as written, with the paths of the images kept (the station page)."""
         self.cfg = cfg
+        self.on_stored = on_stored
         self.root = Path(cfg.root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.telemetry = telemetry
@@ -174,6 +177,8 @@ class StorageSink:
                 log_event(log, logging.ERROR, "saving images failed", image=d.record.image,
                           error=f"{type(e).__name__}: {e}")
         self._write_record(rec)
+        if self.on_stored is not None:
+            self.on_stored(rec)
 
     def close(self) -> None:
         self._flush()

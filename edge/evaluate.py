@@ -1,5 +1,11 @@
 """`eval`: fit (if needed), score an MVTec-layout test set, and report metrics with pictures.
 
+Any model stage: a PaDiM inspector, or a classifier, segmenter or multitask bundle. Decisions are
+the stage's own; image AUROC ranks by its raw score (PaDiM: distance, classifier: P(NG),
+segmenter: the mask area, ties broken by the peak defect probability). Models with masks add
+``dice`` (mean over defective images of the predicted mask against the ground truth) and
+``per_class`` Dice and IoU.
+
 Writes to OUT: metrics.json (every number), curves.json (ROC/PR points), scores.jsonl (one line per
 image), gallery.json + gallery/ (worst cases), and, with matplotlib, report.html, roc.png, scores.png.
 """
@@ -19,11 +25,11 @@ from .dataset import load_category
 from .errors import DataError
 from .imageio import read_mask
 from .inspector import Inspector
-from .metrics import auroc, average_precision, confusion, f1_scores, pr_curve, pro_auc, roc_curve
+from .metrics import auroc, average_precision, confusion, dice_iou, f1_scores, pr_curve, pro_auc, roc_curve
 from .report import report_available, write_report
 from .report.gallery import CaseData, write_gallery
 from .scoring import score_paths
-from .stage import Inspection
+from .stage import Inspection, ModelStage
 
 METRIC_SIDE = 512  # maps larger than this are reduced for pixel metrics, to bound memory
 PIXEL_SAMPLE = 400_000  # pixels sampled (seeded) for the pixel PR curve, AP and ROC curve
@@ -58,6 +64,11 @@ class ScoredSet:
     masks: list[np.ndarray]
     n_errors: int
     predicted: list[np.ndarray] = field(default_factory=list)
+    decisions: list[bool] = field(default_factory=list)  # the stage's own NG decision per image
+    rank: list[tuple[float, float]] = field(default_factory=list)  # what image AUROC ranks by (image_rank)
+    has_maps: bool = True  # False: the stage gives no maps (a classifier)
+    # models with masks, per defective image: Dice/IoU of the union mask and of each class's mask
+    seg: list[dict] = field(default_factory=list)
 
     @property
     def has_masks(self) -> bool:
@@ -72,7 +83,20 @@ class ScoredSet:
         return ps, pl
 
 
-def score_category(category: str | Path, inspector: Inspector, out: Path, batch_size: int = 8,
+def image_rank(stage: ModelStage, r: Inspection) -> tuple[float, float]:
+    """What image AUROC ranks by: the raw score; for a segmenter (it decides by area) the area,
+    ties broken by the peak defect probability, since many parts have no mask at all."""
+    if getattr(stage, "decides_by_area", False):
+        return float(r.raw_score), float(r.anomaly_map.max())
+    return float(r.raw_score), 0.0
+
+
+def _dense_ranks(keys: list[tuple[float, float]]) -> np.ndarray:
+    order = {k: i for i, k in enumerate(sorted(set(keys)))}
+    return np.asarray([order[k] for k in keys], np.float64)
+
+
+def score_category(category: str | Path, inspector: ModelStage, out: Path, batch_size: int = 8,
                    progress: Callable[[int], None] | None = None) -> ScoredSet:
     """Score CATEGORY/test/* with decisions written under ``out``; keep what metrics need."""
     cat = load_category(category, need_train=False)
@@ -82,11 +106,20 @@ def score_category(category: str | Path, inspector: Inspector, out: Path, batch_
     def collect(path: Path, img: np.ndarray, r: Inspection) -> None:
         it = items[path]
         gt = read_mask(it.mask, img.shape[:2]) if it.mask else np.zeros(img.shape[:2], bool)
-        res.maps.append(_small(r.anomaly_map, False))
+        if r.anomaly_map is None:
+            res.has_maps = False
+        amap = r.anomaly_map if r.anomaly_map is not None else np.zeros(img.shape[:2], np.float32)
+        res.maps.append(_small(amap, False))
         res.masks.append(_small(gt, True).astype(bool))
         res.predicted.append(_small(r.mask > 0, True).astype(bool) if r.mask is not None
                              else np.zeros(res.maps[-1].shape, bool))
         res.scores.append(r.raw_score)
+        res.decisions.append(r.decision == "NG")
+        res.rank.append(image_rank(inspector, r))
+        if it.is_defect and r.mask is not None:
+            d, j = dice_iou(r.mask > 0, gt)
+            res.seg.append({"kind": it.kind, "dice": d, "iou": j,
+                            "classes": {c: dice_iou(m > 0, gt) for c, m in r.class_masks.items()}})
         res.labels.append(it.is_defect)
         res.kinds.append(it.kind)
         res.names.append(str(path))
@@ -99,6 +132,45 @@ def score_category(category: str | Path, inspector: Inspector, out: Path, batch_
     res.labels = np.asarray(res.labels, bool)
     res.n_errors = summary.counts["ERROR"]
     return res
+
+
+def model_details(stage) -> dict:
+    """What a supervised model is, for the report (the same block as ``inspector_details``)."""
+    d = stage.describe()
+    th = d["threshold"]
+    out = {"id": d["id"], "kind": d["kind"], "model": d["name"], "input": d["input"],
+           "ok_class": d.get("ok_class"), "defect_classes": ", ".join(d["defect_classes"]) or None,
+           "threshold_method": th["method"], "ng_threshold": th.get("ng"), "mask_threshold": th.get("mask"),
+           "min_area": ", ".join(f"{k} {v} px" for k, v in th.get("min_area", {}).items()) or None}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _threshold_block(stage) -> dict:
+    if isinstance(stage, Inspector):
+        cal = stage.calibration
+        expected = cal.details.get("expected_frr")
+        return {"image": cal.image_threshold, "pixel": cal.pixel_threshold, "method": cal.method,
+                **({"expected_frr": expected} if isinstance(expected, dict) else {})}
+    th = stage.describe()["threshold"]
+    # image: in raw-score units (P(NG), or area in input pixels); pixel: the mask probability
+    return {"image": stage.threshold, "pixel": th["mask"], "method": th["method"],
+            **({"ng": th["ng"]} if "ng" in th else {}), **({"min_area": th["min_area"]} if "min_area" in th else {})}
+
+
+def _segmentation(ss: ScoredSet, classes: list[str]) -> dict:
+    """dice (mean over defective images) and per-class Dice and IoU. A class is judged on the test
+    images of the defect kind with its name; a class no kind is named after, on every defective image."""
+    if not ss.seg:
+        return {}
+    kinds = {e["kind"] for e in ss.seg}
+    per_class = {}
+    for c in classes:
+        rows = [e for e in ss.seg if e["kind"] == c] if c in kinds else ss.seg
+        per_class[c] = {"dice": float(np.mean([e["classes"][c][0] for e in rows])),
+                        "iou": float(np.mean([e["classes"][c][1] for e in rows])), "n_images": len(rows),
+                        "judged_on": f"test/{c}" if c in kinds else "every defective image"}
+    return {"dice": float(np.mean([e["dice"] for e in ss.seg])), "iou": float(np.mean([e["iou"] for e in ss.seg])),
+            "n_segmented": len(ss.seg), "per_class": per_class}
 
 
 def inspector_details(inspector: Inspector) -> dict:
@@ -131,39 +203,44 @@ def _curves(s: np.ndarray, y: np.ndarray) -> dict:
     return {"roc": {"fpr": r(fpr), "tpr": r(tpr)}, "pr": {"precision": r(prec), "recall": r(rec)}}
 
 
-def evaluate(category: str | Path, inspector: Inspector, out: str | Path, batch_size: int = 8,
+def evaluate(category: str | Path, inspector: ModelStage, out: str | Path, batch_size: int = 8,
              progress: Callable[[int], None] | None = None) -> EvalResult:
+    """Score CATEGORY/test with any model stage and write metrics.json, curves, scores and pictures."""
     out = Path(out)
     ss = score_category(category, inspector, out / "test-results", batch_size, progress)
     s, y, kinds = ss.scores, ss.labels, ss.kinds
-    thr = inspector.calibration.image_threshold
-    pred = s >= thr
+    thr = inspector.threshold
+    pred = np.asarray(ss.decisions, bool)  # the stage's own decisions (PaDiM: s >= thr)
+    rank = _dense_ranks(ss.rank)
     f1, macro = f1_scores(pred, y)
-    has_masks = ss.has_masks
+    has_masks = ss.has_masks and ss.has_maps
     pix_scores, pix_labels = ss.pixels()
     kind_arr = np.asarray(kinds)
     per_kind = {k: _kind_block(k, s[kind_arr == k], pred[kind_arr == k], thr) for k in sorted(set(kinds))}
-    expected = inspector.calibration.details.get("expected_frr")
     metrics = {
         "category": str(Path(category)),
         "inspector": inspector.id,
         "n_images": int(s.size), "n_errors": ss.n_errors,
-        "image_auroc": auroc(s, y),
-        "image_ap": average_precision(s, y),
+        "kind": inspector.kind,
+        "image_auroc": auroc(rank, y),
+        "image_ap": average_precision(rank, y),
         "pixel_auroc": auroc(pix_scores, pix_labels) if has_masks else None,
         "pixel_ap": average_precision(*ss.pixels(PIXEL_SAMPLE)) if has_masks else None,
         "pro": pro_auc(ss.maps, ss.masks, 0.3) if has_masks else None,
-        "threshold": {"image": thr, "pixel": inspector.calibration.pixel_threshold,
-                      "method": inspector.calibration.method,
-                      **({"expected_frr": expected} if isinstance(expected, dict) else {})},
+        "threshold": _threshold_block(inspector),
         "f1": f1, "macro_f1": macro,
         "confusion": confusion(pred, y),
         "per_kind": per_kind,
-        "inspector_details": inspector_details(inspector),
+        "inspector_details": inspector_details(inspector) if isinstance(inspector, Inspector)
+        else model_details(inspector),
+        **_segmentation(ss, getattr(inspector, "defect_classes", [])),
     }
+    if getattr(inspector, "decides_by_area", False):
+        metrics["image_score"] = "largest defect area, ties broken by the peak defect probability"
+        metrics["image_auroc_area_only"] = auroc(s, y)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", metrics)
-    curves = {"image": _curves(s, y)}
+    curves = {"image": _curves(rank, y)}
     if has_masks:
         curves["pixel"] = _curves(*ss.pixels(PIXEL_SAMPLE))
     write_json(out / "curves.json", curves)
@@ -172,7 +249,7 @@ def evaluate(category: str | Path, inspector: Inspector, out: str | Path, batch_
         for n, k, v in zip(ss.names, kinds, s)))
     write_gallery(out, [CaseData(n, k, bool(lab), float(v), a, p, g) for n, k, lab, v, a, p, g in
                         zip(ss.names, kinds, y, s, ss.maps, ss.predicted, ss.masks)],
-                  thr, inspector.calibration.pixel_threshold)
+                  thr, metrics["threshold"]["pixel"])
     report = None
     if report_available():
         report = write_report(out)

@@ -137,3 +137,12 @@ def average_precision(scores, labels) -> float:
     precision = tp / (tp + fp)
     recall = tp / npos
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def dice_iou(pred, truth) -> tuple[float, float]:
+    """Dice (2|A∩B| / (|A|+|B|)) and IoU (|A∩B| / |A∪B|) of two boolean masks; both empty → (1, 1)."""
+    p, t = np.asarray(pred).astype(bool), np.asarray(truth).astype(bool)
+    inter, total = int((p & t).sum()), int(p.sum() + t.sum())
+    if total == 0:
+        return 1.0, 1.0
+    return 2 * inter / total, inter / (total - inter)

@@ -173,3 +173,68 @@ def test_score_refuses_both_inspector_and_model(bundles, tmp_path, tiny_inspecto
     r = CliRunner().invoke(cli, ["score", str(tmp_path), "--model", str(bundles["classifier"]),
                                  "--inspector", str(tiny_inspector_ro)])
     assert r.exit_code == 2 and "not both" in r.output
+
+
+@pytest.fixture(scope="module")
+def squares(tmp_path_factory):
+    from .tiny_supervised import make_square_category
+
+    return make_square_category(tmp_path_factory.mktemp("sq") / "squares")
+
+
+def test_eval_model_metrics_for_a_segmenter(bundles, squares, tmp_path):
+    out = tmp_path / "eval"
+    r = CliRunner().invoke(cli, ["eval", str(squares), "--model", str(bundles["segmenter"]), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "metrics.json").read_text())
+    # the hand-made segmenter finds every white and black square and nothing on grey parts
+    assert m["kind"] == "segmenter" and m["image_auroc"] == 1.0 and m["macro_f1"] == 1.0
+    assert m["confusion"] == {"tp": 6, "fp": 0, "tn": 6, "fn": 0}
+    assert 0.8 < m["dice"] <= 1.0 and 0.6 < m["iou"] < m["dice"] and m["n_segmented"] == 6
+    assert set(m["per_class"]) == {"bright", "dark"} and m["per_class"]["dark"]["judged_on"] == "test/dark"
+    assert m["per_class"]["bright"]["n_images"] == 3 and m["per_class"]["bright"]["dice"] > 0.8
+    assert m["threshold"]["min_area"] == {"bright": 5, "dark": 5} and m["threshold"]["pixel"] == 0.5
+    for key in ("image_ap", "pixel_auroc", "pro", "f1", "per_kind", "inspector_details"):
+        assert key in m  # the PaDiM keys stay, so report.html reads a model's metrics as it reads PaDiM's
+    assert "Dice" in r.output and (out / "test-results" / "rle.csv").is_file()
+
+
+def test_eval_model_for_a_classifier_has_no_pixel_metrics(bundles, squares, tmp_path):
+    out = tmp_path / "eval"
+    r = CliRunner().invoke(cli, ["eval", str(squares), "--model", str(bundles["classifier"]), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["image_auroc"] == 1.0 and m["macro_f1"] == 1.0 and m["pixel_auroc"] is None
+    assert "dice" not in m and m["threshold"]["ng"] == 0.5
+    assert m["inspector_details"]["ok_class"] == "good"
+
+
+def test_calibrate_model_rewrites_the_block_and_keeps_the_previous_values(tmp_path, squares):
+    b = make_supervised_bundle(tmp_path / "c", "classifier",
+                               calibration={"method": "validation-f1", "ng_threshold": 0.99, "mask_threshold": 0.5})
+    files_before = json.loads((b / "manifest.json").read_text())["files"]
+    r = CliRunner().invoke(cli, ["calibrate", str(squares), "--model", str(b), "--method", "f1"])
+    assert r.exit_code == 0, r.output
+    m = json.loads((b / "manifest.json").read_text())
+    cal = m["calibration"]
+    assert cal["method"] == "f1" and 0.05 < cal["ng_threshold"] < 0.95  # between good (~0.02) and defect (~0.98)
+    assert cal["previous"]["ng_threshold"] == 0.99 and cal["previous"]["method"] == "validation-f1"
+    assert cal["validation"]["recall"] == 1.0 and cal["validation"]["false_reject_rate"] == 0.0
+    assert m["files"] == files_before and "ng_threshold 0.99 →" in r.output
+    st = open_stage(b)  # still hash-valid, and runs with the new threshold
+    assert st.threshold == cal["ng_threshold"]
+    info = CliRunner().invoke(cli, ["info", str(b)])
+    assert info.exit_code == 0 and "method f1" in info.output and "previous" in info.output
+
+
+def test_calibrate_segmenter_sets_the_min_area(tmp_path, squares):
+    b = make_supervised_bundle(tmp_path / "s", "segmenter")
+    r = CliRunner().invoke(cli, ["calibrate", str(squares), "--model", str(b), "--method", "recall",
+                                 "--target-recall", "1.0"])
+    assert r.exit_code == 0, r.output
+    cal = json.loads((b / "manifest.json").read_text())["calibration"]
+    areas = set(cal["min_area"].values())
+    assert len(areas) == 1 and 50 < areas.pop() <= 144  # at most the smallest square's area (12x12)
+    assert cal["previous"]["method"] == "default" and cal["validation"]["recall"] == 1.0
+    info = CliRunner().invoke(cli, ["info", str(b)])
+    assert "NG from min area" in info.output and "method recall" in info.output

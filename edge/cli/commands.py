@@ -247,7 +247,9 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
 @cli.command("eval")
 @click.argument("category", type=click.Path(exists=True, file_okay=False))
 @click.option("--inspector", "inspector_dir", default=None, type=click.Path(),
-              help="Inspector to evaluate. Without it, one is fitted on CATEGORY/train/good into OUT/inspector.")
+              help="Inspector to evaluate. Without it (and without --model), one is fitted on CATEGORY/train/good "
+                   "into OUT/inspector.")
+@model_option
 @click.option("--backbone", type=click.Path(), default=None, help="Backbone bundle when fitting (see `fit`).")
 @click.option("--out", default="eval", show_default=True, type=click.Path())
 @click.option("-d", "--dim", "d", type=int, default=100, show_default=True, help="Embedding size when fitting.")
@@ -255,9 +257,10 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
 @factor_option
-def eval_cmd(category, inspector_dir, backbone, out, d, roi, tiles, tile, tile_overlap, tile_mode, batch_size, backend, device, threads,
-             precision, factor_precision):
-    """Measure an inspector on an MVTec-layout folder with ground truth.
+def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, roi, tiles, tile, tile_overlap, tile_mode,
+             batch_size, backend, device, threads, precision, factor_precision):
+    """Measure an inspector (or, with --model, a classifier, segmenter or
+    multitask bundle) on an MVTec-layout folder with ground truth.
 
     \b
     CATEGORY/train/good/*.png, CATEGORY/test/<kind>/*.png,
@@ -276,6 +279,10 @@ def eval_cmd(category, inspector_dir, backbone, out, d, roi, tiles, tile, tile_o
                  (1.0 perfect, 0.5 chance), whatever the threshold.
     pixel AUROC: the same for pixels inside vs outside the ground-truth masks.
     PRO: average overlap with each defect region, up to 30% false-positive rate.
+    \b
+    With --model: image AUROC ranks by P(NG) (classifier, multitask) or by the
+    mask area (segmenter); models with masks add dice (mean over defective
+    images), iou and per_class Dice and IoU, and test-results/rle.csv.
     """
     from ..dataset import load_category
     from ..evaluate import evaluate
@@ -283,7 +290,8 @@ def eval_cmd(category, inspector_dir, backbone, out, d, roi, tiles, tile, tile_o
     from ..padim.tiling import Tiling
 
     out = Path(out)
-    if inspector_dir is None:
+    _stage_path(inspector_dir, model_dir)  # refuses both
+    if model_dir is None and inspector_dir is None:
         cat = load_category(category)
         inspector_dir = out / "inspector"
         with progress_bar(len(cat.train_good), "fitting") as bar:
@@ -292,7 +300,10 @@ def eval_cmd(category, inspector_dir, backbone, out, d, roi, tiles, tile, tile_o
                                      roi=_roi(roi)), backend,
                           device, threads, progress=bar,
                           precision=precision)
-    insp = _load_inspector(inspector_dir, backend, device, precision, threads, factor_precision)
+    if model_dir is not None:
+        insp = _load_stage(model_dir, backend, device, precision, threads, factor_precision)
+    else:
+        insp = _load_inspector(inspector_dir, backend, device, precision, threads, factor_precision)
     n = len(load_category(category, need_train=False).test)
     with progress_bar(n, "scoring test set") as bar:
         res = evaluate(category, insp, out, batch_size, progress=bar)
@@ -330,12 +341,18 @@ def _print_metrics(m: dict, out: Path) -> None:
         rate = v.get("detection_rate", v.get("false_reject_rate"))
         what = "detected" if k != "good" else "falsely rejected"
         click.echo(f"  {k:<14} {v['ng']:>3}/{v['n']:<3} {what} ({rate:.0%})")
+    if m.get("dice") is not None:
+        click.echo(f"masks: Dice {f(m['dice'])}, IoU {f(m['iou'])} (mean over {m['n_segmented']} defective images)")
+        for c, v in m.get("per_class", {}).items():
+            click.echo(f"  {c:<14} Dice {f(v['dice'])}  IoU {f(v['iou'])}  on {v['judged_on']} ({v['n_images']})")
     click.echo(f"metrics: {out / 'metrics.json'}")
 
 
 @cli.command("calibrate")
 @click.argument("category", type=click.Path(exists=True, file_okay=False))
-@click.option("--inspector", "inspector_dir", default="inspector", show_default=True, type=click.Path())
+@click.option("--inspector", "inspector_dir", default=None, type=click.Path(),
+              help="Inspector directory to recalibrate.  [default: inspector]")
+@model_option
 @click.option("--method", type=click.Choice(["f1", "zero-false-reject", "recall"]), default="f1", show_default=True,
               help="f1: best F1 on the labelled set. zero-false-reject: lowest threshold that rejects no good "
                    "part. recall: catch at least --target-recall of the defective parts.")
@@ -344,18 +361,36 @@ def _print_metrics(m: dict, out: Path) -> None:
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
 @factor_option
-def calibrate_cmd(category, inspector_dir, method, target_recall, out, batch_size, backend, device, threads,
-                  precision, factor_precision):
+def calibrate_cmd(category, inspector_dir, model_dir, method, target_recall, out, batch_size, backend, device,
+                  threads, precision, factor_precision):
     """Set thresholds from labelled images (MVTec layout: test/good and test/<defect>).
 
     The new thresholds are written into the inspector (atomically); the previous ones
     are recorded in its calibration.json.
+    \b
+    With --model: a classifier's or multitask model's P(NG) threshold, or a
+    segmenter's minimum defect area (one for every class, pixels at the model's
+    input size), rewritten in the bundle's manifest ("calibration"; the
+    previous values under "previous"). See them with `edge-inspect info`.
     """
     from ..calibrate import calibrate_labelled
     from ..dataset import load_category
 
-    insp = _load_inspector(inspector_dir, backend, device, precision, threads, factor_precision)
+    stage_dir = _stage_path(inspector_dir, model_dir)
     n = len(load_category(category, need_train=False).test)
+    if model_dir is not None:
+        from ..supervised.calibrate import calibrate_supervised
+
+        stage = _load_stage(stage_dir, backend, device, precision, threads, factor_precision)
+        with progress_bar(n, "scoring labelled set") as bar:
+            rep = calibrate_supervised(category, stage, method, target_recall, out, batch_size, progress=bar)
+        was, now = getattr(rep.previous, rep.what), getattr(rep.calibration, rep.what)
+        click.echo(f"{method}: {rep.what} {was} → {now}  (written to {Path(model_dir) / 'manifest.json'})")
+        i = rep.info
+        click.echo(f"  on this set: recall {i['recall']:.1%}, false rejects {i['false_reject_rate']:.1%} "
+                   f"({i['n_defect']} defect, {i['n_good']} good images)")
+        return
+    insp = _load_inspector(stage_dir, backend, device, precision, threads, factor_precision)
     with progress_bar(n, "scoring labelled set") as bar:
         cal = calibrate_labelled(category, insp, method, target_recall, out, batch_size, progress=bar)
     old = cal.details["previous"]
@@ -370,7 +405,8 @@ def calibrate_cmd(category, inspector_dir, method, target_recall, out, batch_siz
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the whole manifest as JSON.")
 def info_cmd(path, as_json):
-    """Show what a backbone bundle or an inspector is, and check its file hashes."""
+    """Show what a backbone bundle, a supervised bundle (with its calibration) or an
+    inspector is, and check its file hashes."""
     from ..bundle import load_bundle, read_manifest, verify_files
     from ..padim import kernel
 
@@ -403,6 +439,8 @@ def info_cmd(path, as_json):
                 where = f", mask stride {o.stride}" if o.role == "mask" else ""
                 click.echo(f"  output {o.name}: {o.role}, {o.channels} channels, {o.activation}{where}; "
                            f"labels {labels}")
+            if b.kind != "backbone":
+                _echo_calibration(b)
             click.echo(f"  weights: {w.get('source')}" + (f"  !! {w['warning']}" if w.get("warning") else ""))
             par = m.get("parity", {})
             if par.get("inputs"):
@@ -419,6 +457,33 @@ def _auto_line() -> str:
 
     c = choose()
     return f"{c.backend} {c.device}, because: {c.reason}"
+
+
+def _echo_calibration(b) -> None:
+    """The thresholds a supervised bundle runs with (its manifest's calibration block, or the defaults)."""
+    from ..supervised import open_supervised
+
+    st = open_supervised(b.root, open_runtime=False)
+    c = st.calibration
+    parts = []
+    if st.class_head is not None:
+        parts.append(f"NG when P(NG) ≥ {c.ng_threshold:.3f}")
+    if st.mask_head is not None:
+        parts.append(f"mask pixels at probability ≥ {c.mask_threshold:.3f}")
+        areas = ", ".join(f"{k} {v}" for k, v in c.min_area.items())
+        parts.append(("NG" if st.decides_by_area else "areas reported; the class head decides")
+                     + f" from min area (px at the input size): {areas}")
+    src = "defaults: no calibration block" if c.is_default else f"method {c.method}"
+    click.echo(f"  calibration ({src}): " + "; ".join(parts))
+    v = c.validation
+    if v:
+        bits = [f"{k} {v[k]:.3f}" for k in ("f1", "recall", "false_reject_rate", "macro_f1", "dice")
+                if isinstance(v.get(k), (int, float))]
+        where = f" on {v['category']}" if v.get("category") else ""
+        if bits:
+            click.echo(f"    validation{where}: " + ", ".join(bits))
+    if c.previous:
+        click.echo(f"    previous: {c.previous}")
 
 
 def _parity_summary(rep: dict | None) -> str:

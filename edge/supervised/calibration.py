@@ -94,13 +94,12 @@ def read_calibration(bundle: Bundle, defect_classes: list[str]) -> SupervisedCal
                           hint="recalibrate: edge-inspect calibrate CATEGORY --model BUNDLE") from None
 
 
-def write_calibration(bundle_root, new: SupervisedCalibration) -> dict:
-    """Replace the manifest's calibration block (atomically), keeping the old values under ``previous``."""
+def write_calibration(bundle_root, new: SupervisedCalibration, previous: SupervisedCalibration) -> dict:
+    """Replace the manifest's calibration block (atomically), keeping the values it replaces
+    (``previous``: what the stage ran with, defaults included) under ``previous``."""
     m = read_manifest(bundle_root)
-    old = m.get("calibration")
     block = new.to_dict()
-    if old:
-        block["previous"] = {k: v for k, v in old.items() if k not in ("previous", "validation")}
+    block["previous"] = {k: v for k, v in previous.to_dict().items() if k not in ("previous", "validation")}
     block["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     m["calibration"] = block
     write_json(bundle_root / MANIFEST, m)

@@ -116,7 +116,7 @@ def score_category(category: str | Path, inspector: ModelStage, out: Path, batch
         res.scores.append(r.raw_score)
         res.decisions.append(r.decision == "NG")
         res.rank.append(image_rank(inspector, r))
-        if it.is_defect and r.mask is not None:
+        if it.is_defect and r.class_masks:  # supervised models with a mask head
             d, j = dice_iou(r.mask > 0, gt)
             res.seg.append({"kind": it.kind, "dice": d, "iou": j,
                             "classes": {c: dice_iou(m > 0, gt) for c, m in r.class_masks.items()}})

@@ -81,12 +81,31 @@ def _say_runtime(be) -> None:
         click.echo(f"runtime: {be.describe()}, {be.variant} ({getattr(be, 'reason', '')})", err=True)
 
 
-def _load_stage(path, backend, device, precision, threads, factor_precision="auto"):
-    """Whatever decides on images at PATH (edge/stage.py): an inspector, or a supervised bundle."""
+CASCADE_HELP = ("Cascade TOML to run instead of --inspector: [[stage]] tables with name, inspector = DIR or "
+                "model = BUNDLE, and for later stages when = \"suspicious\" and gate = 0.7 (run only when the "
+                "previous stage's score >= 0.7; 1.0 = its threshold). The last stage that ran decides; "
+                "vote = \"any\" | \"all\" instead makes every stage run and vote. Paths resolve against the "
+                "file's folder.")
+
+
+def cascade_option(f):
+    return click.option("--cascade", "cascade_file", type=click.Path(exists=True, dir_okay=False), default=None,
+                        help=CASCADE_HELP)(f)
+
+
+def _load_stage(path, backend, device, precision, threads, factor_precision="auto", cascade=None):
+    """Whatever decides on images at PATH (edge/stage.py): an inspector, or a supervised bundle; or the
+    cascade in the TOML file ``cascade``."""
     from ..stage import open_stage
 
-    stage = open_stage(path, backend, device, precision, threads, factor_precision=factor_precision)
-    _say_runtime(getattr(stage, "backend", None))
+    if cascade is not None:
+        from ..cascade import open_cascade
+
+        stage = open_cascade(cascade, backend, device, precision, threads, factor_precision)
+    else:
+        stage = open_stage(path, backend, device, precision, threads, factor_precision=factor_precision)
+    for st in getattr(stage, "stages", [stage]):
+        _say_runtime(getattr(st, "backend", None))
     for w in stage.warnings:
         click.echo(f"warning: {w}", err=True)
     return stage
@@ -192,12 +211,14 @@ def _stage_path(inspector_dir, model_dir, default="inspector"):
 @click.option("--roi", type=click.Path(exists=True, dir_okay=False), default=None,
               help=ROI_HELP + " Replaces the ROI the inspector was fitted with, if any.")
 @click.option("--batch-size", type=int, default=8, show_default=True)
+@cascade_option
 @backend_options
 @factor_option
-def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict, roi, batch_size, backend,
-              device, threads, precision, factor_precision):
-    """Score images and folders (any mix) with a PaDiM inspector (--inspector) or a
-    classifier, segmenter or multitask bundle (--model), and write decisions.
+def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict, roi, batch_size, cascade_file,
+              backend, device, threads, precision, factor_precision):
+    """Score images and folders (any mix) with a PaDiM inspector (--inspector), a
+    classifier, segmenter or multitask bundle (--model), or a cascade of them
+    (--cascade), and write decisions.
 
     \b
     Writes to OUT:
@@ -216,18 +237,23 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
     raw_score: PaDiM the Mahalanobis distance; a classifier P(NG); a segmenter the
     largest defect area (pixels at the model's input size) against its minimum area.
     An unreadable image gets an ERROR record and the run goes on.
+    \b
+    With --cascade FILE, each record also has "stages": one entry per stage with
+    name and ran (true/false), and for stages that ran decision, score, timings.
     """
     from ..imageio import list_images
     from ..scoring import score_paths
 
-    stage_dir = _stage_path(inspector_dir, model_dir)
+    if cascade_file and (inspector_dir or model_dir):
+        raise click.UsageError("give --cascade, or --inspector / --model, not both")
+    stage_dir = None if cascade_file else _stage_path(inspector_dir, model_dir)
     paths = list_images(list(inputs))
     if not paths:
         raise click.UsageError(f"no images found in {', '.join(inputs)}")
-    insp = _load_stage(stage_dir, backend, device, precision, threads, factor_precision)
+    insp = _load_stage(stage_dir, backend, device, precision, threads, factor_precision, cascade_file)
     if roi:
         if not hasattr(insp, "roi"):
-            raise click.UsageError(f"--roi applies to PaDiM inspectors; {stage_dir} is a {insp.kind} model")
+            raise click.UsageError(f"--roi applies to PaDiM inspectors; {stage_dir or cascade_file} is a {insp.kind} model")
         insp.roi = _roi(roi)
     existing = Path(out) / "results.jsonl"
     if existing.is_file() and existing.stat().st_size:
@@ -255,12 +281,18 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
 @click.option("-d", "--dim", "d", type=int, default=100, show_default=True, help="Embedding size when fitting.")
 @tile_options
 @click.option("--batch-size", type=int, default=8, show_default=True)
+@cascade_option
+@click.option("--good-share", type=float, default=None,
+              help="With --cascade: leave defective (or good) test images out at random so that this share is "
+                   "good, e.g. 0.9, as on a line where most parts are good. Default: the test set as it is.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --good-share.")
 @backend_options
 @factor_option
 def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, roi, tiles, tile, tile_overlap, tile_mode,
-             batch_size, backend, device, threads, precision, factor_precision):
+             batch_size, cascade_file, good_share, seed, backend, device, threads, precision, factor_precision):
     """Measure an inspector (or, with --model, a classifier, segmenter or
-    multitask bundle) on an MVTec-layout folder with ground truth.
+    multitask bundle, or with --cascade a cascade) on an MVTec-layout folder
+    with ground truth.
 
     \b
     CATEGORY/train/good/*.png, CATEGORY/test/<kind>/*.png,
@@ -283,6 +315,12 @@ def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, roi, tiles, t
     With --model: image AUROC ranks by P(NG) (classifier, multitask) or by the
     mask area (segmenter); models with masks add dice (mean over defective
     images), iou and per_class Dice and IoU, and test-results/rle.csv.
+    \b
+    With --cascade FILE: the cascade's metrics (and Dice where the deciding
+    stage gives masks), each stage's metrics on the images it ran on, the share
+    of images each gate let through, the last stage alone on the same images,
+    and the time per image of both, measured side by side. Use --good-share 0.9
+    when the test set is not mostly good parts.
     """
     from ..dataset import load_category
     from ..evaluate import evaluate
@@ -290,6 +328,13 @@ def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, roi, tiles, t
     from ..padim.tiling import Tiling
 
     out = Path(out)
+    if cascade_file is not None:
+        if inspector_dir is not None or model_dir is not None:
+            raise click.UsageError("give --cascade, or --inspector / --model, not both")
+        return _eval_cascade(category, cascade_file, out, good_share, seed, batch_size, backend, device, threads,
+                             precision, factor_precision)
+    if good_share is not None:
+        raise click.UsageError("--good-share mixes the test set for --cascade")
     _stage_path(inspector_dir, model_dir)  # refuses both
     if model_dir is None and inspector_dir is None:
         cat = load_category(category)
@@ -327,6 +372,44 @@ def report_cmd(eval_dir):
     from ..report import write_report
 
     click.echo(f"report: {write_report(eval_dir)}")
+
+
+def _eval_cascade(category, cascade_file, out, good_share, seed, batch_size, backend, device, threads, precision,
+                  factor_precision):
+    from ..cascade.evaluate import evaluate_cascade, mix_items
+    from ..dataset import load_category
+
+    casc = _load_stage(None, backend, device, precision, threads, factor_precision, cascade_file)
+    n = len(mix_items(load_category(category, need_train=False).test, good_share, seed))
+    with progress_bar(n, "scoring test set (cascade and last stage alone)") as bar:
+        res = evaluate_cascade(category, casc, out, good_share, batch_size, seed, progress=bar)
+    _print_cascade_metrics(res.metrics, out)
+
+
+def _print_cascade_metrics(m: dict, out: Path) -> None:
+    def f(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
+    def line(label, r):
+        c = r["confusion"]
+        dice = f", Dice {f(r['dice'])}" if r.get("dice") is not None else ""
+        return (f"{label}: NG caught {c['tp']}/{c['tp'] + c['fn']}, good rejected {c['fp']}/{c['fp'] + c['tn']}, "
+                f"F1 {f(r['f1'])}, macro-F1 {f(r['macro_f1'])}, image AUROC {f(r['image_auroc'])}{dice}")
+
+    share = f" (asked {m['good_share_requested']:.0%})" if m["good_share_requested"] is not None else ""
+    click.echo(f"mix: {m['n_images']} images, {m['n_good']} good ({m['good_share']:.0%}){share}, "
+               f"{m['n_defect']} defective")
+    click.echo(line("cascade " + " → ".join(m["stage_names"]), m))
+    for name, st in m["stages"].items():
+        extra = f", defects it never saw {st['defects_not_reached']}" if "defects_not_reached" in st else ""
+        click.echo(f"  {name:<12} ran on {st['ran']}/{m['n_images']} ({st['share_ran']:.0%}){extra}")
+    a = m["alone"]
+    click.echo(line(f"{a['stage']} alone", a))
+    t = m["time_ms_per_image"]
+    ratio = t["ratio"]
+    saved = "" if ratio is None else f"  → {ratio:.0%} of the time, {1 - ratio:.0%} saved"
+    click.echo(f"time per image: cascade {t['cascade']:.1f} ms, {a['stage']} alone {t['alone']:.1f} ms{saved}")
+    click.echo(f"metrics: {out / 'metrics.json'}   ROC: {out / 'roc.png'}   scores: {out / 'scores.png'}")
 
 
 def _print_metrics(m: dict, out: Path) -> None:

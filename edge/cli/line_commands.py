@@ -57,6 +57,8 @@ def _run_overrides(raw: dict, camera, source, inspector_dir, out, gpio, drop_pol
 @click.option("--config", "config_path", type=click.Path(), default=None,
               help="Station config (TOML, see firmware-configs/); flags override it.")
 @click.option("--inspector", "inspector_dir", type=click.Path(), default=None, help="Inspector directory.")
+@click.option("--cascade", "cascade_file", type=click.Path(), default=None,
+              help="Cascade TOML ([[stage]] tables) to run instead of one inspector; see `score --help`.")
 @click.option("--out", type=click.Path(), default=None, help="Storage root: decision log, images, gpio.jsonl.")
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
 @click.option("--gpio", type=click.Choice(["sim", "off"]), default=None,
@@ -72,8 +74,8 @@ def _run_overrides(raw: dict, camera, source, inspector_dir, out, gpio, drop_pol
               help="Serve the station page (live view, NG gallery, score trend, drift, operator feedback) at "
                    "HOST:PORT, e.g. 127.0.0.1:8765; open http://HOST:PORT/ in a browser. Loopback unless the "
                    "config's [station_page] allows more (then with a token).")
-def run_cmd(camera, source, config_path, inspector_dir, out, max_frames, gpio, drop_policy, backend, device, threads,
-            station_listen):
+def run_cmd(camera, source, config_path, inspector_dir, cascade_file, out, max_frames, gpio, drop_policy, backend,
+            device, threads, station_listen):
     """Inspect frames from a camera, stream, folder or test pattern until it ends or Ctrl-C.
 
     \b
@@ -86,6 +88,7 @@ def run_cmd(camera, source, config_path, inspector_dir, out, max_frames, gpio, d
     Examples:
       edge-inspect run --camera 0 --inspector ./inspector --out ./line-out --gpio sim
       edge-inspect run --source folder:./todays-images --max-frames 100
+      edge-inspect run --source folder:./todays-images --cascade cascade.toml
       edge-inspect run --config firmware-configs/dev-laptop-sim.toml
     """
     from ..config import parse_config, read_toml
@@ -98,6 +101,12 @@ def run_cmd(camera, source, config_path, inspector_dir, out, max_frames, gpio, d
     ov = _run_overrides(raw, camera, source, inspector_dir, out, gpio, drop_policy, backend, device, threads)
     if station_listen:
         ov["station_page.listen"] = station_listen
+    if inspector_dir and cascade_file:
+        raise click.UsageError("give --inspector or --cascade, not both")
+    if cascade_file:
+        ov["cascade"] = {"file": cascade_file}
+    elif inspector_dir:
+        raw.pop("cascade", None)  # the flag replaces the config's cascade with one inspector
     cfg = parse_config(raw, config_path or "flags", ov)
     setup_logging(cfg.log.level)
     summary = serve(cfg, max_frames=max_frames, status_line=_terminal_status(),

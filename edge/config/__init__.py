@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .schema import BAD, Problems, build, describe, setting
-from .sections import (CaptureSection, GpioSection, HookSection, HttpSection, InspectorSection, LogSection,
+from .sections import (CascadeSection, CaptureSection, GpioSection, HookSection, HttpSection, InspectorSection, LogSection,
                        MqttSection, PipelineSection, SourceSection, StorageSection, TriggerSection)
 from .sections import DriftSection, StationPageSection
 
@@ -32,6 +32,8 @@ __all__ = ["RuntimeConfig", "load_config", "parse_config", "read_toml", "describ
 class RuntimeConfig:
     station: str = setting("line", "Name of this inspection station (logs, MQTT topics).")
     inspector: InspectorSection = setting(factory=InspectorSection, doc="")
+    cascade: CascadeSection | None = setting(None, "Run a cascade of stages instead of inspector.path "
+                                                   "(inspector.backend, device, threads apply to its stages).")
     source: SourceSection = setting(factory=SourceSection, doc="")
     capture: CaptureSection = setting(doc="")
     trigger: TriggerSection = setting(factory=TriggerSection, doc="")
@@ -64,6 +66,10 @@ class RuntimeConfig:
             out.append(("trigger.sim_interval_ms", "simulated edges need gpio.backend = 'sim'"))
         if t.mode == "software" and self.http.listen == "off":
             out.append(("trigger.mode", "'software' triggers arrive as POST /trigger; set http.listen"))
+        i = self.inspector
+        if self.cascade is not None and (i.image_threshold is not None or i.pixel_threshold is not None):
+            out.append(("inspector.image_threshold", "threshold overrides apply to one inspector, not to a "
+                                                     "cascade; set each stage's threshold when fitting it"))
         if self.hook.command and not self.hook.command[0]:
             out.append(("hook.command[0]", "the program must not be empty"))
         return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .cascade_spec import CascadeSpec, StageSpec, load_spec
 from .schema import setting
 
 Decision = Literal["OK", "NG", "ERROR"]
@@ -52,6 +53,37 @@ class InspectorSection:
         if base not in ok:
             return [("device", f"{dev!r} is not a {self.backend} device (use one of: {', '.join(ok)})")]
         return []
+
+
+@dataclass(frozen=True)
+class CascadeSection:
+    """A cascade instead of one inspector: a cascade TOML file, or its [[cascade.stage]] tables inline."""
+
+    file: str = setting("", "Cascade TOML file ([[stage]] tables; paths in it resolve against its folder).")
+    stage: list[StageSpec] = setting(factory=list, doc="Inline stages (paths as elsewhere in this file).")
+    vote: Literal["any", "all"] | None = setting(None, "Inline cascades: see the cascade file's vote.")
+
+    def spec(self) -> CascadeSpec:
+        """The cascade to run, paths resolved (reads the file; a ConfigError says what is wrong in it)."""
+        if self.file:
+            return load_spec(self.file)
+        return CascadeSpec(stage=self.stage, vote=self.vote).resolved(".")
+
+    def problems(self):
+        if bool(self.file) == bool(self.stage):
+            return [("file", "give a cascade file or [[cascade.stage]] tables, not both" if self.file else
+                     "give file = \"cascade.toml\" or [[cascade.stage]] tables")]
+        if self.file:
+            from ..errors import ConfigError
+
+            if self.vote is not None:
+                return [("vote", "set vote in the cascade file")]
+            try:
+                load_spec(self.file)
+            except ConfigError as e:
+                return [("file", e.message)]
+            return []
+        return CascadeSpec(stage=self.stage, vote=self.vote).problems()
 
 
 @dataclass(frozen=True)

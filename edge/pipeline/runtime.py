@@ -91,6 +91,14 @@ class LineRuntime:
         i = cfg.inspector
 
         def load() -> ModelStage:
+            if cfg.cascade is not None:  # read again on every reload, like an inspector directory
+                from ..cascade import open_cascade
+
+                casc = open_cascade(cfg.cascade.spec(), i.backend, i.device, i.precision, i.threads or None,
+                                    i.factor_precision, source=cfg.cascade.file or "[cascade]")
+                for w in casc.warnings:
+                    log.warning(w)
+                return casc
             insp = open_stage(i.path, i.backend, i.device, i.precision, i.threads or None,
                               factor_precision=i.factor_precision)
             if isinstance(insp, Inspector):

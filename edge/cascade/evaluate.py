@@ -1,0 +1,182 @@
+"""`eval --cascade`: a cascade on a labelled MVTec-layout test set, mixed so that most parts are good.
+
+Reports the cascade's metrics, each stage's (on the images it ran on), the share of images each
+gate let through, the last stage alone on the same images, and the time per image of both,
+measured side by side in one run (alternating which goes first on each batch).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..bundle import write_json
+from ..dataset import TestItem, load_category
+from ..errors import DataError
+from ..imageio import read_mask, write_png
+from ..loader import iter_batches
+from ..metrics import auroc, confusion, dice_iou, f1_scores, roc_curve
+from ..scoring import ResultWriter, common_root
+from ..stage import Inspection, run_stage
+from ..visualize import histogram_plot, roc_plot
+from .stage import Cascade
+
+
+@dataclass(frozen=True)
+class CascadeEval:
+    metrics: dict
+    out: Path
+
+
+def mix_items(items: list[TestItem], good_share: float | None, seed: int = 0) -> list[TestItem]:
+    """The test items, with defective (or good) ones left out at random so that ``good_share`` of
+    them are good; ``None`` keeps the set as it is. Order stays as in the folder."""
+    if good_share is None:
+        return list(items)
+    if not 0 < good_share < 1:
+        raise DataError(f"--good-share {good_share}: give a share between 0 and 1, e.g. 0.9")
+    good = [i for i, t in enumerate(items) if not t.is_defect]
+    bad = [i for i, t in enumerate(items) if t.is_defect]
+    if not good or not bad:
+        raise DataError("the test set needs good and defective images to mix", hint="CATEGORY/test/good and "
+                        "CATEGORY/test/<defect kind>")
+    n_bad = round(len(good) * (1 - good_share) / good_share)
+    rng = np.random.default_rng(seed)
+    if n_bad <= len(bad):
+        keep = good + sorted(rng.choice(bad, max(1, n_bad), replace=False).tolist())
+    else:  # not enough defects for that many good parts: drop good ones instead
+        n_good = round(len(bad) * good_share / (1 - good_share))
+        keep = sorted(rng.choice(good, max(1, n_good), replace=False).tolist()) + bad
+    return [items[i] for i in sorted(keep)]
+
+
+def image_metrics(scores, pred, labels, kinds, dices) -> dict:
+    """Image-level metrics of one set of decisions (scores normalised: 1.0 = threshold)."""
+    s, p, y = np.asarray(scores, float), np.asarray(pred, bool), np.asarray(labels, bool)
+    f1, macro = f1_scores(p, y)
+    per_kind = {}
+    for k in sorted(set(kinds)):
+        sel = np.asarray([kk == k for kk in kinds])
+        per_kind[k] = {"n": int(sel.sum()), "ng": int(p[sel].sum()),
+                       ("false_reject_rate" if k == "good" else "detection_rate"): float(p[sel].mean())}
+    both = y.any() and (~y).any()
+    d = [v for v in dices if v is not None]
+    return {"n": int(s.size), "image_auroc": auroc(s, y) if both else None, "f1": f1, "macro_f1": macro,
+            "confusion": confusion(p, y), "per_kind": per_kind, "dice": float(np.mean(d)) if d else None}
+
+
+def evaluate_cascade(category: str | Path, cascade: Cascade, out: str | Path, good_share: float | None = None,
+                     batch_size: int = 8, seed: int = 0, progress: Callable[[int], None] | None = None
+                     ) -> CascadeEval:
+    out = Path(out)
+    items = mix_items(load_category(category, need_train=False).test, good_share, seed)
+    by_path = {t.path: t for t in items}
+    last, last_name = cascade.stages[-1], cascade.names[-1]
+    writer = ResultWriter(out / "test-results", cascade.id, cascade.threshold,
+                          names_root=common_root([t.path for t in items]))
+    rows: list[tuple[TestItem, Inspection, Inspection, np.ndarray]] = []
+    spent = {"cascade": 0.0, "alone": 0.0}
+    warmed = False
+    try:
+        for b, batch in enumerate(iter_batches([t.path for t in items], batch_size)):
+            imgs = [(p, im) for p, im in batch if isinstance(im, np.ndarray)]
+            for p, im in batch:
+                if not isinstance(im, np.ndarray):
+                    writer.write(str(p), None, None, error=str(im))
+            if imgs:
+                if not warmed:  # first inferences allocate: keep them out of both timings
+                    run_stage(cascade, [imgs[0][1]])
+                    run_stage(last, [imgs[0][1]])
+                    warmed = True
+                got = {}
+                for which in (("cascade", "alone") if b % 2 == 0 else ("alone", "cascade")):
+                    stage = cascade if which == "cascade" else last
+                    t0 = time.perf_counter()
+                    got[which] = run_stage(stage, [im for _, im in imgs])
+                    spent[which] += time.perf_counter() - t0
+                for (p, im), rc, ra in zip(imgs, got["cascade"], got["alone"]):
+                    writer.write(str(p), im, rc)
+                    t = by_path[p]
+                    gt = read_mask(t.mask, im.shape[:2]) if t.mask else np.zeros(im.shape[:2], bool)
+                    rows.append((t, rc, ra, gt))
+            if progress:
+                progress(len(batch))
+    finally:
+        writer.close()
+    if not rows:
+        raise DataError("no test image could be scored")
+    metrics = _metrics(category, cascade, last_name, rows, spent, len(items) - len(rows), good_share)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "metrics.json", metrics)
+    _pictures(out, rows, last_name, metrics)
+    return CascadeEval(metrics, out)
+
+
+def _dice(res: Inspection, item: TestItem, gt: np.ndarray) -> float | None:
+    if not item.is_defect or item.mask is None or res.mask is None:
+        return None
+    return dice_iou(res.mask > 0, gt)[0]
+
+
+def _metrics(category, cascade: Cascade, last_name: str, rows, spent, n_errors, good_share) -> dict:
+    items = [r[0] for r in rows]
+    labels = [t.is_defect for t in items]
+    kinds = [t.kind for t in items]
+    n = len(rows)
+
+    def of(results, idx):
+        return image_metrics([results[i].score for i in idx], [results[i].decision == "NG" for i in idx],
+                             [labels[i] for i in idx], [kinds[i] for i in idx],
+                             [_dice(results[i], items[i], rows[i][3]) for i in idx])
+
+    casc = [r[1] for r in rows]
+    alone = [r[2] for r in rows]
+    stages = {}
+    for k, name in enumerate(cascade.names):
+        ran = [i for i in range(n) if casc[i].stages[k]["ran"]]
+        entry = {"ran": len(ran), "share_ran": len(ran) / n}
+        if ran:
+            ys = np.asarray([labels[i] for i in ran], bool)
+            sc = np.asarray([casc[i].stages[k]["score"] for i in ran])
+            pred = np.asarray([casc[i].stages[k]["decision"] == "NG" for i in ran])
+            entry.update(image_metrics(sc, pred, ys, [kinds[i] for i in ran], []))
+            entry.pop("dice")
+        if k:
+            entry["defects_not_reached"] = int(sum(labels[i] and not casc[i].stages[k]["ran"] for i in range(n)))
+        stages[name] = entry
+    ms_c, ms_a = 1000 * spent["cascade"] / n, 1000 * spent["alone"] / n
+    n_good = int(sum(not y for y in labels))
+    return {
+        "category": str(Path(category)), "cascade": cascade.id, "n_images": n, "n_errors": n_errors,
+        "n_good": n_good, "n_defect": n - n_good, "good_share": n_good / n, "good_share_requested": good_share,
+        "stage_names": cascade.names, "vote": cascade.spec.vote,
+        **of(casc, range(n)),
+        "stages": stages,
+        "gate_pass_share": stages[cascade.names[1]]["share_ran"],
+        "alone": {"stage": last_name, **of(alone, range(n))},
+        "time_ms_per_image": {"cascade": round(ms_c, 3), "alone": round(ms_a, 3),
+                              "ratio": round(ms_c / ms_a, 4) if ms_a else None},
+    }
+
+
+def _pictures(out: Path, rows, last_name: str, m: dict) -> None:
+    labels = np.asarray([r[0].is_defect for r in rows], bool)
+    curves = {}
+    for name, results in (("cascade", [r[1] for r in rows]), (f"{last_name} alone", [r[2] for r in rows])):
+        s = np.asarray([r.score for r in results])
+        if labels.any() and (~labels).any():
+            fpr, tpr = roc_curve(s, labels)
+            curves[name] = (fpr, tpr, auroc(s, labels))
+    if curves:
+        write_png(out / "roc.png", roc_plot(curves))
+    s = np.asarray([r[1].score for r in rows])
+    write_png(out / "scores.png", histogram_plot({"good": s[~labels], "defect": s[labels]}, 1.0))
+    (out / "scores.jsonl").write_text("".join(
+        json.dumps({"image": str(r[0].path), "kind": r[0].kind, "score": float(r[1].score),
+                    "last_stage_ran": next(e["name"] for e in reversed(r[1].stages) if e["ran"]),
+                    f"{last_name}_alone": float(r[2].score)}) + "\n" for r in rows))

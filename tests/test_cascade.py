@@ -1,0 +1,338 @@
+"""Cascades (edge/cascade/): the TOML, gating and skipping, voting, one backbone pass, records, CLI, station."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edge.bundle import load_bundle
+from edge.cascade import Cascade, CascadeSpec, StageSpec, load_spec, open_cascade
+from edge.cascade.evaluate import mix_items
+from edge.cli import cli
+from edge.config import config_problems
+from edge.daemon import serve
+from edge.dataset import load_category
+from edge.errors import BundleError, ConfigError
+from edge.fitting import FitOptions, fit_inspector
+from edge.imageio import read_image
+from edge.padim.tiling import Tiling
+from edge.records import read_records
+from edge.scoring import score_paths
+from edge.stage import TIMING_KEYS, Inspection, ModelStage, run_stage
+
+from .runtime_helpers import records, station
+
+MINIMAL = """\
+[[stage]]
+name = "gate"
+inspector = "insp"       # a PaDiM inspector; or model = "BUNDLE" for a classifier
+[[stage]]
+name = "seg"
+model = "seg-bundle"
+when = "suspicious"      # run only when the previous stage's score >= gate
+gate = 0.7               # on the previous stage's normalised score (1.0 = its threshold)
+"""
+
+
+@pytest.fixture(scope="module")
+def second_inspector(tmp_path_factory, tiny_bundle, tiny_category):
+    """Another PaDiM inspector on the same tiny backbone (d=12): a later stage sharing the backbone pass."""
+    out = tmp_path_factory.mktemp("insp2") / "inspector"
+    fit_inspector(sorted((tiny_category / "train" / "good").glob("*.png")), out, tiny_bundle,
+                  FitOptions(d=12, seed=3, batch_size=4))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiled_inspector(tmp_path_factory, tiny_bundle, tiny_category):
+    """Same backbone but 1x2 tiles: different input tensors, so it cannot share the first pass."""
+    out = tmp_path_factory.mktemp("insp3") / "inspector"
+    fit_inspector(sorted((tiny_category / "train" / "good").glob("*.png")), out, tiny_bundle,
+                  FitOptions(d=12, batch_size=4, tiling=Tiling(1, 2, "shared")))
+    return out
+
+
+@pytest.fixture
+def minimal_cascade(tmp_path, tiny_inspector_ro, second_inspector):
+    """The issue's minimal TOML, as written, beside the two stages it names (relative paths)."""
+    shutil.copytree(tiny_inspector_ro, tmp_path / "insp")
+    shutil.copytree(second_inspector, tmp_path / "seg-bundle")
+    (tmp_path / "cascade.toml").write_text(MINIMAL)
+    return tmp_path / "cascade.toml"
+
+
+def _test_images(cat, n=None):
+    paths = sorted((cat / "test").rglob("*.png"))[:n]
+    return paths, [read_image(p) for p in paths]
+
+
+def _count_calls(stage: ModelStage) -> list[int]:
+    calls = [0]
+    real = stage.backend.infer
+
+    def counted(feeds):
+        calls[0] += 1
+        return real(feeds)
+
+    stage.backend.infer = counted
+    return calls
+
+
+def _cascade(stages, gate=None, when=None, vote=None) -> Cascade:
+    names = [f"s{i}" for i in range(len(stages))]
+    specs = [StageSpec(name=names[0], inspector="x")] + [StageSpec(name=n, model="x", when=when, gate=gate)
+                                                          for n in names[1:]]
+    return Cascade(CascadeSpec(stage=specs, vote=vote), stages)
+
+
+def test_the_minimal_toml_works_as_written(minimal_cascade, tiny_category):
+    spec = load_spec(minimal_cascade)
+    assert [s.name for s in spec.stage] == ["gate", "seg"]
+    assert spec.stage[0].path == str(minimal_cascade.parent / "insp")  # against the TOML's folder
+    assert spec.stage[1].runs_when == "suspicious" and spec.stage[1].gate_value == 0.7
+    casc = open_cascade(minimal_cascade)
+    assert isinstance(casc, ModelStage) and casc.kind == "cascade" and casc.threshold == 1.0
+    _, imgs = _test_images(tiny_category)
+    res = run_stage(casc, imgs)
+    for r in res:
+        gate, seg = r.stages
+        assert gate["name"] == "gate" and gate["ran"] and seg["name"] == "seg"
+        assert seg["ran"] == (gate["score"] >= 0.7)
+        decider = seg if seg["ran"] else gate
+        assert r.decision == decider["decision"] and r.score == pytest.approx(decider["score"], abs=1e-5)
+        assert tuple(r.timings_ms) == TIMING_KEYS
+    assert any(r.stages[1]["ran"] for r in res) and not all(r.stages[1]["ran"] for r in res)
+
+
+def test_gates_skip_later_stages_and_the_last_stage_that_ran_decides(tiny_inspector_ro, second_inspector,
+                                                                     tiny_category):
+    from edge.stage import open_stage
+
+    _, imgs = _test_images(tiny_category)
+    a, b = open_stage(tiny_inspector_ro), open_stage(second_inspector)
+    alone_a, alone_b = run_stage(a, imgs), run_stage(b, imgs)
+    never = run_stage(_cascade([a, b], gate=1e9), imgs)
+    for r, ra in zip(never, alone_a):  # the gate passes everything: the first stage decides alone
+        assert r.stages[1] == {"name": "s1", "ran": False}
+        assert r.decision == ra.decision and r.score == pytest.approx(ra.score, rel=1e-6)
+    always = run_stage(_cascade([a, b], gate=1e-9), imgs)
+    for r, rb in zip(always, alone_b):  # every image goes on: the second stage judges all of them
+        assert r.stages[1]["ran"] and r.decision == rb.decision and r.score == pytest.approx(rb.score, rel=1e-6)
+    gate = float(np.median([r.score for r in alone_a]))
+    some = run_stage(_cascade([a, b], gate=gate), imgs)
+    for r, ra, rb in zip(some, alone_a, alone_b):
+        assert r.stages[1]["ran"] == (ra.score >= gate)
+        want = rb if ra.score >= gate else ra
+        assert r.decision == want.decision and r.score == pytest.approx(want.score, rel=1e-6)
+        assert r.mask is not None and r.mask.shape == want.mask.shape
+    # the map of a PaDiM stage is rescaled so that 1.0 is that stage's threshold, as the cascade's score is
+    assert some[0].anomaly_map.max() == pytest.approx(some[0].score, rel=1e-4)
+
+
+def test_stages_on_the_same_backbone_share_one_pass(tiny_inspector_ro, second_inspector, tiled_inspector,
+                                                    tiny_category):
+    from edge.stage import open_stage
+
+    _, imgs = _test_images(tiny_category, 8)
+    a, b = open_stage(tiny_inspector_ro), open_stage(second_inspector)
+    casc = _cascade([a, b], gate=1e-9)
+    assert casc.shared == [True, True]
+    ca, cb = _count_calls(a), _count_calls(b)
+    res = run_stage(casc, imgs)
+    assert ca[0] == 1 and cb[0] == 0  # the backbone ran once for the batch, for both stages
+    assert all(r.stages[1]["ran"] and r.stages[1]["timings_ms"]["infer"] == 0.0 for r in res)
+    # a gated subset takes its own rows of the shared outputs: same scores as running the stage alone
+    alone_b = run_stage(b, imgs)
+    half = float(np.median([r.stages[0]["score"] for r in res]))
+    sub = run_stage(_cascade([a, b], gate=half), imgs)
+    for r, rb in zip(sub, alone_b):
+        if r.stages[1]["ran"]:
+            assert r.stages[1]["score"] == pytest.approx(round(rb.score, 5), abs=2e-5)
+    # different input tensors (tiles): no sharing, the later stage runs its own pass on what passes the gate
+    t = open_stage(tiled_inspector)
+    casc2 = _cascade([a, t], gate=1e-9)
+    assert casc2.shared == [True, False]
+    ct = _count_calls(t)
+    run_stage(casc2, imgs)
+    assert ct[0] == 1
+
+
+class FakeStage:
+    """A model stage whose score is the image's mean grey level / 100 × ``factor`` (runs on a counting backend)."""
+
+    kind = "classifier"
+
+    def __init__(self, bundle, factor: float, name: str):
+        self.bundle, self.factor, self.warnings = bundle, factor, []
+        self.calls = self.rows = 0
+        stage = self
+
+        class _Backend:
+            input_name, output_names, variant = "x", ["x"], f"fake/{name}"
+
+            def infer(self, feeds):
+                stage.calls += 1
+                stage.rows += len(feeds["x"])
+                return {"x": feeds["x"]}
+
+        _Backend.name = name
+        self.backend = _Backend()
+        self._id = name
+
+    @property
+    def id(self):
+        return self._id
+
+    @property
+    def threshold(self):
+        return 2.0
+
+    def tensors(self, images):
+        return np.asarray([[float(im.mean())] for im in images], np.float32)
+
+    def results(self, outputs, images):
+        out = []
+        for v in outputs["x"][:, 0]:
+            raw = float(v) / 100 * self.factor
+            out.append(Inspection(raw, raw / self.threshold, "NG" if raw / self.threshold >= 1 else "OK", None, None))
+        return out
+
+    def describe(self):
+        return {"kind": self.kind, "id": self.id}
+
+
+def _grey(*levels):
+    return [np.full((8, 8, 3), v, np.uint8) for v in levels]
+
+
+def test_stages_that_always_run_can_vote_any_or_all(tiny_bundle):
+    b = load_bundle(tiny_bundle)
+    # scores: low = v/100, high = 2v/100 → NG from v = 200 (low) and v = 100 (high)
+    imgs = _grey(50, 150, 250)
+    low, high = FakeStage(b, 1.0, "low"), FakeStage(b, 2.0, "high")
+    anyv = run_stage(_cascade([low, high], vote="any"), imgs)
+    assert [r.decision for r in anyv] == ["OK", "NG", "NG"]
+    assert [r.score for r in anyv] == pytest.approx([0.5, 1.5, 2.5])  # the highest score
+    allv = run_stage(_cascade([low, high], vote="all"), imgs)
+    assert [r.decision for r in allv] == ["OK", "OK", "NG"]
+    assert [r.score for r in allv] == pytest.approx([0.25, 0.75, 1.25])  # the lowest
+    assert all(e["ran"] for r in anyv + allv for e in r.stages)
+    low.calls = high.calls = low.rows = high.rows = 0
+    seq = run_stage(_cascade([low, high], gate=0.7), imgs)  # 0.25, 0.75, 1.25 → second runs on the last two
+    assert [r.stages[1]["ran"] for r in seq] == [False, True, True]
+    assert [r.decision for r in seq] == ["OK", "NG", "NG"]
+    # different backends: one pass each, the second on the 2 images that passed the gate
+    assert (low.calls, low.rows, high.calls, high.rows) == (1, 3, 1, 2)
+    assert not _cascade([low, high]).shared[1]
+    gated = CascadeSpec(stage=[StageSpec(name="a", inspector="x"), StageSpec(name="b", model="y", gate=0.7)],
+                        vote="any")
+    assert any(where == "stage[1].when" and "vote = 'any' needs every stage to run" in msg
+               for where, msg in gated.problems())
+
+
+def test_bad_cascade_files_say_what_is_wrong_where(tmp_path, tiny_inspector_ro):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[stage]]\nname = "a"\ninspector = "i"\nmodel = "m"\ngate = 2\n'
+                   '[[stage]]\nname = "a"\nmodle = "x"\n')
+    with pytest.raises(ConfigError) as e:
+        load_spec(bad)
+    msg = e.value.message
+    for where in ("stage[0].inspector: give exactly one", "stage[1].modle: unknown key",
+                  "stage[1].name: 'a' is already", "stage[0].when: the first stage"):
+        assert where in msg
+    bad.write_text('vote = "some"\n[[stage]]\nname = "a"\ninspector = "i"\n')
+    with pytest.raises(ConfigError, match="vote: must be one of 'any', 'all', not 'some'"):
+        load_spec(bad)
+    one = tmp_path / "one.toml"
+    one.write_text('[[stage]]\nname = "a"\ninspector = "i"\n')
+    with pytest.raises(ConfigError, match="two or more"):
+        load_spec(one)
+    missing = tmp_path / "missing.toml"
+    missing.write_text(f'[[stage]]\nname = "a"\ninspector = "{tiny_inspector_ro}"\n'
+                       '[[stage]]\nname = "b"\nmodel = "nowhere"\nwhen = "suspicious"\n')
+    with pytest.raises(BundleError, match="cascade stage 'b'.*does not exist"):
+        open_cascade(missing)
+    backwards = tmp_path / "backwards.toml"
+    backwards.write_text(f'[[stage]]\nname = "a"\ninspector = "{tiny_inspector_ro}"\n'
+                         f'[[stage]]\nname = "b"\ninspector = "{tiny_inspector_ro}"\n')
+    assert open_cascade(backwards).spec.stage[1].runs_when == "always"
+
+
+def test_score_writes_one_stages_entry_per_configured_stage(minimal_cascade, tiny_category, tmp_path):
+    paths, _ = _test_images(tiny_category)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    casc = open_cascade(minimal_cascade)
+    summary = score_paths(casc, paths + [broken], tmp_path / "out")
+    recs = {r["image"]: r for r in read_records(tmp_path / "out" / "results.jsonl")}
+    assert summary.total == len(paths) + 1 and recs[str(broken)]["decision"] == "ERROR"
+    for p in paths:
+        r = recs[str(p)]
+        assert [s["name"] for s in r["stages"]] == ["gate", "seg"] and r["inspector"] == casc.id
+        for s in r["stages"]:
+            assert set(s) == ({"name", "ran", "decision", "score", "raw_score", "timings_ms"} if s["ran"]
+                              else {"name", "ran"})
+        assert r["stages"][0]["ran"]
+
+
+def test_cli_score_and_eval_with_a_cascade(minimal_cascade, tiny_category, tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(cli, ["score", str(tiny_category / "test"), "--cascade", str(minimal_cascade),
+                            "--out", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    recs = read_records(tmp_path / "s" / "results.jsonl")
+    assert len(recs) == len(load_category(tiny_category).test) and all(len(x["stages"]) == 2 for x in recs)
+    r = runner.invoke(cli, ["eval", str(tiny_category), "--cascade", str(minimal_cascade), "--good-share", "0.8",
+                            "--out", str(tmp_path / "e")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert m["n_good"] == 4 and m["n_defect"] == 1 and m["good_share"] == pytest.approx(0.8)
+    assert set(m["stages"]) == {"gate", "seg"} and m["stages"]["gate"]["share_ran"] == 1.0
+    assert m["gate_pass_share"] == m["stages"]["seg"]["share_ran"]
+    assert m["alone"]["stage"] == "seg" and m["alone"]["confusion"]["tp"] + m["alone"]["confusion"]["fn"] == 1
+    t = m["time_ms_per_image"]
+    assert t["cascade"] > 0 and t["alone"] > 0 and t["ratio"] == pytest.approx(t["cascade"] / t["alone"], rel=1e-2)
+    assert "time per image: cascade" in r.output and "seg alone" in r.output and "ran on" in r.output
+    for f in ("roc.png", "scores.png", "scores.jsonl", "test-results/results.jsonl"):
+        assert (tmp_path / "e" / f).is_file()
+    r = runner.invoke(cli, ["eval", str(tiny_category), "--good-share", "0.9"])
+    assert r.exit_code == 2 and "--cascade" in r.output
+
+
+def test_mixing_keeps_most_parts_good(tiny_category):
+    items = load_category(tiny_category).test  # 4 good, 6 defective
+    assert mix_items(items, None) == items
+    m = mix_items(items, 0.8)
+    assert sum(not t.is_defect for t in m) == 4 and sum(t.is_defect for t in m) == 1
+    m = mix_items(items, 0.5)
+    assert sum(t.is_defect for t in m) == 4
+    assert mix_items(items, 0.8, seed=5) == mix_items(items, 0.8, seed=5)
+
+
+def test_a_station_config_with_a_cascade_runs(minimal_cascade, tiny_inspector_ro, second_inspector, tmp_path):
+    cfg = station(tiny_inspector_ro, tmp_path / "run", cascade={"file": str(minimal_cascade)})
+    summary = serve(cfg, max_frames=6)
+    recs = records(tmp_path / "run" / "decisions.jsonl")
+    assert len(recs) == 6 and summary is not None
+    assert all([s["name"] for s in r["stages"]] == ["gate", "seg"] for r in recs)
+    inline = station(tiny_inspector_ro, tmp_path / "run2", cascade={"stage": [
+        {"name": "gate", "inspector": str(tiny_inspector_ro)},
+        {"name": "second", "inspector": str(second_inspector), "when": "suspicious", "gate": 0.5}]})
+    serve(inline, max_frames=4)
+    assert all(r["stages"][1]["name"] == "second" for r in records(tmp_path / "run2" / "decisions.jsonl"))
+
+
+def test_validate_config_checks_the_cascade(minimal_cascade, tmp_path):
+    ok = tmp_path / "ok.toml"
+    ok.write_text(f'[capture]\ndrop_policy = "every"\n[cascade]\nfile = "{minimal_cascade}"\n')
+    assert config_problems(ok) == []
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[capture]\ndrop_policy = "every"\n[cascade]\n[[cascade.stage]]\nname = "a"\n')
+    r = CliRunner().invoke(cli, ["validate-config", str(ok), str(bad)])
+    assert r.exit_code == 5
+    assert f"{ok}: ok" in r.output and "cascade.stage[0].inspector: give exactly one" in r.output
+    assert "cascade.stage: a cascade chains two or more" in r.output

@@ -291,13 +291,14 @@ def test_cli_score_and_eval_with_a_cascade(minimal_cascade, tiny_category, tmp_p
     assert r.exit_code == 0, r.output
     m = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert m["n_good"] == 4 and m["n_defect"] == 1 and m["good_share"] == pytest.approx(0.8)
-    assert set(m["stages"]) == {"gate", "seg"} and m["stages"]["gate"]["share_ran"] == 1.0
-    assert m["gate_pass_share"] == m["stages"]["seg"]["share_ran"]
+    gate, seg = m["stages"]
+    assert (gate["name"], seg["name"]) == ("gate", "seg") and gate["share_ran"] == 1.0
+    assert m["gate_pass_share"] == seg["share_ran"] == seg["ran"] / m["n_images"]
     assert m["alone"]["stage"] == "seg" and m["alone"]["confusion"]["tp"] + m["alone"]["confusion"]["fn"] == 1
     t = m["time_ms_per_image"]
     assert t["cascade"] > 0 and t["alone"] > 0 and t["ratio"] == pytest.approx(t["cascade"] / t["alone"], rel=1e-2)
     assert "time per image: cascade" in r.output and "seg alone" in r.output and "ran on" in r.output
-    for f in ("roc.png", "scores.png", "scores.jsonl", "test-results/results.jsonl"):
+    for f in ("report.html", "roc.png", "scores.png", "scores.jsonl", "test-results/results.jsonl"):
         assert (tmp_path / "e" / f).is_file()
     r = runner.invoke(cli, ["eval", str(tiny_category), "--good-share", "0.9"])
     assert r.exit_code == 2 and "--cascade" in r.output

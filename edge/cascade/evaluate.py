@@ -18,12 +18,11 @@ import numpy as np
 from ..bundle import write_json
 from ..dataset import TestItem, load_category
 from ..errors import DataError
-from ..imageio import read_mask, write_png
+from ..imageio import read_mask
 from ..loader import iter_batches
-from ..metrics import auroc, confusion, dice_iou, f1_scores, roc_curve
+from ..metrics import auroc, confusion, dice_iou, f1_scores
 from ..scoring import ResultWriter, common_root
 from ..stage import Inspection, run_stage
-from ..visualize import histogram_plot, roc_plot
 from .stage import Cascade
 
 
@@ -136,10 +135,10 @@ def _metrics(category, cascade: Cascade, last_name: str, rows, spent, n_errors, 
 
     casc = [r[1] for r in rows]
     alone = [r[2] for r in rows]
-    stages = {}
+    stages = []
     for k, name in enumerate(cascade.names):
         ran = [i for i in range(n) if casc[i].stages[k]["ran"]]
-        entry = {"ran": len(ran), "share_ran": len(ran) / n}
+        entry = {"name": name, "ran": len(ran), "share_ran": len(ran) / n}
         if ran:
             ys = np.asarray([labels[i] for i in ran], bool)
             sc = np.asarray([casc[i].stages[k]["score"] for i in ran])
@@ -148,7 +147,7 @@ def _metrics(category, cascade: Cascade, last_name: str, rows, spent, n_errors, 
             entry.pop("dice")
         if k:
             entry["defects_not_reached"] = int(sum(labels[i] and not casc[i].stages[k]["ran"] for i in range(n)))
-        stages[name] = entry
+        stages.append(entry)
     ms_c, ms_a = 1000 * spent["cascade"] / n, 1000 * spent["alone"] / n
     n_good = int(sum(not y for y in labels))
     return {
@@ -157,7 +156,7 @@ def _metrics(category, cascade: Cascade, last_name: str, rows, spent, n_errors, 
         "stage_names": cascade.names, "vote": cascade.spec.vote,
         **of(casc, range(n)),
         "stages": stages,
-        "gate_pass_share": stages[cascade.names[1]]["share_ran"],
+        "gate_pass_share": stages[1]["share_ran"],
         "alone": {"stage": last_name, **of(alone, range(n))},
         "time_ms_per_image": {"cascade": round(ms_c, 3), "alone": round(ms_a, 3),
                               "ratio": round(ms_c / ms_a, 4) if ms_a else None},
@@ -165,18 +164,18 @@ def _metrics(category, cascade: Cascade, last_name: str, rows, spent, n_errors, 
 
 
 def _pictures(out: Path, rows, last_name: str, m: dict) -> None:
+    """scores.jsonl and curves.json (the cascade's score), and the report when matplotlib is there."""
+    from ..evaluate import _curves
+    from ..report import report_available, write_report
+
     labels = np.asarray([r[0].is_defect for r in rows], bool)
-    curves = {}
-    for name, results in (("cascade", [r[1] for r in rows]), (f"{last_name} alone", [r[2] for r in rows])):
-        s = np.asarray([r.score for r in results])
-        if labels.any() and (~labels).any():
-            fpr, tpr = roc_curve(s, labels)
-            curves[name] = (fpr, tpr, auroc(s, labels))
-    if curves:
-        write_png(out / "roc.png", roc_plot(curves))
     s = np.asarray([r[1].score for r in rows])
-    write_png(out / "scores.png", histogram_plot({"good": s[~labels], "defect": s[labels]}, 1.0))
+    if labels.any() and (~labels).any():
+        write_json(out / "curves.json", {"image": _curves(s, labels)})
     (out / "scores.jsonl").write_text("".join(
-        json.dumps({"image": str(r[0].path), "kind": r[0].kind, "score": float(r[1].score),
+        json.dumps({"image": str(r[0].path), "kind": r[0].kind, "raw_score": float(r[1].raw_score),
+                    "score": float(r[1].score),
                     "last_stage_ran": next(e["name"] for e in reversed(r[1].stages) if e["ran"]),
                     f"{last_name}_alone": float(r[2].score)}) + "\n" for r in rows))
+    if report_available():
+        write_report(out)

@@ -400,7 +400,8 @@ def _print_cascade_metrics(m: dict, out: Path) -> None:
     click.echo(f"mix: {m['n_images']} images, {m['n_good']} good ({m['good_share']:.0%}){share}, "
                f"{m['n_defect']} defective")
     click.echo(line("cascade " + " → ".join(m["stage_names"]), m))
-    for name, st in m["stages"].items():
+    for st in m["stages"]:
+        name = st["name"]
         extra = f", defects it never saw {st['defects_not_reached']}" if "defects_not_reached" in st else ""
         click.echo(f"  {name:<12} ran on {st['ran']}/{m['n_images']} ({st['share_ran']:.0%}){extra}")
     a = m["alone"]
@@ -409,7 +410,10 @@ def _print_cascade_metrics(m: dict, out: Path) -> None:
     ratio = t["ratio"]
     saved = "" if ratio is None else f"  → {ratio:.0%} of the time, {1 - ratio:.0%} saved"
     click.echo(f"time per image: cascade {t['cascade']:.1f} ms, {a['stage']} alone {t['alone']:.1f} ms{saved}")
-    click.echo(f"metrics: {out / 'metrics.json'}   ROC: {out / 'roc.png'}   scores: {out / 'scores.png'}")
+    if (out / "report.html").is_file():
+        click.echo(f"report: {out / 'report.html'}   metrics: {out / 'metrics.json'}")
+    else:
+        click.echo(f"metrics: {out / 'metrics.json'}")
 
 
 def _print_metrics(m: dict, out: Path) -> None:

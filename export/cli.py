@@ -7,6 +7,7 @@ import click
 from edge.cli import run_group
 
 from .commands import COMMANDS
+from .training.command import train_group
 
 HELP = """Turn trained models into bundles the line device runs without torch.
 
@@ -25,6 +26,7 @@ Commands:
   segmenter   defect segmentation (one mask channel per defect class)
   multitask   classifier and segmenter sharing one network
   verify      re-check a bundle against torch (on any machine with torch)
+  train       train a classifier, segmenter or multitask model on a labelled folder
 \b
 Example:
   edge-export backbone resnet18 --weights resnet18.pth --size 256x1600 \\
@@ -40,7 +42,7 @@ def cli() -> None:
     pass
 
 
-for _command in COMMANDS:
+for _command in (*COMMANDS, train_group):
     cli.add_command(_command)
 
 

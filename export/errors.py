@@ -26,3 +26,7 @@ class UnsupportedOpError(ExportError):
 
 class ParityError(ExportError):
     """An exported variant disagrees with torch beyond what its precision explains."""
+
+
+class TrainingError(ExportError):
+    """Training could not produce a usable model (e.g. the loss diverged)."""

@@ -1,0 +1,135 @@
+"""The labelled folder in memory: every image preprocessed as the device does, its label, its mask;
+a seeded stratified validation split; oversampled, flipped and rotated training batches.
+
+All of the folder trains: ``train/good``, ``test/good`` and every ``test/<kind>`` (with
+``ground_truth/<kind>/<name>_mask.png``), read with :func:`edge.dataset.load_category`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edge.bundle import InputSpec
+from edge.dataset import load_category
+from edge.errors import DataError, EdgeError
+from edge.imageio import read_image, read_mask
+from edge.preprocess import to_tensor
+
+MIN_PER_SIDE = 2  # good and defect images each: one to train on, one to validate with
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """N images as the model sees them, with labels and per-pixel mask classes."""
+
+    x: np.ndarray  # (N, 3, H, W) float32, normalised exactly as edge.preprocess.to_tensor does
+    is_defect: np.ndarray  # (N,) bool
+    kinds: tuple[str, ...]  # per image: "good" or its defect kind
+    mask: np.ndarray | None  # (N, H, W) uint8: 0 background, c + 1 for mask class c; None without masks
+    mask_class_names: tuple[str, ...]  # e.g. ("defect",) or ("crack", "hole")
+    paths: tuple[Path, ...]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def subset(self, idx: np.ndarray) -> TrainingSet:
+        return TrainingSet(self.x[idx], self.is_defect[idx], tuple(self.kinds[i] for i in idx),
+                           None if self.mask is None else self.mask[idx], self.mask_class_names,
+                           tuple(self.paths[i] for i in idx))
+
+
+def load_training_set(root: str | Path, spec: InputSpec, need_masks: bool, per_kind: bool) -> TrainingSet:
+    """Read the whole folder at the model's input size; clear errors for what training cannot use."""
+    cat = load_category(root, need_train=False)
+    items = [(p, "good", None) for p in cat.train_good] + [(t.path, t.kind, t.mask) for t in cat.test]
+    n_good = sum(k == "good" for _, k, _ in items)
+    defect_kinds = sorted({k for _, k, _ in items if k != "good"})
+    n_defect = len(items) - n_good
+    if n_good < MIN_PER_SIDE or n_defect < MIN_PER_SIDE:
+        raise DataError(f"{root}: training needs at least {MIN_PER_SIDE} good and {MIN_PER_SIDE} defect images "
+                        f"(found {n_good} good, {n_defect} defect)",
+                        hint="put good images in train/good or test/good and defect images in test/<kind>; "
+                             "for good-only data fit a PaDiM inspector instead (edge-inspect fit)")
+    if need_masks:
+        missing = [str(p) for p, k, m in items if k != "good" and m is None]
+        if missing:
+            raise DataError(f"{len(missing)} defect image(s) have no ground-truth mask, e.g. {missing[0]}",
+                            hint="a segmenter learns from masks: add ground_truth/<kind>/<name>_mask.png for "
+                                 "each, or train a classifier")
+    names = tuple(defect_kinds) if per_kind else ("defect",)
+    x = np.empty((len(items), 3, spec.height, spec.width), np.float32)
+    mask = np.zeros((len(items), spec.height, spec.width), np.uint8) if need_masks else None
+    for i, (path, kind, mpath) in enumerate(items):
+        try:
+            to_tensor(read_image(path), spec, x[i])
+            if mask is not None and mpath is not None:
+                cls = names.index(kind) + 1 if per_kind else 1
+                mask[i][read_mask(mpath, (spec.height, spec.width))] = cls
+        except EdgeError as e:
+            raise DataError(f"cannot use {path}: {e.message}", hint="fix or remove the file, then train again") from None
+    if mask is not None:
+        empty = [str(items[i][0]) for i in range(len(items)) if items[i][1] != "good" and not mask[i].any()]
+        if empty:
+            raise DataError(f"{len(empty)} defect mask(s) are empty at {spec.height}x{spec.width}, e.g. {empty[0]}",
+                            hint="check the masks (white = defect) or train at a larger --size")
+    kinds = tuple(k for _, k, _ in items)
+    return TrainingSet(x, np.array([k != "good" for k in kinds]), kinds, mask, names,
+                       tuple(p for p, _, _ in items))
+
+
+def stratified_split(kinds: tuple[str, ...], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices: about ``fraction`` of every kind held out, at least one of each
+    side (good / defect) in both parts; kinds with a single image stay in training."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for kind in sorted(set(kinds)):
+        idx = np.array([i for i, k in enumerate(kinds) if k == kind])
+        rng.shuffle(idx)
+        n_val = int(round(fraction * len(idx))) if len(idx) > 1 else 0
+        n_val = min(max(n_val, 1 if len(idx) > 1 else 0), len(idx) - 1)
+        val += idx[:n_val].tolist()
+        train += idx[n_val:].tolist()
+    is_defect = np.array([k != "good" for k in kinds])
+    for side in (False, True):  # a defect kind of one image each: move one to validation
+        if not any(is_defect[i] == side for i in val):
+            cand = [i for i in train if is_defect[i] == side]
+            val.append(cand[0])
+            train.remove(cand[0])
+    return np.array(sorted(train)), np.array(sorted(val))
+
+
+def epoch_order(is_defect: np.ndarray, defect_share: float, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Indices for one epoch: every image once, defect images repeated until they make about
+    ``defect_share`` of the epoch. Returns (order, repeat factor of defect images)."""
+    good, bad = np.flatnonzero(~is_defect), np.flatnonzero(is_defect)
+    repeat = 1
+    if len(bad) and defect_share > 0:
+        want = defect_share / (1 - defect_share) * len(good)  # defect samples wanted
+        repeat = max(1, int(round(want / len(bad))))
+    order = np.concatenate([good] + [bad] * repeat)
+    rng.shuffle(order)
+    return order, repeat
+
+
+def augment(x: torch.Tensor, m: torch.Tensor | None, rng: np.random.Generator, square: bool
+            ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Random flips and right-angle rotations per sample (rotations by 90° only for square inputs;
+    180° = both flips otherwise). ``m``: (B, H, W) mask classes, moved with the image."""
+    xs, ms = [], []
+    for i in range(x.shape[0]):
+        xi, mi = x[i], None if m is None else m[i]
+        ops = rng.integers(0, 2, size=2)
+        k = int(rng.integers(0, 4)) if square else 0
+        if ops[0]:
+            xi, mi = xi.flip(-1), None if mi is None else mi.flip(-1)
+        if ops[1]:
+            xi, mi = xi.flip(-2), None if mi is None else mi.flip(-2)
+        if k:
+            xi, mi = xi.rot90(k, (-2, -1)), None if mi is None else mi.rot90(k, (-2, -1))
+        xs.append(xi)
+        ms.append(mi)
+    return torch.stack(xs), None if m is None else torch.stack(ms)

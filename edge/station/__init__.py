@@ -29,16 +29,21 @@ log = logging.getLogger("edge.station")
 
 def open_station_state(rt: "LineRuntime") -> StationState:
     cfg = rt.cfg
-    drift = None
-    if cfg.drift.enabled:
-        cal = getattr(rt.slot.current, "calibration", None)
+    def drift() -> DriftMonitor | None:
+        if not cfg.drift.enabled:
+            return None
+        stage = rt.slot.current
+        cal = getattr(stage, "calibration", None)
         ref = reference_from_calibration(cal.details) if cal is not None else None
         if ref is None:
             log_event(log, logging.WARNING, "drift watching is off: the model has no good-score distribution from "
-                      "fit (calibration.json good_scores, at least 3)", model=rt.slot.current.id)
-        else:
-            d = cfg.drift
-            drift = DriftMonitor(ref, d.window, d.min_parts, d.warn_shift, d.alarm_shift, d.hold)
+                      "fit (calibration.json good_scores, at least 3)", model=stage.id)
+            return None
+        if ref.size < 10:
+            log_event(log, logging.INFO, "drift: the reference is only a few held-out good scores, so the verdict "
+                      "is coarse; fit with more good images for a finer one", model=stage.id, n_reference=ref.size)
+        d = cfg.drift
+        return DriftMonitor(ref, d.window, d.min_parts, d.warn_shift, d.alarm_shift, d.hold)
 
     def on_drift(state: str, status: dict) -> None:
         if rt.drift_lamp is not None:

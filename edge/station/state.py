@@ -48,14 +48,19 @@ class _Latest:
 class StationState:
     def __init__(self, telemetry: Telemetry, ready: Callable[[], bool], inspector_id: Callable[[], str],
                  *, gallery_size: int = 12, trend_hours: float = 8.0,
-                 trend_points: int = 20000, recent_parts: int = 500, keep_frames: int = 4, drift: DriftMonitor | None = None,
+                 trend_points: int = 20000, recent_parts: int = 500, keep_frames: int = 4,
+                 drift: Callable[[], DriftMonitor | None] | None = None,
                  on_drift: Callable[[str, dict], None] | None = None, clock=time.time):
+        """``drift`` builds the drift monitor for the running inspector: called at start and again
+        when a part comes from another inspector (a refit, a SIGHUP), whose good scores differ."""
         self.telemetry = telemetry
         self.ready = ready
         self.inspector_id = inspector_id
         self.clock = clock
         self.trend_s = trend_hours * 3600
-        self.drift = drift
+        self._make_drift = drift
+        self.drift = drift() if drift is not None else None
+        self._drift_for = inspector_id()
         self.on_drift = on_drift
         self._lock = threading.Lock()
         self._counts = {"OK": 0, "NG": 0, "ERROR": 0}
@@ -89,6 +94,12 @@ class StationState:
                 self._frames.append((seq, d.frame.image))
             self._remember(Part(seq, rec))
             self._seq_of[(rec.image, rec.timestamp)] = seq
+        if self._make_drift is not None and rec.inspector and rec.inspector != self._drift_for:
+            self._drift_for = rec.inspector
+            self.drift = self._make_drift()
+            self.event("drift", state="restarted", note=f"new inspector {rec.inspector}: its own good scores")
+            if self.drift is not None:  # the lamp and MQTT hear that the old verdict no longer holds
+                self._drift_changed("learning")
         if self.drift is not None and rec.decision == "OK" and rec.raw_score is not None:
             changed = self.drift.observe(rec.raw_score)
             st = self.drift.status()

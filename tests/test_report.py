@@ -159,6 +159,7 @@ def test_cascade_stages_and_expected_frr_appear_when_metrics_have_them(evaluated
     shutil.copytree(evaluated, d)
     m = json.loads((d / "metrics.json").read_text())
     m["threshold"]["expected_frr"] = {"value": 0.012, "low": 0.004, "high": 0.031, "target": 0.01}
+    m["new_metric_from_a_later_change"] = {"recall_at_1pct": 0.8125, "n_regions": 7}
     m["stages"] = [{"name": "gate", "image_auroc": 0.9871, "f1": 0.5, "confusion": {"tp": 5, "fp": 1, "tn": 3, "fn": 0},
                     "per_kind": {"good": {"n": 4, "ng": 1, "false_reject_rate": 0.25}}},
                    {"name": "classifier", "image_auroc": 0.9123}]
@@ -172,6 +173,9 @@ def test_cascade_stages_and_expected_frr_appear_when_metrics_have_them(evaluated
     assert shown["stages.0.image_auroc"] == "0.9871" and shown["stages.1.image_auroc"] == "0.9123"
     assert shown["stages.0.confusion.fp"] == "1"
     assert shown["threshold.expected_frr.value"] == "1.2%" and shown["threshold.expected_frr.high"] == "3.1%"
+    assert "Other figures in metrics.json" in html  # unknown numbers still appear, with their key
+    assert shown["new_metric_from_a_later_change.recall_at_1pct"] == "0.8125"
+    assert shown["new_metric_from_a_later_change.n_regions"] == "7"
     for path, style, text in page.metrics:
         assert text == numbers.fmt(lookup(m, path), style)
 

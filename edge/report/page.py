@@ -58,9 +58,34 @@ GLOSSARY = [
 ]
 
 
+_shown: set[str] = set()  # paths rendered by the page being built (render() resets it)
+
+
 def m(path: str, value, style: str = "num") -> str:
     """A number from metrics.json, tagged with where it came from."""
+    _shown.add(path)
     return f'<span data-metric="{escape(path)}" data-style="{style}">{escape(fmt(value, style))}</span>'
+
+
+def _leaves(doc, prefix: str = ""):
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _leaves(v, f"{prefix}{k}.")
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from _leaves(v, f"{prefix}{i}.")
+    elif isinstance(doc, (int, float)) and not isinstance(doc, bool):
+        yield prefix[:-1], doc
+
+
+def _other_numbers(metrics: dict) -> str:
+    """Numbers metrics.json has that no block above shows (new metrics appear here until they get a home)."""
+    rest = [(p, v) for p, v in _leaves(metrics) if p not in _shown and not p.startswith("inspector_details.")]
+    if not rest:
+        return ""
+    rows = "".join(f'<tr><td class="l">{escape(p)}</td><td>{m(p, v, "int" if isinstance(v, int) else "num")}</td></tr>'
+                   for p, v in rest)
+    return f'<h2>Other figures in metrics.json</h2><table><tr><th class="l">key</th><th>value</th></tr>{rows}</table>'
 
 
 def _img(png: bytes, alt: str, width: int | None = None) -> str:
@@ -211,6 +236,8 @@ def _stages(metrics: dict) -> str:
 
 def render(data: dict, figures: dict[str, bytes], root: Path) -> str:
     metrics = data["metrics"]
+    _shown.clear()
+    top, stages = _block(metrics, ""), _stages(metrics)
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     figs_curves = "".join(_img(figures[k], k) for k in ("roc", "pr") if k in figures)
     figs_scores = "".join(_img(figures[k], k) for k in ("scores", "scores_by_kind") if k in figures)
@@ -221,7 +248,7 @@ def render(data: dict, figures: dict[str, bytes], root: Path) -> str:
 <h1>Evaluation of {escape(Path(str(metrics.get("category", "?"))).name)}</h1>
 <p class="sub">{escape(str(metrics.get("category", "")))} · inspector {escape(str(metrics.get("inspector", "?")))}
  · report written {when} · every number here is from metrics.json in this folder</p>
-<div class="card">{_block(metrics, "")}</div>
+<div class="card">{top}</div>
 <h2>How well the score separates good from defective</h2>
 <p>Left: ROC (higher and further left is better). Right: precision against recall. <i>image</i> judges whole
 parts, <i>pixel</i> judges where the defect is.</p>
@@ -230,7 +257,8 @@ parts, <i>pixel</i> judges where the defect is.</p>
 <p>The black line is the threshold: parts to its right are rejected. Good parts (green) right of it are false
 rejects; defects left of it are missed.</p>
 <div class="figs">{figs_scores}</div>
-{_stages(metrics)}
+{stages}
+{_other_numbers(metrics)}
 <h2>Worst cases</h2>
 <p>Each row: the part, its heat map, the mask the inspector predicted and the true defect mask.</p>
 {_gallery(data["gallery"], root)}

@@ -103,7 +103,7 @@ async function refresh(){
     $('livecap').textContent=l.image+'  ·  '+l.timestamp.slice(11,19);
     if(l.seq!==lastSeq){lastSeq=l.seq;live(l.seq);$('missed').dataset.seq=l.seq;}
     $('missed').disabled=!s.feedback;}
-  const gal=s.gallery.map(g=>`<a href="${u('/part/'+g.seq)}" title="${esc(g.image)}">`+
+  const gal=s.gallery.map(g=>`<a href="${u('/part/'+g.seq)}" title="${esc(g.image)}" data-kept="${g.has_image?1:0}">`+
     (g.has_overlay?`<img alt="NG part ${g.seq}" src="${u('/part/'+g.seq+'/overlay.png')}">`:'<img alt="">')+
     `${g.score==null?'':g.score.toFixed(2)} · ${g.timestamp.slice(11,19)}</a>`).join('')||'<span class="muted">no NG part yet</span>';
   if(gal!==lastGallery){lastGallery=gal;$('gallery').innerHTML=gal;}  // rebuilt only when it changed

@@ -87,8 +87,8 @@ def test_segmenter_thresholds_reproduce_the_recorded_validation_decisions(segmen
     x = batch_tensor([read_image(labelled / f) for f in files], b.input)
     sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
     logits = sess.run(None, {"image": x})[0]
-    prob = torch.sigmoid(F.interpolate(torch.from_numpy(logits), size=x.shape[-2:], mode="bilinear",
-                                       align_corners=False)).numpy()
+    prob = F.interpolate(torch.sigmoid(torch.from_numpy(logits)), size=x.shape[-2:], mode="bilinear",
+                         align_corners=False).numpy()
     area = (prob[:, 0] >= cal["mask_threshold"]).reshape(len(x), -1).sum(1)
     ng = area >= cal["min_area"]["defect"]
     is_defect = np.array([not f.startswith(("train/good", "test/good")) for f in files])

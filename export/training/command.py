@@ -111,7 +111,8 @@ def _train(kind, category, out, arch, weights, size, epochs, batch_size, lr, see
             parts = [f"loss {rec.loss:.3f}", f"val F1 {v['f1']:.3f}", f"AUROC {_f(v['image_auroc'])}"]
             if "dice" in v:
                 parts.append(f"Dice {_f(v['dice'])}")
-            click.echo(f"\nepoch {rec.epoch}: " + ", ".join(parts) + f" ({rec.seconds:.0f} s)" + (" *" if best else ""),
+            click.echo(f"\nepoch {rec.epoch}: " + ", ".join(parts) + f" ({rec.seconds:.0f} s, {rec.cpu_seconds:.0f} CPU s)"
+                       + (" *" if best else ""),
                        err=True)
 
         res = train_bundle(req, ereq, Path(save_weights) if save_weights else None, progress, on_epoch)
@@ -126,7 +127,8 @@ def _summary(res) -> None:
     m = res.export.manifest
     cal, tr = m["calibration"], m["training"]
     v = cal["validation"]
-    click.echo(f"trained in {tr['seconds']:.0f} s on {res.n_train} images; epoch {tr['best_epoch']} of "
+    click.echo(f"trained in {tr['seconds']:.0f} s ({tr['cpu_seconds']:.0f} CPU s) on {res.n_train} images; "
+               f"epoch {tr['best_epoch']} of "
                f"{len(tr['history'])} kept (best on {res.n_val} validation images, {v['n_defect']} defective)")
     line = f"  validation: F1 {v['f1']:.3f}, macro-F1 {v['macro_f1']:.3f}, image AUROC {_f(v['image_auroc'])}"
     if "dice" in v:

@@ -69,7 +69,7 @@ def _mask_names(req: TrainRequest) -> tuple[str, ...]:
 
 def train_bundle(req: TrainRequest, out: ExportRequest, weights_path: Path | None = None,
                  progress: Progress | None = None, on_epoch: EpochLog | None = None) -> TrainResult:
-    t_start = time.perf_counter()
+    t_start, c_start = time.perf_counter(), time.process_time()
     threads = torch.get_num_threads()
     torch.set_num_threads(req.threads)
     try:
@@ -106,7 +106,8 @@ def train_bundle(req: TrainRequest, out: ExportRequest, weights_path: Path | Non
                      "n_train": len(train), "n_validation": len(val),
                      "validation_files": [str(p.relative_to(req.category)) for p in val.paths]},
             "best_epoch": fitted.best.epoch, "history": [r.as_manifest() for r in fitted.history],
-            "seconds": round(seconds, 1), "threads": req.threads,
+            "seconds": round(seconds, 1), "cpu_seconds": round(time.process_time() - c_start, 1),
+            "threads": req.threads,
         }
         calib_dir = out.calib_dir or _good_dir(req.category)
         out = replace(out, calib_dir=calib_dir,

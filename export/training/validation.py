@@ -4,9 +4,10 @@ Decisions are those the device makes from the manifest's ``calibration`` block:
 
 * class head: NG when P(NG) >= ``ng_threshold``, P(NG) being the softmax probability of the
   defect label;
-* mask head: the mask logits are resized bilinearly (half-pixel centres, as cv2.INTER_LINEAR) to
-  the input size; a pixel belongs to class c when the sigmoid of its logit is >= ``mask_threshold``;
-  the image is NG when some class c has an area (pixels at the input size) >= ``min_area[c]``.
+* mask head: sigmoid at the model's resolution, probabilities resized bilinearly (half-pixel
+  centres, as cv2.INTER_LINEAR in ``edge.supervised.heads``) to the input size; a pixel belongs to
+  class c when its probability is >= ``mask_threshold``; the image is NG when some class c has an
+  area (pixels at the input size) >= ``min_area[c]``.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ def predict(module: torch.nn.Module, x: np.ndarray, kind: str, ng_index: int | N
             if kind in ("classifier", "multitask"):
                 p_ng.append(torch.softmax(outs[0], 1)[:, ng_index].numpy())
             if kind in ("segmenter", "multitask"):
-                m = F.interpolate(outs[-1], size=xb.shape[-2:], mode="bilinear", align_corners=False)
-                probs.append(torch.sigmoid(m).numpy())
+                p = F.interpolate(torch.sigmoid(outs[-1]), size=xb.shape[-2:], mode="bilinear", align_corners=False)
+                probs.append(p.numpy())
     return Predictions(np.concatenate(p_ng) if p_ng else None, np.concatenate(probs) if probs else None)
 
 

@@ -3,30 +3,40 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .errors import DataError, ImageError
+from .image_header import image_size
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image as 8-bit BGR (grayscale and 16-bit inputs are converted).
+MAX_PIXELS = int(os.environ.get("EDGE_INSPECT_MAX_PIXELS", 100_000_000))
+MAX_FILE_BYTES = 1 << 30
 
-    Raises :class:`ImageError` with the reason instead of returning None like cv2 does.
+
+def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+    """Read an image as 8-bit BGR, as a photo viewer shows it; raise :class:`ImageError` with the reason.
+
+    Conversions: grayscale → the gray copied to 3 channels; 16-bit → the top 8 bits; float → stretched
+    to 0..255; an alpha channel is dropped (not composited); palette PNG → its colours; CMYK JPEG →
+    BGR; an EXIF orientation is applied (the image is turned upright). Images over ``max_pixels``
+    (default :data:`MAX_PIXELS`, 100 MP; env ``EDGE_INSPECT_MAX_PIXELS``) are refused from their header,
+    before decoding. Only regular files are opened (never a FIFO or device, which could block).
     """
     p = Path(path)
-    if not p.exists():
-        raise ImageError(f"{p}: no such file")
-    if not p.is_file():
-        raise ImageError(f"{p}: not a file")
-    data = np.fromfile(str(p), dtype=np.uint8)
-    if data.size == 0:
-        raise ImageError(f"{p}: file is empty")
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    data = _read_regular_file(p)
+    size = image_size(data)
+    if size is not None and size[0] * size[1] > limit:
+        w, h = size
+        raise ImageError(f"{p}: image is {w}x{h} = {w * h / 1e6:.0f} MP, over the {limit / 1e6:.0f} MP limit",
+                         hint="downscale or crop it, or raise EDGE_INSPECT_MAX_PIXELS if the device has the memory")
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     if img is None:
         raise ImageError(f"{p}: cannot decode as an image (corrupt or unsupported format)")
     if img.dtype == np.uint16:
@@ -40,6 +50,41 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if img.shape[0] < 8 or img.shape[1] < 8:
         raise ImageError(f"{p}: image is only {img.shape[1]}x{img.shape[0]} pixels")
     return img
+
+
+def _read_regular_file(p: Path) -> np.ndarray:
+    """The bytes of a regular file; every way it can fail becomes an ImageError saying which."""
+    if os.path.islink(p) and not p.exists():
+        raise ImageError(f"{p}: dangling symbolic link (points to {os.readlink(p)}, which does not exist)")
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise ImageError(f"{p}: no such file (removed before it could be read?)") from None
+    except PermissionError:
+        raise ImageError(f"{p}: permission denied", hint="make it readable by the user running edge-inspect") from None
+    except IsADirectoryError:
+        raise ImageError(f"{p}: is a directory, not an image file") from None
+    except OSError as e:
+        raise ImageError(f"{p}: cannot open: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ImageError(f"{p}: is a directory, not an image file")
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageError(f"{p}: not a regular file (a pipe, socket or device)")
+        if st.st_size == 0:
+            raise ImageError(f"{p}: file is empty")
+        if st.st_size > MAX_FILE_BYTES:
+            raise ImageError(f"{p}: file is {st.st_size / 2**30:.1f} GiB, over the {MAX_FILE_BYTES >> 30} GiB limit")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read()
+    except OSError as e:
+        raise ImageError(f"{p}: cannot read: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    if not data:
+        raise ImageError(f"{p}: file is empty")
+    return np.frombuffer(data, dtype=np.uint8)
 
 
 def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
@@ -67,18 +112,19 @@ def write_png(path: str | os.PathLike, img: np.ndarray) -> None:
 def list_images(inputs: list[str | os.PathLike], recursive: bool = True) -> list[Path]:
     """Expand files and folders into a sorted, de-duplicated list of image paths.
 
-    Files named explicitly are kept whatever their suffix (so an unreadable one gets an ERROR
-    record rather than vanishing); folders contribute files with image suffixes.
+    Every input that was asked for is in the list, readable or not, so that it gets a record:
+    files named explicitly whatever their suffix; in folders, every entry with an image suffix
+    that is not a plain sub-folder: dangling symbolic links, unreadable files, pipes, and
+    directories named like images (``x.png/``, not descended into) are kept for an ERROR record.
+    Hidden entries (``.name``) are skipped.
     """
     out: list[Path] = []
     seen = set()
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            it = p.rglob("*") if recursive else p.glob("*")
-            found = sorted(q for q in it if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES
-                           and not q.name.startswith("."))
-        elif p.exists() or p.suffix.lower() in IMAGE_SUFFIXES:
+            found = sorted(_walk(p, recursive))
+        elif os.path.lexists(p) or p.suffix.lower() in IMAGE_SUFFIXES:
             found = [p]
         else:
             raise DataError(f"{p}: no such file or folder")
@@ -87,3 +133,24 @@ def list_images(inputs: list[str | os.PathLike], recursive: bool = True) -> list
                 seen.add(q)
                 out.append(q)
     return out
+
+
+def _walk(folder: Path, recursive: bool):
+    try:
+        entries = list(os.scandir(folder))
+    except OSError as e:
+        raise DataError(f"{folder}: cannot list: {e.strerror or e}",
+                        hint="make the folder readable by the user running edge-inspect") from None
+    for e in entries:
+        if e.name.startswith("."):
+            continue
+        is_image_name = Path(e.name).suffix.lower() in IMAGE_SUFFIXES
+        try:
+            plain_dir = e.is_dir(follow_symlinks=False)
+        except OSError:
+            plain_dir = False
+        if plain_dir and not is_image_name:
+            if recursive:
+                yield from _walk(Path(e.path), recursive)
+        elif is_image_name:
+            yield Path(e.path)

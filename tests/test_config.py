@@ -52,7 +52,11 @@ CASES = [
     ({"trigger": {"mode": "software"}, "http": {"listen": "127.0.0.1:9108"}}, None),
     ({"trigger": {"sim_interval_ms": 100}}, "trigger.sim_interval_ms: only applies to trigger.mode = 'gpio'"),
     ({"http": {"listen": "0.0.0.0:9108"}}, "http.listen: 0.0.0.0 is not loopback"),
-    ({"http": {"listen": "0.0.0.0:9108", "allow_remote": True}}, None),
+    ({"http": {"listen": "0.0.0.0:9108", "allow_remote": True}}, "http.token_file: health and metrics listens on "
+                                                                 "0.0.0.0, beyond loopback: a token is required"),
+    ({"http": {"listen": "0.0.0.0:9108", "allow_remote": True, "token_file": "/etc/edge/token"}}, None),
+    ({"http": {"listen": "[::1]:9108"}}, None),
+    ({"http": {"listen": "[::]:9108"}}, "http.listen: :: is not loopback"),
     ({"http": {"listen": "9108"}}, "http.listen: expected 'off' or HOST:PORT"),
     ({"storage": {"log": "../x.jsonl"}}, "storage.log: must be a plain file name"),
     ({"storage": {"ok_sample_rate": 1.5}}, "storage.ok_sample_rate: must be <= 1"),

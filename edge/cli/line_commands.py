@@ -159,7 +159,7 @@ def validate_config_cmd(files, explain, as_json):
     """
     import dataclasses
 
-    from ..config import config_problems, describe_config, load_config
+    from ..config import config_problems, config_warnings, describe_config, load_config
     from ..errors import ConfigError
 
     if explain:
@@ -180,6 +180,8 @@ def validate_config_cmd(files, explain, as_json):
                 click.echo(f"  {p}")
         else:
             click.echo(f"{f}: ok")
+            for w in config_warnings(f):
+                click.echo(f"  warning: {w}")
             if as_json:
                 click.echo(json.dumps(dataclasses.asdict(load_config(f)), indent=2))
     if bad:

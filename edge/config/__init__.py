@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..netbind import is_loopback, listen_warnings
 from .schema import BAD, Problems, build, describe, setting
 from .sections import (CascadeSection, CaptureSection, GpioSection, HookSection, HttpSection, InspectorSection, LogSection,
                        MqttSection, PipelineSection, SourceSection, StorageSection, TriggerSection)
@@ -74,6 +75,16 @@ class RuntimeConfig:
             out.append(("hook.command[0]", "the program must not be empty"))
         return out
 
+    def warnings(self) -> list[str]:
+        """What a valid config makes the device expose beyond itself (validate-config prints these)."""
+        out = [f"http: {w}" for w in listen_warnings(self.http.listen, "health and metrics")]
+        out += [f"station_page: {w}" for w in listen_warnings(self.station_page.listen, "the station page")]
+        if self.mqtt.enabled and not is_loopback(self.mqtt.host):
+            out.append(f"mqtt: decision records leave this device for {self.mqtt.host}:{self.mqtt.port}"
+                       + ("" if self.mqtt.password_file else " without a password (anonymous); set "
+                                                             "mqtt.username and mqtt.password_file"))
+        return out
+
 
 def read_toml(path: str | os.PathLike) -> dict[str, Any]:
     p = Path(path)
@@ -122,6 +133,11 @@ def config_problems(path: str | os.PathLike) -> list[str]:
     problems = Problems()
     build(RuntimeConfig, read_toml(path), "", problems)
     return problems.items
+
+
+def config_warnings(path: str | os.PathLike) -> list[str]:
+    """What a valid config file exposes beyond the device (empty when nothing)."""
+    return load_config(path).warnings()
 
 
 def describe_config() -> list[tuple[str, str, str, str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ..netbind import listen_problems
 from .cascade_spec import CascadeSpec, StageSpec, load_spec
 from .schema import setting
 
@@ -266,18 +267,13 @@ class MqttSection:
 @dataclass(frozen=True)
 class HttpSection:
     listen: str = setting("off", "'off', or HOST:PORT for /health, /metrics and POST /trigger (port 0: any free).")
-    allow_remote: bool = setting(False, "Must be true to listen on anything but loopback.")
+    allow_remote: bool = setting(False, "Must be true to listen on anything but loopback (and token_file is then "
+                                        "required).")
+    token_file: str = setting("", "File holding the token every request must carry (Authorization: Bearer TOKEN); "
+                                  "required beyond loopback, optional on it.")
 
     def problems(self):
-        if self.listen == "off":
-            return []
-        host, _, port = self.listen.rpartition(":")
-        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
-            return [("listen", f"expected 'off' or HOST:PORT, got {self.listen!r}")]
-        if host not in ("127.0.0.1", "localhost", "::1", "[::1]") and not self.allow_remote:
-            return [("listen", f"{host} is not loopback; set http.allow_remote = true to expose health and "
-                               "metrics on the network")]
-        return []
+        return listen_problems(self.listen, self.allow_remote, self.token_file, "health and metrics")
 
 
 @dataclass(frozen=True)

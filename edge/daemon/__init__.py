@@ -24,6 +24,7 @@ from typing import Callable
 
 from ..config import RuntimeConfig
 from ..log_format import log_event
+from ..netbind import read_token
 from ..pipeline.runtime import LineRuntime
 from ..pipeline.summary import RunSummary
 from .http_server import StatusServer
@@ -82,13 +83,14 @@ def serve(cfg: RuntimeConfig, *, max_frames: int | None = None, wait_for_camera:
     stop = stop_event or threading.Event()
     reload = threading.Event()
     server = station = None
+    token = read_token(cfg.http.token_file)  # a missing token file stops here, before the camera opens
     with _signals(stop, reload):
         rt = LineRuntime(cfg, max_frames=max_frames, wait_for_camera=wait_for_camera)
         try:
             if cfg.http.listen != "off":
                 server = StatusServer(cfg.http.listen, lambda: _health(rt), rt.telemetry.prometheus,
                                       rt.triggers.fire if rt.triggers is not None and cfg.trigger.mode == "software"
-                                      else None).start()
+                                      else None, token=token).start()
             if cfg.station_page.listen != "off":
                 from ..station import open_station_server
 

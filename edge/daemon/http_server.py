@@ -4,29 +4,40 @@
     GET  /metrics   Prometheus text format
     POST /trigger   one software trigger (trigger.mode = "software"); 404 otherwise
 
-Off by default; loopback unless ``http.allow_remote`` is set. There is no authentication, which
-is why anything beyond loopback needs that explicit opt-in.
+Off by default; loopback unless ``http.allow_remote`` is set, and then every request must carry
+the token from ``http.token_file`` (see :mod:`edge.netbind`, the one owner of that rule); a request
+without it gets 401.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
+from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 from ..log_format import log_event
+from ..netbind import ListenAddress, parse_listen, request_authorized
 
 log = logging.getLogger("edge.daemon.http")
 
 
+class _ServerV6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 class StatusServer:
     def __init__(self, listen: str, health: Callable[[], dict], metrics: Callable[[], str],
-                 trigger: Callable[[], bool] | None = None):
-        host, _, port = listen.rpartition(":")
-        host = host.strip("[]")
+                 trigger: Callable[[], bool] | None = None, token: str | None = None):
+        try:
+            addr = parse_listen(listen)
+        except ValueError as e:
+            raise ConfigError(f"http.listen: {e}") from None
+        host, port = addr.host, addr.port
         get_health, get_metrics = health, metrics
 
         class Handler(BaseHTTPRequestHandler):
@@ -40,17 +51,30 @@ class StatusServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _route(self) -> str | None:
+                """The request's path, or None after answering 401 to a request without the token."""
+                if not request_authorized(token, self.headers, self.path):
+                    self._send(401, "token required\n", "text/plain")
+                    return None
+                return urlsplit(self.path).path
+
             def do_GET(self):  # noqa: N802 (http.server's naming)
-                if self.path == "/health":
+                route = self._route()
+                if route is None:
+                    return
+                if route == "/health":
                     h = get_health()
                     self._send(200 if h.get("status") == "ready" else 503, json.dumps(h), "application/json")
-                elif self.path == "/metrics":
+                elif route == "/metrics":
                     self._send(200, get_metrics(), "text/plain; version=0.0.4")
                 else:
                     self._send(404, "not found\n", "text/plain")
 
             def do_POST(self):  # noqa: N802
-                if self.path == "/trigger" and trigger is not None:
+                route = self._route()
+                if route is None:
+                    return
+                if route == "/trigger" and trigger is not None:
                     ok = trigger()
                     self._send(202 if ok else 429, json.dumps({"accepted": ok}), "application/json")
                 else:
@@ -60,11 +84,13 @@ class StatusServer:
                 pass
 
         try:
-            self.httpd = ThreadingHTTPServer((host, int(port)), Handler)
+            server_cls = _ServerV6 if ":" in host else ThreadingHTTPServer
+            self.httpd = server_cls((host, int(port)), Handler)
         except OSError as e:
             raise ConfigError(f"http.listen: cannot listen on {listen}: {e}") from None
         self.httpd.daemon_threads = True
-        self.address = f"{host}:{self.httpd.server_address[1]}"
+        self.bound = ListenAddress(host, self.httpd.server_address[1])
+        self.address = str(self.bound)
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True)
 
     def start(self) -> "StatusServer":

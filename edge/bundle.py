@@ -23,7 +23,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import BundleError
@@ -209,6 +209,9 @@ def parse_manifest(root: Path, m: dict[str, Any]) -> Bundle:
         raise BundleError(f"{where}: malformed manifest ({type(e).__name__}: {e})") from None
     if not models:
         raise BundleError(f"{where}: lists no model files")
+    for mf in models:
+        for f in mf.files():
+            member_path(root, f, where)
     kind = m.get("kind", "backbone")
     if kind not in KINDS:
         raise BundleError(f"{where}: unknown kind {kind!r} (this edge-inspect knows {', '.join(KINDS)})")
@@ -243,16 +246,38 @@ def read_manifest(root: str | os.PathLike) -> dict[str, Any]:
         raise BundleError(f"{path}: not valid JSON ({e})") from None
 
 
+def member_path(root: Path, rel: Any, where: str) -> Path:
+    """``root / rel`` for a path a manifest names, refusing any that could leave ``root``:
+    absolute paths, ``..`` parts, backslashes, and symbolic links that resolve outside it."""
+    if (not isinstance(rel, str) or not rel or rel.startswith("/") or "\\" in rel or ":" in rel
+            or ".." in PurePosixPath(rel).parts):
+        raise BundleError(f"{where}: path {rel!r} is not a plain relative path inside the directory; refusing it",
+                          hint="a manifest may only name files inside its own directory")
+    p = root / rel
+    base = root.resolve()
+    real = p.resolve()
+    if real != base and base not in real.parents:
+        raise BundleError(f"{where}: {rel} is a symbolic link out of {root} (to {real}); refusing it",
+                          hint="copy the real file into the directory instead of linking to it")
+    return p
+
+
 def verify_files(root: Path, files: dict[str, str], what: str = "bundle",
                  contents: dict[str, bytes] | None = None) -> None:
     """Check every listed file exists and has the recorded SHA-256; raise listing all differences.
 
     ``contents`` holds files the caller has already read (hashed from memory, not read again).
+    A path that could leave ``root`` is refused before anything is read (:func:`member_path`).
     """
     problems = []
     contents = contents or {}
+    if not isinstance(files, dict):
+        raise BundleError(f"{what} {root}: the manifest's 'files' is not a table of path: sha256")
     for rel, want in sorted(files.items()):
-        p = root / rel
+        p = member_path(root, rel, f"{what} {root}")
+        if not isinstance(want, str):
+            problems.append(f"{rel}: the recorded hash is not a string")
+            continue
         if rel in contents:
             got = hashlib.sha256(contents[rel]).hexdigest()
         elif not p.is_file():

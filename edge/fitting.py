@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import io
 import json
 import os
 import resource
@@ -256,9 +257,7 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
     files = insp.manifest.get("files", {})
     if "moments.npz" not in files:
         raise BundleError(f"{root} has no moments.npz, so it cannot be updated", hint="refit it with all images")
-    verify_files(root, {"moments.npz": files["moments.npz"]}, what="inspector")
-    with np.load(root / "moments.npz", allow_pickle=False) as z:
-        acc = Moments.from_arrays(z)
+    acc = _read_moments(root, files["moments.npz"], insp.stats)
     p = insp.manifest["padim"]
     opts = FitOptions(d=len(insp.stats.channel_idx), seed=p["seed"], eps=p["eps"], shrinkage=p["shrinkage"],
                       tiling=insp.tiling, roi=insp.roi,
@@ -286,6 +285,26 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
                      insp.backend.variant)
     return FitReport(root, len(scores), 0, streamer.errors, cal, time.perf_counter() - t0, _peak_rss_mb(),
                      stats.shrinkage, _runtime(insp.backend))
+
+
+def _read_moments(root: Path, sha256: str, stats: GaussianStats) -> Moments:
+    """moments.npz, read once: hashed from those bytes (as the manifest records) and checked against the
+    statistics' positions and channels before anything is added to it."""
+    try:
+        data = (root / "moments.npz").read_bytes()
+    except OSError as e:
+        raise BundleError(f"{root}/moments.npz: cannot read: {e.strerror or e}") from None
+    verify_files(root, {"moments.npz": sha256}, what="inspector", contents={"moments.npz": data})
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            acc = Moments.from_arrays(z)
+    except (ValueError, OSError) as e:
+        raise BundleError(f"{root}/moments.npz: not a valid moments file ({e})") from None
+    want = (stats.grid[0] * stats.grid[1], stats.d)
+    if acc.s1.shape != want:
+        raise BundleError(f"{root}/moments.npz holds {acc.s1.shape[0]} positions x {acc.s1.shape[1]} channels but "
+                          f"stats.npz has {want[0]} x {want[1]}", hint="refit the inspector with all its images")
+    return acc
 
 
 def write_calibration(root: Path, cal: Calibration) -> None:

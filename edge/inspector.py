@@ -136,7 +136,10 @@ class Inspector:
             raise BundleError(f"{root}: inspector schema_version {m.get('schema_version')} is not supported "
                               f"(reads {', '.join(map(str, READABLE_VERSIONS))})",
                               hint="refit with this version of edge-inspect")
-        files = m.get("files") or {}
+        files = m.get("files")
+        if not isinstance(files, dict) or not files:
+            raise BundleError(f"{root / MANIFEST}: has no 'files' hash table; refusing an unverifiable inspector",
+                              hint="refit it with this version of edge-inspect")
         # stats.npz is the largest file: read it once, hash those bytes and load them (no second read)
         stats_path = root / "stats.npz"
         contents = {"stats.npz": stats_path.read_bytes()} if stats_path.is_file() else {}
@@ -144,7 +147,9 @@ class Inspector:
             # the moments are only read by `fit --update`, which verifies them itself
             verify_files(root, {k: v for k, v in files.items() if k != "moments.npz"}, what="inspector",
                          contents=contents)
-        bundle = load_bundle(root / "backbone", verify=False)
+        bundle = load_bundle(root / "backbone", verify=False)  # its files are in the inspector's table
+        _check_recorded(root, files, bundle)
+        _check_backbone_matches(root, m, bundle)
         stats = GaussianStats.load(io.BytesIO(contents["stats.npz"]) if contents else stats_path)
         cal = Calibration.from_dict(json.loads((root / "calibration.json").read_text()))
         p = m.get("padim", {})
@@ -159,6 +164,8 @@ class Inspector:
         if precision is None and fitted:
             precision = fitted.split("/")[-1]
         be = open_backend(bundle, backend, device, precision, threads) if open_runtime else None
+        if be is not None:
+            _check_taps_are_outputs(bundle, be)
         insp = cls(root, bundle, stats, cal, post, m, be, factor_precision, threads)
         if open_runtime:
             stats.scorer(insp.factor_precision)  # build the scoring layout now, not on the first image
@@ -204,6 +211,42 @@ class Inspector:
         verdict = decide(score)
         mask = anomaly_mask(amap, self.calibration.pixel_threshold, self.post.open_radius, keep_peak=verdict == "NG")
         return Inspection(raw, score, verdict, amap, mask)
+
+
+def _check_recorded(root: Path, files: dict, bundle: Bundle) -> None:
+    """Every file the inspector reads must have a hash in its manifest (else it was never verified)."""
+    needed = ["stats.npz", "calibration.json", f"backbone/{MANIFEST}"]
+    needed += [f"backbone/{f}" for mf in bundle.models for f in mf.files()]
+    missing = [f for f in needed if f not in files]
+    if missing:
+        raise BundleError(f"{root / MANIFEST}: no recorded hash for {', '.join(missing)}; refusing files that "
+                          "cannot be verified", hint="copy the whole inspector directory again, or refit it")
+
+
+def _check_backbone_matches(root: Path, m: dict, bundle: Bundle) -> None:
+    """The statistics were fitted on one backbone at one input size; refuse another, saying what differs."""
+    rec = m.get("backbone") or {}
+    diffs = []
+    if rec.get("id") not in (None, bundle.id):
+        diffs.append(f"backbone id {bundle.id} ({bundle.name}) but the statistics were fitted with "
+                     f"{rec.get('id')} ({rec.get('name', '?')})")
+    want_in = rec.get("input")
+    have_in = [bundle.input.height, bundle.input.width]
+    if want_in is not None and list(want_in) != have_in:
+        diffs.append(f"backbone input {have_in[0]}x{have_in[1]} but the statistics were fitted at "
+                     f"{want_in[0]}x{want_in[1]}")
+    if diffs:
+        raise BundleError(f"{root}: the backbone does not match the statistics: " + "; ".join(diffs),
+                          hint="an inspector's backbone/ must be the one it was fitted with; refit with "
+                               "`edge-inspect fit --backbone BUNDLE`")
+
+
+def _check_taps_are_outputs(bundle: Bundle, be: Backend) -> None:
+    missing = [t.name for t in bundle.taps if t.name not in be.output_names]
+    if missing:
+        raise BundleError(f"{bundle.root}: the manifest's taps {', '.join(missing)} are not outputs of its model "
+                          f"(the model has: {', '.join(be.output_names)})",
+                          hint="the manifest and the model file come from different exports; re-export the bundle")
 
 
 def inspector_id(files: dict[str, str]) -> str:

@@ -113,6 +113,11 @@ class Moments:
             s2 = np.zeros((p, d, d))
             s2[:, iu[0], iu[1]] = a["s2_upper"]
             s2[:, iu[1], iu[0]] = a["s2_upper"]
+            want = {"s2_upper": (p, iu[0].size), "s1": (p, d), "s3": (p, d), "s4": (p,)}
+            for key, shape in want.items():
+                arr = a[key]
+                if arr.shape != shape or arr.dtype.kind != "f":
+                    raise ValueError(f"{key} is {arr.dtype}{list(arr.shape)}, expected float{list(shape)}")
             return cls(int(a["n"]), shift, np.asarray(a["s1"]), s2, np.asarray(a["s3"]), np.asarray(a["s4"]))
         except (KeyError, ValueError) as e:
             raise BundleError(f"moments file is malformed: {e}") from None

@@ -36,11 +36,23 @@ class GaussianStats:
     shrink_mean: float  # mean Ledoit–Wolf intensity (0 if none)
 
     def __post_init__(self):
+        if len(self.grid) != 2 or min(self.grid) < 1:
+            raise BundleError(f"statistics grid {self.grid} is not two positive sizes")
         p = self.grid[0] * self.grid[1]
         d = self.channel_idx.size
         if self.mean.shape != (p, d) or self.factor.shape != (p, d, d):
             raise BundleError(f"statistics shapes disagree: mean {self.mean.shape}, factor {self.factor.shape}, "
                               f"grid {self.grid}, d={d}")
+        for name in ("mean", "factor"):
+            a = getattr(self, name)
+            if a.dtype.kind != "f":
+                raise BundleError(f"statistics {name} has dtype {a.dtype}, expected floating point")
+        if self.channel_idx.dtype.kind not in "iu" or d < 1 or self.channel_idx.min() < 0 \
+                or np.unique(self.channel_idx).size != d:
+            raise BundleError(f"statistics channel index must be {d} distinct non-negative integers "
+                              f"(dtype {self.channel_idx.dtype})")
+        if self.n < 1:
+            raise BundleError(f"statistics were fitted on n={self.n} samples")
 
     @property
     def d(self) -> int:

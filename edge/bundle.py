@@ -311,8 +311,9 @@ def load_bundle(root: str | os.PathLike, verify: bool = True) -> Bundle:
     return b
 
 
-def hash_tree(root: Path, exclude: tuple[str, ...] = (MANIFEST,)) -> dict[str, str]:
-    """SHA-256 of every regular file under root (relative POSIX paths), manifest excluded."""
+def hash_tree(root: Path, exclude: tuple[str, ...] = (MANIFEST, ".edge-inspect-owner")) -> dict[str, str]:
+    """SHA-256 of every regular file under root (relative POSIX paths), manifest and AtomicDir's owner file
+    excluded."""
     out = {}
     for p in sorted(root.rglob("*")):
         if p.is_file():
@@ -335,11 +336,18 @@ def write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+OWNER_FILE = ".edge-inspect-owner"  # pid of the process building a temp dir; removed after the swap
+
+
 class AtomicDir:
-    """Build a directory next to its destination, then swap it in with a rename.
+    """Build a directory next to its destination, then swap it in atomically.
 
     Used as a context manager; on an exception the half-written temp dir is removed and the
-    destination is left as it was. An existing destination is replaced only on success.
+    destination is left as it was. An existing destination is replaced only on success, by one
+    ``renameat2(RENAME_EXCHANGE)`` on Linux (so there is no moment without a destination), else by
+    two renames. Temp dirs left by a process killed mid-build (``.NAME.*`` holding the pid of a
+    dead process) and a ``.NAME.old`` left between the two renames are cleaned up on the next use
+    (:func:`recover_dir`).
     """
 
     def __init__(self, dest: str | os.PathLike, overwrite: bool = True):
@@ -348,10 +356,12 @@ class AtomicDir:
         self.tmp: Path | None = None
 
     def __enter__(self) -> Path:
+        recover_dir(self.dest)
         if self.dest.exists() and not self.overwrite:
             raise BundleError(f"{self.dest} already exists", hint="pass --force to replace it")
         self.dest.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.", dir=self.dest.parent))
+        (self.tmp / OWNER_FILE).write_text(str(os.getpid()))
         return self.tmp
 
     def __exit__(self, exc_type, exc, tb):
@@ -359,17 +369,108 @@ class AtomicDir:
         if exc_type is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
             return False
-        old = None
-        if self.dest.exists():
-            old = self.dest.with_name(f".{self.dest.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(self.dest, old)
-        os.replace(self.tmp, self.dest)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _fsync_tree(self.tmp)
+        # the owner file stays until the swap (so a kill before it leaves a temp dir known to be stale);
+        # it is not in any manifest's hash table, so an inspector holding one a moment is still valid
+        if self.dest.exists() and _exchange(self.tmp, self.dest):
+            shutil.rmtree(self.tmp, ignore_errors=True)  # now holds the old content
+        else:
+            old = None
+            if self.dest.exists():
+                old = self.dest.with_name(f".{self.dest.name}.old")
+                if old.exists():
+                    shutil.rmtree(old)
+                os.replace(self.dest, old)
+            os.replace(self.tmp, self.dest)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        (self.dest / OWNER_FILE).unlink(missing_ok=True)
         _fsync_dir(self.dest.parent)
         return False
+
+
+def recover_dir(dest: str | os.PathLike) -> list[Path]:
+    """Undo what a killed writer of ``dest`` left behind; returns the paths removed or restored.
+
+    - ``.NAME.old`` while ``NAME`` is missing: the kill fell between the two renames; it is put back.
+    - ``.NAME.XXXX`` temp dirs whose owner pid is not running (or that have no owner file and are
+      over an hour old): removed. A live writer's temp dir is left alone.
+    """
+    dest = Path(dest)
+    parent = dest.parent
+    done: list[Path] = []
+    old = dest.with_name(f".{dest.name}.old")
+    if old.is_dir() and not os.path.lexists(dest):
+        os.replace(old, dest)
+        done.append(dest)
+    if not parent.is_dir():
+        return done
+    for p in parent.glob(f".{dest.name}.*"):
+        if p == old or p.is_symlink() or not p.is_dir() or _owner_alive(p):
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        done.append(p)
+    if old.is_dir() and os.path.lexists(dest):
+        shutil.rmtree(old, ignore_errors=True)
+        done.append(old)
+    return done
+
+
+def _owner_alive(tmp: Path) -> bool:
+    try:
+        pid = int((tmp / OWNER_FILE).read_text().strip())
+    except (OSError, ValueError):
+        import time
+
+        try:
+            return time.time() - tmp.stat().st_mtime < 3600  # unknown owner: only an old one is stale
+        except OSError:
+            return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two directories (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file and folder under root, so the content is on disk before the rename makes it live."""
+    for p in sorted(root.rglob("*"), reverse=True):
+        if p.is_file() and not p.is_symlink():
+            try:
+                fd = os.open(p, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        elif p.is_dir():
+            _fsync_dir(p)
+    _fsync_dir(root)
 
 
 def _fsync_dir(path: Path) -> None:

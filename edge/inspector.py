@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from .backends import DEFAULT_BACKEND, Backend, open_backend
-from .bundle import MANIFEST, Bundle, load_bundle, read_manifest, verify_files
+from .bundle import MANIFEST, Bundle, load_bundle, read_manifest, recover_dir, verify_files
 from .errors import BundleError
 from .padim import kernel
 from .padim.embed import EmbeddingSpec, embed
@@ -125,6 +125,8 @@ class Inspector:
         the statistics were fitted on); ``factor_precision`` (auto | fp16 | fp32) how the native
         Mahalanobis kernel stores the factors in memory."""
         root = Path(root)
+        if not root.exists():
+            recover_dir(root)  # a refit killed between its two renames (where no atomic swap exists)
         if not root.exists():
             raise BundleError(f"inspector directory {root} does not exist",
                               hint="fit one first: edge-inspect fit --good DIR --out " + str(root))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,6 +65,10 @@ class DecisionLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
         self.repaired_bytes = _repair_tail(self.path)
+        if self.repaired_bytes:
+            logging.getLogger("edge.records").warning(
+                "%s: cut a torn last line (%d bytes) left by a crash or power cut; every whole record is kept",
+                self.path, self.repaired_bytes)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self.count = 0
 

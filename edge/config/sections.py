@@ -163,6 +163,10 @@ class PipelineSection:
                                    min=1, max=100000)
     drain_timeout_s: float = setting(20.0, "On stop, how long hook/MQTT sinks may take to send what is queued.",
                                      min=0, max=600)
+    fault_after_failures: int = setting(3, "Batches in a row whose inference fails before the station enters its "
+                                           "safe state: READY off, every frame an ERROR decision (which drives NG "
+                                           "and reject when gpio.on_error = 'reject'); the next good batch ends it.",
+                                        min=1, max=1000)
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,9 @@ class LineRuntime:
             self.mqtt = MqttSink(cfg.mqtt, self.telemetry, cfg.station)
             self.workers.append(SinkWorker(self.mqtt, self.telemetry, cfg.pipeline.sink_queue_size))
         self.pipeline = Pipeline(source, self.slot, self._dispatch, self.telemetry, cfg.capture, max_frames,
-                                 gpio_measures_latency=self.gpio is not None)
+                                 gpio_measures_latency=self.gpio is not None,
+                                 fault_after=cfg.pipeline.fault_after_failures,
+                                 on_model_state=lambda ok, why: self.health.set("inference", ok, why))
 
     def _dispatch(self, d: Decision) -> None:
         for w in self.workers:

@@ -33,7 +33,10 @@ _STOP = object()
 class Pipeline:
     def __init__(self, source: Source, slot: StageSlot, dispatch: Callable[[Decision], None],
                  telemetry: Telemetry, capture: CaptureSection, max_frames: int | None = None,
-                 gpio_measures_latency: bool = False):
+                 gpio_measures_latency: bool = False, fault_after: int = 3,
+                 on_model_state: Callable[[bool, str], None] | None = None):
+        """``fault_after`` batches in a row whose inference or scoring fails put the station in its safe
+        state: ``on_model_state(False, why)`` (health → READY low); the next good batch ends it."""
         self.source = source
         self.slot = slot
         self.dispatch = dispatch
@@ -50,6 +53,11 @@ class Pipeline:
         self.decided = 0
         self.error: tuple[str, BaseException] | None = None
         self._throttle = Throttle(10.0)
+        self.fault_after = max(1, fault_after)
+        self.on_model_state = on_model_state
+        self._failed_batches: set[int] = set()  # id() of batches whose infer failed, until scored
+        self._failures_in_a_row = 0
+        self.safe_state = False
         self._threads = [threading.Thread(target=self._guard, args=(name, fn), name=name, daemon=True)
                          for name, fn in (("capture", self._capture), ("preprocess", self._preprocess),
                                           ("infer", self._infer), ("score", self._score))]
@@ -128,21 +136,47 @@ class Pipeline:
                 close()
             self.source.close()
 
-    def _run_stage(self, name: str, fn: Callable[[Batch], None], b: Batch) -> None:
+    def _run_stage(self, name: str, fn: Callable[[Batch], None], b: Batch) -> str | None:
+        """Run one stage on a batch; returns why it failed (its frames then become ERROR), or None."""
         t0 = time.perf_counter()
+        why = None
         try:
             fn(b)
         except Exception as e:  # this batch's frames become ERROR records; the run goes on
+            why = f"{name} failed: {type(e).__name__}: {e}"
             self.telemetry.inc("stage_errors", stage=name)
             held = self._throttle.check(name)
             if held is not None:
                 log_event(log, logging.ERROR, f"{name} failed; frames of this batch are ERROR", stage=name,
                           error=f"{type(e).__name__}: {e}", since_last_report=held)
-            b.fail_pending(f"{name} failed: {type(e).__name__}: {e}")
+            b.fail_pending(why)
         ms = (time.perf_counter() - t0) * 1000
         n = len(b.rows) or len(b.frames)
         b.stage_ms[name] = ms / max(1, n)
         self.telemetry.observe(name, ms, items=n)
+        return why
+
+    def _model_outcome(self, why: str | None) -> None:
+        """Count batches in a row whose model stages failed; enter or leave the safe state."""
+        if why is None:
+            self._failures_in_a_row = 0
+            if self.safe_state:
+                self.safe_state = False
+                self.telemetry.gauge("safe_state", 0)
+                log_event(log, logging.WARNING, "inference works again; leaving the safe state")
+                if self.on_model_state:
+                    self.on_model_state(True, "")
+            return
+        self._failures_in_a_row += 1
+        if not self.safe_state and self._failures_in_a_row >= self.fault_after:
+            self.safe_state = True
+            self.telemetry.gauge("safe_state", 1)
+            self.telemetry.inc("safe_state_entered")
+            reason = f"{self._failures_in_a_row} batches in a row failed ({why}); every frame is an ERROR decision"
+            log_event(log, logging.CRITICAL, "inference keeps failing: safe state (READY off)", reason=why,
+                      batches=self._failures_in_a_row)
+            if self.on_model_state:
+                self.on_model_state(False, reason)
 
     def _preprocess(self) -> None:
         while True:
@@ -155,12 +189,17 @@ class Pipeline:
 
     def _infer(self) -> None:
         while (b := self._to_infer.get()) is not _STOP:
-            self._run_stage("infer", infer, b)
+            if self._run_stage("infer", infer, b) is not None:
+                self._failed_batches.add(id(b))
             self._to_score.put(b)
 
     def _score(self) -> None:
         while (b := self._to_score.get()) is not _STOP:
-            self._run_stage("score", score, b)
+            why = self._run_stage("score", score, b)
+            if id(b) in self._failed_batches:
+                self._failed_batches.discard(id(b))
+                why = why or next((r for r in b.results if isinstance(r, str)), "infer failed")
+            self._model_outcome(why)
             t0 = time.perf_counter()
             decisions = [self._decide(b, i) for i in range(len(b.frames))]
             self.telemetry.observe("decide", (time.perf_counter() - t0) * 1000, items=len(decisions))

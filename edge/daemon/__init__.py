@@ -59,9 +59,16 @@ def _signals(stop: threading.Event, reload: threading.Event):
 
 def _health(rt: LineRuntime) -> dict:
     p = rt.pipeline
+    sinks = rt.sink_status()
     return {"station": rt.cfg.station, **rt.health.snapshot(), "inspector": rt.slot.current.id,
             "frames_captured": p.captured, "frames_decided": p.decided,
-            "uptime_s": round(rt.telemetry.clock() - rt.telemetry.started, 3)}
+            "uptime_s": round(rt.telemetry.clock() - rt.telemetry.started, 3),
+            "sinks": sinks, "degraded": sorted(k for k, v in sinks.items() if not v["ok"])}
+
+
+def _metrics(rt: LineRuntime) -> str:
+    rt.sink_status()  # refreshes the sink_healthy / sink_busy_seconds gauges
+    return rt.telemetry.prometheus()
 
 
 def _write_summary(path: Path, summary: RunSummary) -> None:
@@ -88,7 +95,7 @@ def serve(cfg: RuntimeConfig, *, max_frames: int | None = None, wait_for_camera:
         rt = LineRuntime(cfg, max_frames=max_frames, wait_for_camera=wait_for_camera)
         try:
             if cfg.http.listen != "off":
-                server = StatusServer(cfg.http.listen, lambda: _health(rt), rt.telemetry.prometheus,
+                server = StatusServer(cfg.http.listen, lambda: _health(rt), lambda: _metrics(rt),
                                       rt.triggers.fire if rt.triggers is not None and cfg.trigger.mode == "software"
                                       else None, token=token).start()
             if cfg.station_page.listen != "off":

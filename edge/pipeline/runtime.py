@@ -135,6 +135,10 @@ class LineRuntime:
                                  fault_after=cfg.pipeline.fault_after_failures,
                                  on_model_state=lambda ok, why: self.health.set("inference", ok, why))
 
+    def sink_status(self) -> dict[str, dict]:
+        """Each sink's state (ok, queued, errors, dropped, problem) for health; sinks never affect READY."""
+        return {w.sink.name: w.status() for w in self.workers}
+
     def _dispatch(self, d: Decision) -> None:
         for w in self.workers:
             w.offer(d)

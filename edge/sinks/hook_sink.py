@@ -30,6 +30,7 @@ class HookSink:
         self.telemetry = telemetry
         self.station = station
         self._throttle = Throttle(10.0)
+        self.problem: str | None = None  # the last run's failure, for health; None once a run succeeds
 
     def payload(self, d: Decision) -> bytes:
         return json.dumps({"station": self.station, **d.record.to_dict()}, separators=(",", ":")).encode()
@@ -51,9 +52,11 @@ class HookSink:
             self._fail("exit", d, f"exit status {proc.returncode}: {tail}")
             return
         self.telemetry.inc("hook_runs", result="ok")
+        self.problem = None
 
     def _fail(self, kind: str, d: Decision, why: str) -> None:
         self.telemetry.inc("hook_runs", result=kind)
+        self.problem = f"{self.cmd[0]}: {why}"
         held = self._throttle.check(kind)
         if held is not None:
             log_event(log, logging.ERROR, "hook failed", command=self.cmd[0], image=d.record.image, error=why,

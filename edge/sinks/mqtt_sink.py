@@ -69,6 +69,11 @@ class MqttSink:
         if reason_code != 0:
             log_event(log, logging.WARNING, "MQTT disconnected; reconnecting", reason=str(reason_code))
 
+    @property
+    def problem(self) -> str | None:
+        """For health: the broker being away (records wait in paho's queue meanwhile)."""
+        return None if self.client.is_connected() else f"not connected to {self.cfg.host}:{self.cfg.port}"
+
     def emit(self, d: Decision) -> None:
         payload = json.dumps({"station": self.station, **d.record.to_dict()}, separators=(",", ":"))
         info = self.client.publish(self.topic, payload, qos=self.cfg.qos)

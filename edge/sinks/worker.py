@@ -34,6 +34,8 @@ class SinkWorker:
         self._cv = threading.Condition()
         self._closing = False
         self._throttle = Throttle(10.0)
+        self._busy_since: float | None = None  # monotonic start of the emit in progress
+        self._last_error: str | None = None
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
         self._thread.start()
 
@@ -72,16 +74,40 @@ class SinkWorker:
                 d = self._q.popleft()
                 self._heavy -= d.heavy
             t0 = time.perf_counter()
+            self._busy_since = time.monotonic()
             try:
                 self.sink.emit(d)
                 self.telemetry.inc("sink_emitted", sink=self.sink.name)
+                self._last_error = None
             except Exception as e:  # a failing sink is logged and counted; the others go on
+                self._last_error = f"{type(e).__name__}: {e}"
                 self.telemetry.inc("sink_errors", sink=self.sink.name)
                 held = self._throttle.check("error")
                 if held is not None:
                     log_event(log, logging.ERROR, "sink failed", sink=self.sink.name,
                               error=f"{type(e).__name__}: {e}", since_last_report=held)
+            finally:
+                self._busy_since = None
             self.telemetry.observe(f"sink_{self.sink.name}", (time.perf_counter() - t0) * 1000)
+
+    def status(self, stall_s: float = 10.0) -> dict:
+        """For health and metrics: ok unless the last emit failed (or the sink reports a problem, e.g. a
+        hook that timed out or an MQTT broker away) or one emit has been running over ``stall_s``.
+        Also sets the ``sink_healthy`` and ``sink_busy_seconds`` gauges. A sink never affects READY."""
+        since = self._busy_since
+        busy = 0.0 if since is None else time.monotonic() - since
+        problem = self._last_error or getattr(self.sink, "problem", None)
+        if busy > stall_s:
+            problem = f"stuck: one decision has been sending for {busy:.0f} s"
+        name = self.sink.name
+        self.telemetry.gauge("sink_healthy", 0 if problem else 1, sink=name)
+        self.telemetry.gauge("sink_busy_seconds", round(busy, 3), sink=name)
+        out = {"ok": problem is None, "queued": self.pending(), "errors": int(self.telemetry.count("sink_errors",
+                                                                                                  sink=name)),
+               "dropped": int(self.telemetry.count("sink_dropped", sink=name))}
+        if problem:
+            out["problem"] = problem
+        return out
 
     def pending(self) -> int:
         with self._cv:

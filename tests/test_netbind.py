@@ -114,13 +114,16 @@ def listening_self():
 
 
 def test_a_running_station_listens_only_on_loopback(tiny_inspector_ro, tmp_path):
-    """The real process: with health on, its only listening socket is 127.0.0.1:PORT; with defaults, none."""
-    port = free_port()
-    for name, http_cfg, want in (("on", {"listen": f"127.0.0.1:{port}"}, [("127.0.0.1", port)]),
-                                 ("default", {}, [])):
+    """The real process: with health and the station page on, its only listening sockets are theirs on
+    127.0.0.1; with defaults, none at all."""
+    port, page = free_port(), free_port()
+    for name, extra, want in (
+            ("on", {"http": {"listen": f"127.0.0.1:{port}"}, "station_page": {"listen": f"127.0.0.1:{page}"}},
+             sorted([("127.0.0.1", port), ("127.0.0.1", page)])),
+            ("default", {}, [])):
         out = tmp_path / name
         cfg = write_toml(tmp_path / f"{name}.toml", station_dict(
-            tiny_inspector_ro, out, source={"synthetic": {"fps": 30}}, http=http_cfg))
+            tiny_inspector_ro, out, source={"synthetic": {"fps": 30}}, **extra))
         proc = subprocess.Popen([*CLI, "run", "--config", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
         try:

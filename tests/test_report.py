@@ -163,6 +163,7 @@ def test_cascade_stages_and_expected_frr_appear_when_metrics_have_them(evaluated
     m["stages"] = [{"name": "gate", "image_auroc": 0.9871, "f1": 0.5, "confusion": {"tp": 5, "fp": 1, "tn": 3, "fn": 0},
                     "per_kind": {"good": {"n": 4, "ng": 1, "false_reject_rate": 0.25}}},
                    {"name": "classifier", "image_auroc": 0.9123}]
+    m["alone"] = {"stage": "classifier", "f1": 0.75, "confusion": {"tp": 3, "fp": 2, "tn": 2, "fn": 2}}
     (d / "metrics.json").write_text(json.dumps(m))
     write_report(d)
     html = (d / "report.html").read_text(encoding="utf-8")
@@ -173,6 +174,7 @@ def test_cascade_stages_and_expected_frr_appear_when_metrics_have_them(evaluated
     assert shown["stages.0.image_auroc"] == "0.9871" and shown["stages.1.image_auroc"] == "0.9123"
     assert shown["stages.0.confusion.fp"] == "1"
     assert shown["threshold.expected_frr.value"] == "1.2%" and shown["threshold.expected_frr.high"] == "3.1%"
+    assert "classifier alone, for comparison" in html and shown["alone.confusion.fp"] == "2"
     assert "Other figures in metrics.json" in html  # unknown numbers still appear, with their key
     assert shown["new_metric_from_a_later_change.recall_at_1pct"] == "0.8125"
     assert shown["new_metric_from_a_later_change.n_regions"] == "7"

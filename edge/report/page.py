@@ -45,6 +45,13 @@ KEY_NUMBERS = [
     ("pro", "PRO", "num", "Average overlap with each defect region, up to 30% false-positive rate."),
     ("f1", "F1 (NG)", "num", "At the threshold: balance of catching defects and not flagging good parts."),
     ("macro_f1", "macro-F1", "num", "Mean of the F1 of the OK and the NG class."),
+    ("dice", "Dice", "num", "Overlap of predicted and true defect masks (1 = identical)."),
+    ("iou", "IoU", "num", "Intersection over union of predicted and true defect masks."),
+    ("ran", "parts it ran on", "int", "How many parts reached this stage."),
+    ("share_ran", "share it ran on", "pct", "Share of all parts that reached this stage."),
+    ("defects_not_reached", "defects not reached", "int", "Defective parts an earlier stage passed, so this "
+                                                          "stage never saw them."),
+    ("gate_pass_share", "passed the gate", "pct", "Share of parts the first stage sent on to the next."),
     ("n_images", "images scored", "int", "Test images with a decision."),
     ("n_errors", "unreadable", "int", "Test images that could not be read (not in the numbers above)."),
 ]
@@ -112,8 +119,8 @@ def _verdict(metrics: dict, prefix: str) -> str:
         return ""
     n_bad, n_good = c["tp"] + c["fn"], c["tn"] + c["fp"]
     p = prefix + "confusion."
-    return (f'<p class="verdict">At the threshold the inspector caught {m(p + "tp", c["tp"], "int")} of '
-            f'{n_bad} defective parts and missed {m(p + "fn", c["fn"], "int")}; it rejected '
+    return (f'<p class="verdict">At the threshold: caught {m(p + "tp", c["tp"], "int")} of '
+            f'{n_bad} defective parts, missed {m(p + "fn", c["fn"], "int")}; rejected '
             f'{m(p + "fp", c["fp"], "int")} of {n_good} good parts.</p>')
 
 
@@ -134,6 +141,7 @@ def _per_kind(metrics: dict, prefix: str) -> str:
     pk = metrics.get("per_kind")
     if not pk:
         return ""
+    spread = [c for c in ("score_min", "score_median", "score_max") if any(c in v for v in pk.values())]
     rows = []
     for k, v in sorted(pk.items(), key=lambda kv: (kv[0] != "good", kv[0])):
         p = f"{prefix}per_kind.{k}."
@@ -142,11 +150,12 @@ def _per_kind(metrics: dict, prefix: str) -> str:
         cells = [f'<td class="l">{escape(k)}</td>', f"<td>{m(p + 'n', v.get('n'), 'int')}</td>",
                  f"<td>{m(p + 'ng', v.get('ng'), 'int')}</td>",
                  f'<td class="l">{m(p + rate_key, v.get(rate_key), "pct")} {what}</td>']
-        for s in ("score_min", "score_median", "score_max"):
-            cells.append(f"<td>{m(p + s, v[s]) if s in v else ''}</td>")
+        for c in spread:
+            cells.append(f"<td>{m(p + c, v[c]) if c in v else ''}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    return ('<table><tr><th class="l">kind</th><th>images</th><th>decided NG</th><th>rate</th><th>lowest score</th>'
-            f'<th>median score</th><th>highest score</th></tr>{"".join(rows)}</table>')
+    heads = {"score_min": "lowest score", "score_median": "median score", "score_max": "highest score"}
+    return ('<table><tr><th class="l">kind</th><th>images</th><th>decided NG</th><th>rate</th>'
+            + "".join(f"<th>{heads[c]}</th>" for c in spread) + f'</tr>{"".join(rows)}</table>')
 
 
 def _threshold(metrics: dict, prefix: str) -> str:
@@ -177,14 +186,15 @@ def _threshold(metrics: dict, prefix: str) -> str:
 def _inspector(metrics: dict) -> str:
     d = metrics.get("inspector_details")
     if not d:
-        return f'<p>inspector {escape(str(metrics.get("inspector", "?")))}</p>'
+        d = {k: metrics[k] for k in ("inspector", "model", "cascade", "stage_names", "vote") if metrics.get(k)}
     labels = {"id": "id", "backbone": "backbone", "input": "input size", "fitted_with": "model variant",
               "d": "embedding size d", "mode": "statistics mode", "tiles": "tiling", "n_images": "good images (N)",
               "shrinkage": "covariance shrinkage", "eps": "eps", "threshold_method": "threshold method",
-              "quantile": "threshold quantile", "margin": "threshold margin"}
+              "quantile": "threshold quantile", "margin": "threshold margin", "inspector": "inspector",
+              "model": "model", "cascade": "cascade", "stage_names": "stages", "vote": "vote"}
     rows = []
     for k, v in d.items():
-        shown = "×".join(map(str, v)) if isinstance(v, list) else str(v)
+        shown = (" → " if k == "stage_names" else "×").join(map(str, v)) if isinstance(v, list) else str(v)
         rows.append(f"<dt>{escape(labels.get(k, k))}</dt><dd>{escape(shown)}</dd>")
     return "<dl>" + "".join(rows) + "</dl>"
 
@@ -192,6 +202,8 @@ def _inspector(metrics: dict) -> str:
 def _gallery(gallery: dict, root: Path) -> str:
     cases = gallery.get("cases", [])
     groups = gallery.get("groups", {})
+    if not groups:
+        return '<p class="muted">This evaluation wrote no gallery (gallery.json).</p>'
     out = []
     captions = {"input": "input", "heat": "heat map", "predicted": "predicted mask (red)",
                 "truth": "ground truth (green)"}
@@ -217,10 +229,31 @@ def _gallery(gallery: dict, root: Path) -> str:
     return "".join(out)
 
 
+def _section(title: str, body: str) -> str:
+    return f"<h3>{title}</h3>{body}" if body else ""
+
+
 def _block(metrics: dict, prefix: str) -> str:
-    return (_verdict(metrics, prefix) + _kpis(metrics, prefix) + "<h3>Threshold</h3>" + _threshold(metrics, prefix)
-            + "<h3>Confusion at the threshold</h3>" + _confusion(metrics, prefix)
-            + "<h3>Per defect kind</h3>" + _per_kind(metrics, prefix))
+    return (_verdict(metrics, prefix) + _kpis(metrics, prefix) + _section("Threshold", _threshold(metrics, prefix))
+            + _section("Confusion at the threshold", _confusion(metrics, prefix))
+            + _section("Per defect kind", _per_kind(metrics, prefix)))
+
+
+def _comparisons(metrics: dict) -> str:
+    """Blocks of the same shape nested in metrics.json (e.g. a cascade's last stage run alone)."""
+    out = []
+    for key, v in metrics.items():
+        if key != "stages" and isinstance(v, dict) and "confusion" in v:
+            what = f"{v['stage']} alone, for comparison" if key == "alone" and v.get("stage") else key
+            out.append(f'<div class="card"><h3>{escape(str(what))}</h3>{_block(v, key + ".")}</div>')
+    return "".join(out)
+
+
+def _identity(metrics: dict) -> str:
+    for key in ("inspector", "cascade", "model"):
+        if metrics.get(key):
+            return f"{key} {metrics[key]}"
+    return "model ?"
 
 
 def _stages(metrics: dict) -> str:
@@ -237,7 +270,7 @@ def _stages(metrics: dict) -> str:
 def render(data: dict, figures: dict[str, bytes], root: Path) -> str:
     metrics = data["metrics"]
     _shown.clear()
-    top, stages = _block(metrics, ""), _stages(metrics)
+    top, stages, comparisons = _block(metrics, ""), _stages(metrics), _comparisons(metrics)
     when = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     figs_curves = "".join(_img(figures[k], k) for k in ("roc", "pr") if k in figures)
     figs_scores = "".join(_img(figures[k], k) for k in ("scores", "scores_by_kind") if k in figures)
@@ -246,7 +279,7 @@ def render(data: dict, figures: dict[str, bytes], root: Path) -> str:
 <title>edge-inspect eval: {escape(str(metrics.get("category", "")))}</title><style>{CSS}</style></head>
 <body><main>
 <h1>Evaluation of {escape(Path(str(metrics.get("category", "?"))).name)}</h1>
-<p class="sub">{escape(str(metrics.get("category", "")))} · inspector {escape(str(metrics.get("inspector", "?")))}
+<p class="sub">{escape(str(metrics.get("category", "")))} · {escape(_identity(metrics))}
  · report written {when} · every number here is from metrics.json in this folder</p>
 <div class="card">{top}</div>
 <h2>How well the score separates good from defective</h2>
@@ -258,6 +291,7 @@ parts, <i>pixel</i> judges where the defect is.</p>
 rejects; defects left of it are missed.</p>
 <div class="figs">{figs_scores}</div>
 {stages}
+{comparisons}
 {_other_numbers(metrics)}
 <h2>Worst cases</h2>
 <p>Each row: the part, its heat map, the mask the inspector predicted and the true defect mask.</p>

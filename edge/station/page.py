@@ -131,8 +131,8 @@ def station_page(station: str, refresh_ms: int = 1000) -> str:
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=1280"><title>{escape(station)} – edge-inspect</title>
 <noscript><meta http-equiv="refresh" content="5"></noscript><style>{CSS}</style></head><body>
-<header><h1>{escape(station)}</h1><span id="ready" class="badge notready">NOT READY</span>
-<span id="drift" class="badge learning">drift</span><span id="inspector" class="muted"></span>
+<header><h1>{escape(station)}</h1><span id="ready" class="badge notready" title="READY: camera and inspector are up; the READY GPIO line says the same">NOT READY</span>
+<span id="drift" class="badge learning" title="Drift: the median score of recent OK parts against the good parts fit saw, in spreads of those (warning at 1.5, alarm at 3 by default). Lighting, lens or a new material batch move it.">drift</span><span id="inspector" class="muted"></span>
 <span id="conn"></span><span class="muted" style="margin-left:auto">parts: <b id="nStamp">0</b></span></header>
 <main><section id="live" class="panel"><img id="liveimg" alt="latest part with heat map">
 <div class="muted" id="livecap">waiting for the first part…</div>

@@ -13,6 +13,7 @@ image), gallery.json + gallery/ (worst cases), and, with matplotlib, report.html
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -203,6 +204,32 @@ def _curves(s: np.ndarray, y: np.ndarray) -> dict:
     return {"roc": {"fpr": r(fpr), "tpr": r(tpr)}, "pr": {"precision": r(prec), "recall": r(rec)}}
 
 
+def at_threshold(pred: np.ndarray, labels: np.ndarray, expected: dict | None) -> dict:
+    """False-reject rate and recall at the inspector's own threshold, next to the rate `fit` expected.
+
+    ``consistent_with_expected`` says whether the observed count of false rejects could come from a
+    rate inside fit's 90% interval (a two-sided 5% binomial check at each end): with 30 good test
+    images one false reject is already 3.3%, so the observed rate alone says little.
+    """
+    good, bad = ~labels, labels
+    frr = float(pred[good].mean()) if good.any() else None
+    out = {"false_reject_rate": frr, "recall": float(pred[bad].mean()) if bad.any() else None,
+           "n_good": int(good.sum()), "n_defect": int(bad.sum()), "expected_frr": expected}
+    if expected and frr is not None:
+        k, n = int(pred[good].sum()), int(good.sum())
+        out["within_expected"] = bool(expected["low"] <= frr <= expected["high"])
+        out["consistent_with_expected"] = bool(_binom_cdf(k, n, expected["high"]) >= 0.05
+                                               and 1.0 - _binom_cdf(k - 1, n, expected["low"]) >= 0.05)
+    return out
+
+
+def _binom_cdf(k: int, n: int, p: float) -> float:
+    """P(X ≤ k) for X ~ Binomial(n, p)."""
+    if k < 0:
+        return 0.0
+    return float(sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(min(k, n) + 1)))
+
+
 def evaluate(category: str | Path, inspector: ModelStage, out: str | Path, batch_size: int = 8,
              progress: Callable[[int], None] | None = None) -> EvalResult:
     """Score CATEGORY/test with any model stage and write metrics.json, curves, scores and pictures."""
@@ -229,6 +256,7 @@ def evaluate(category: str | Path, inspector: ModelStage, out: str | Path, batch
         "pro": pro_auc(ss.maps, ss.masks, 0.3) if has_masks else None,
         "threshold": _threshold_block(inspector),
         "f1": f1, "macro_f1": macro,
+        "at_threshold": at_threshold(pred, y, inspector.calibration.details.get("expected_frr")),
         "confusion": confusion(pred, y),
         "per_kind": per_kind,
         "inspector_details": inspector_details(inspector) if isinstance(inspector, Inspector)

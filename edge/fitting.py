@@ -1,11 +1,14 @@
 """`fit`: stream good images through the backbone into PaDiM statistics and a good-only threshold.
 
-One pass over the images, nothing but O(P·d²) moments kept:
-  1. a seeded hold-out share of the good images is put last;
-  2. the rest are accumulated; their Gaussian scores the hold-out images, which the statistics
-     never saw — this is how new good parts will score on the line;
-  3. the hold-out images are then accumulated too, and the final statistics use every image.
-The threshold is a high quantile of the hold-out scores plus a margin (see threshold.py).
+Two passes over the images, nothing but O(P·d²) moments kept (flat in the number of images):
+  1. every good image is accumulated into the moments of each candidate model (per-position
+     sums for ``aligned``; per-fold position-free sums, K·d², for ``texture``);
+  2. the good images (up to MAX_CROSSFIT of them, seeded) are read again and scored by statistics
+     that never saw them (padim/crossfit.py: exact leave-one-out for aligned, K folds for texture).
+     With ``--mode auto`` each also gets one synthetic defect, and the model that separates those
+     best is chosen (model_choice.py).
+The threshold targets a false-reject rate from the held-out scores of the chosen model, with an
+estimate of the rate it will give (threshold.py).
 """
 
 from __future__ import annotations
@@ -30,15 +33,22 @@ from .bundle import AtomicDir, hash_tree, load_bundle, verify_files, write_json
 from .errors import BundleError, DataError, ImageError
 from .inspector import INSPECTOR_SCHEMA, INSPECTOR_VERSION, Calibration, Inspector, inspector_id
 from .loader import iter_batches
+from .model_choice import ModelChoice, choose, cross_fit
+from .padim import position_free
+from .padim.crossfit import FoldMoments, LeaveOneOut
 from .padim.embed import EmbeddingSpec, embed, make_spec
 from .padim.moments import Moments
-from .padim.score import full_res_map, image_score, mahalanobis
+from .padim.score import MODES, distance_maps, full_res_map, image_score
 from .padim.stats import GaussianStats, gaussian_from_moments
 from .padim.tiling import Tiling
 from .roi import ROI_FILE, Roi
-from .threshold import good_only_threshold
+from .threshold import ExpectedFRR, frr_threshold
 
 Progress = Callable[[int], None]
+FIT_MODES = ("auto",) + MODES
+MAX_CROSSFIT = 200  # good images scored held-out in pass 2; more add little to a threshold and cost time
+DEFAULT_AGGREGATE = 3
+GOOD_ONLY_METHODS = ("good-crossfit", "good-holdout")  # good-holdout: inspectors fitted before cross-fitting
 
 
 @dataclass(frozen=True)
@@ -46,38 +56,41 @@ class FitOptions:
     d: int | None = 100
     seed: int = 0
     eps: float = 0.01
-    shrinkage: str = "auto"
-    holdout: float = 0.2
-    max_holdout: int = 64
-    quantile: float = 0.99
-    margin: float = 0.25
+    shrinkage: str = "none"
+    mode: str = "auto"  # aligned | texture | auto (chosen from good images)
+    aggregate: int = DEFAULT_AGGREGATE  # k×k average of each tap before embedding (1 = none)
+    target_frr: float = 0.01
+    folds: int = 10  # position-free folds (at most one per image)
+    max_crossfit: int = MAX_CROSSFIT
     blur_sigma: float = 4.0
     open_radius: int = 4
     batch_size: int = 8
     tiling: Tiling = Tiling()
     roi: Roi | None = None  # inspect only inside it (roi.py); kept in the inspector
 
+    def __post_init__(self):
+        if self.mode not in FIT_MODES:
+            raise DataError(f"mode {self.mode!r} is unknown", hint=f"use one of {', '.join(FIT_MODES)}")
+
+
+def fit_work(n_images: int, opts: FitOptions = FitOptions()) -> int:
+    """Image reads `fit` makes (for a progress bar): every image once, the cross-fitted ones twice."""
+    return n_images + min(n_images, opts.max_crossfit)
+
 
 @dataclass
 class FitReport:
     out: Path
     n_fit: int
-    n_holdout: int
+    n_crossfit: int
     errors: list[str] = field(default_factory=list)
     calibration: Calibration | None = None
     seconds: float = 0.0
     peak_rss_mb: float = 0.0
     shrinkage: str = "none"
+    choice: ModelChoice | None = None
+    expected_frr: ExpectedFRR | None = None
     runtime: str = ""  # which backend ran and why
-
-
-def _holdout_split(n: int, opts: FitOptions) -> np.ndarray:
-    """Boolean mask of hold-out images (seeded). Needs at least 2 images."""
-    k = min(max(1, int(round(n * opts.holdout))), opts.max_holdout, n - 1)
-    rng = np.random.default_rng(opts.seed + 1)
-    mask = np.zeros(n, dtype=bool)
-    mask[rng.choice(n, size=k, replace=False)] = True
-    return mask
 
 
 class _Streamer:
@@ -89,20 +102,24 @@ class _Streamer:
         self.batch_size, self.progress = batch_size, progress
         self.errors: list[str] = []
 
-    def run(self, paths: list[Path]):
-        """Yield (images, samples) for the readable images of each batch: embeddings (B, d, P), or with
-        tiles, what :meth:`Tiling.samples` makes of them."""
+    def samples(self, imgs: list[np.ndarray]) -> np.ndarray:
+        """Images → embeddings (B, d, P), or with tiles, what :meth:`Tiling.samples` makes of them."""
+        x = self.tiling.batch(imgs, self.bundle.input)
+        return self.tiling.samples(embed(self.backend.infer({self.backend.input_name: x}), self.spec), self.spec.grid)
+
+    def run(self, paths: list[Path], record_errors: bool = True):
+        """Yield (paths, images, samples) for the readable images of each batch."""
         for batch in iter_batches(paths, self.batch_size):
-            imgs = []
+            ok_paths, imgs = [], []
             for p, img in batch:
                 if isinstance(img, ImageError):
-                    self.errors.append(str(img))
+                    if record_errors:
+                        self.errors.append(str(img))
                 else:
+                    ok_paths.append(p)
                     imgs.append(img)
             if imgs:
-                x = self.tiling.batch(imgs, self.bundle.input)
-                emb = embed(self.backend.infer({self.backend.input_name: x}), self.spec)
-                yield imgs, self.tiling.samples(emb, self.spec.grid)
+                yield ok_paths, imgs, self.samples(imgs)
             if self.progress:
                 self.progress(len(batch))
 
@@ -146,7 +163,8 @@ def _check_memory(grid: tuple[int, int], d: int, tiling: Tiling) -> None:
     gb = p * d * d * 16 / 1e9  # float64 co-moments + float32 factor and its scoring bands
     if gb > MEMORY_LIMIT_GB:
         hint = ("use a larger --tile or a smaller --tile-overlap (fewer windows)" if tiling.windowed else
-                "use fewer tiles") + ", --tile-mode shared (textures, strip: memory as without tiles), or a smaller -d"
+                "use fewer tiles") + (", --tile-mode shared or --mode texture (textures, strip: memory as without "
+                                      "tiles), or a smaller -d")
         raise DataError(f"the statistics for a {grid[0]}x{grid[1]} grid at d={d} need about {gb:.1f} GB "
                         f"(limit {MEMORY_LIMIT_GB:g} GB)", hint=hint)
 
@@ -162,32 +180,26 @@ def _first_size(paths: list[Path]) -> tuple[int, int]:
     raise DataError("none of the good images could be read")
 
 
-def _holdout_scores(streamer: _Streamer, paths: list[Path], stats: GaussianStats, acc: _Accumulator,
-                    sigma: float, roi: Roi | None = None) -> tuple[list[float], list[float]]:
-    """Score hold-out images with statistics that never saw them, then accumulate them."""
-    scores, p999 = [], []
-    for imgs, emb in streamer.run(paths):
-        for img, g in zip(imgs, streamer.tiling.stitch(mahalanobis(emb, stats))):
-            inside = roi.inside(img.shape[:2]) if roi is not None else None
-            amap = full_res_map(g, img.shape[:2], sigma, inside)
-            scores.append(image_score(amap))
-            p999.append(float(np.quantile(amap if inside is None else amap[inside], 0.999)))
-        acc.add(emb)
-    acc.flush()
-    return scores, p999
+def _stats_for(mode: str, moments, channel_idx: np.ndarray, grid, opts: FitOptions) -> GaussianStats:
+    if mode == "texture":
+        return position_free.gaussian_from_pooled(moments, channel_idx, grid, opts.eps)
+    return gaussian_from_moments(moments, channel_idx, grid, opts.eps, opts.shrinkage)
 
 
-def _calibration(scores: list[float], p999: list[float], opts: FitOptions, n_fit: int, extra: dict) -> Calibration:
-    s = np.asarray(scores)
-    thr = good_only_threshold(s, opts.quantile, opts.margin)
+def _calibration(scores, p999, target_frr: float, n_fit: int, extra: dict, seed: int = 0
+                 ) -> tuple[Calibration, ExpectedFRR]:
+    s = np.asarray(scores, dtype=np.float64)
+    thr, est = frr_threshold(s, target_frr, seed)
     q = {f"q{int(v * 1000) / 10:g}": float(np.quantile(s, v)) for v in (0.5, 0.9, 0.99)}
-    return Calibration(thr, thr, "good-holdout", {
-        "quantile": opts.quantile, "margin": opts.margin,
+    return Calibration(thr, thr, "good-crossfit", {
+        "target_frr": target_frr, "expected_frr": est.to_dict(),
+        "rule": "the (1 - target) quantile of a new good part's score predicted from the held-out good scores "
+                "(log-normal, Student-t prediction bound)",
         "pixel_rule": "pixel threshold = image threshold, so a good part's mask is empty",
         "good_scores": {"n": int(s.size), "fitted_on": n_fit, "min": float(s.min()), "max": float(s.max()),
-                        **q, "values": [round(v, 4) for v in scores]},
+                        **q, "values": [round(float(v), 4) for v in s]},
         "good_pixel_q99.9": {"max": float(np.max(p999))},
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **extra})
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **extra}), est
 
 
 def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts: FitOptions = FitOptions(),
@@ -200,45 +212,64 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     """
     t0 = time.perf_counter()
     out = Path(out)
-    if len(good) < 2:
-        raise DataError(f"fit needs at least 2 good images, found {len(good)}",
-                        hint="PaDiM needs dozens of good images for stable statistics; 50-300 is typical")
+    if len(good) < 3:
+        raise DataError(f"fit needs at least 3 good images, found {len(good)}",
+                        hint="PaDiM needs dozens of good images for stable statistics; 20 is a minimum, 50-300 "
+                             "is typical")
     bundle = load_bundle(backbone)
     if bundle.kind != "backbone" or not bundle.taps:
         raise BundleError(f"{backbone} is a {bundle.kind} bundle without feature taps, not a PaDiM backbone",
                           hint="fit needs a bundle from `edge-export backbone`; classifiers and segmenters "
                                "are run, not fitted")
-    spec = make_spec(bundle.taps, (bundle.input.height, bundle.input.width), opts.d, opts.seed)
+    spec = make_spec(bundle.taps, (bundle.input.height, bundle.input.width), opts.d, opts.seed, opts.aggregate)
     be = open_backend(bundle, backend, device, precision, threads)
     if opts.tiling.windowed and opts.tiling.image is None:  # windows are laid out on the first photo's size
         opts = dataclasses.replace(opts, tiling=opts.tiling.laid_out(*_first_size(good)))
     grid = opts.tiling.stats_grid(spec.grid)
-    _check_memory(grid, spec.d, opts.tiling)
+    modes = MODES if opts.mode == "auto" else (opts.mode,)
+    if "aligned" in modes:
+        _check_memory(grid, spec.d, opts.tiling)
     streamer = _Streamer(be, bundle, spec, opts.batch_size, progress, opts.tiling)
-    hold = _holdout_split(len(good), opts)
-    fit_paths = [p for p, h in zip(good, hold) if not h]
-    hold_paths = [p for p, h in zip(good, hold) if h]
+    rows = opts.tiling.count if opts.tiling.shared else 1
+    index = {p: i for i, p in enumerate(good)}
 
-    buf = _Accumulator()
-    for _, emb in streamer.run(fit_paths):
-        buf.add(emb)
-    acc = buf.flush()
-    if acc is None:
-        raise DataError("none of the good images could be read:\n  " + "\n  ".join(streamer.errors[:5]))
-    n_fit = acc.n
-    stats_fit = gaussian_from_moments(acc, spec.channel_idx, grid, opts.eps, opts.shrinkage)
-    # the hold-out images join the same moments once scored: no second O(P·d²) accumulator
-    scores, p999 = _holdout_scores(streamer, hold_paths, stats_fit, buf, opts.blur_sigma, opts.roi)
-    del stats_fit  # frees its factors before the final ones are made
-    if not scores:
-        raise DataError("no hold-out image could be read, so no threshold can be set")
-    total = acc
-    stats = gaussian_from_moments(total, spec.channel_idx, grid, opts.eps, opts.shrinkage)
-    cal = _calibration(scores, p999, opts, n_fit, {})
+    # pass 1: every image into the moments of each candidate
+    aligned = _Accumulator() if "aligned" in modes else None
+    folds = FoldMoments(min(len(good), opts.folds), grid) if "texture" in modes else None
+    read: list[Path] = []
+    for paths, _, emb in streamer.run(good):
+        read += paths
+        if aligned is not None:
+            aligned.add(emb)
+        if folds is not None:
+            for j, p in enumerate(paths):
+                folds.add(folds.fold_of(index[p]), emb[j * rows:(j + 1) * rows])
+    if len(read) < 3:
+        raise DataError(f"only {len(read)} of the good images could be read; fit needs at least 3:\n  "
+                        + "\n  ".join(streamer.errors[:5]))
+    total_aligned = aligned.flush() if aligned is not None else None
+
+    # pass 2: held-out scores of (up to max_crossfit) images under each candidate, synthetic defects to choose
+    rng = np.random.default_rng(opts.seed + 1)
+    cf_paths = read if len(read) <= opts.max_crossfit else \
+        [read[i] for i in np.sort(rng.choice(len(read), opts.max_crossfit, replace=False))]
+    loo = (LeaveOneOut(total_aligned, spec.channel_idx, grid, opts.eps, opts.shrinkage)
+           if total_aligned is not None else None)
+    results = cross_fit(streamer, cf_paths, index, streamer.samples, loo, folds,
+                        spec.channel_idx, opts.eps, opts.shrinkage, rows, grid, opts.blur_sigma,
+                        synthetic=len(modes) > 1, seed=opts.seed, roi=opts.roi)
+    del loo  # frees its factors before the final ones are made
+    choice = choose(results, None if len(modes) > 1 else opts.mode)
+    mode = choice.mode
+    total = total_aligned if mode == "aligned" else folds.total()
+    stats = _stats_for(mode, total, spec.channel_idx, grid, opts)
+    chosen = choice.chosen
+    cal, est = _calibration(chosen.good_scores, chosen.good_pixel_q999, opts.target_frr, len(read),
+                            {"model_choice": choice.to_dict()}, opts.seed)
     _write_inspector(out, bundle.root, stats, total, cal, opts, [str(p) for p in good], streamer.errors,
-                     be.variant)
-    return FitReport(out, n_fit, len(scores), streamer.errors, cal, time.perf_counter() - t0, _peak_rss_mb(),
-                     stats.shrinkage, _runtime(be))
+                     be.variant, mode, choice, len(read))
+    return FitReport(out, len(read), len(chosen.good_scores), streamer.errors, cal, time.perf_counter() - t0,
+                     _peak_rss_mb(), stats.shrinkage, choice, est, _runtime(be))
 
 
 def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str = DEFAULT_BACKEND,
@@ -246,8 +277,9 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
                      progress: Progress | None = None, precision: str | None = None) -> FitReport:
     """Add good images to an existing inspector without revisiting the old ones.
 
-    The new images are first scored with the current statistics (they are unseen, like hold-out
-    images), their scores join the good-score distribution, and the threshold is recomputed.
+    The new images are first scored with the current statistics (they are unseen, like held-out
+    images), their scores join the good-score distribution, and the threshold is recomputed for the
+    same target false-reject rate. The model (aligned or texture) stays the one `fit` chose.
     """
     t0 = time.perf_counter()
     root = Path(inspector_dir)
@@ -257,37 +289,53 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
     files = insp.manifest.get("files", {})
     if "moments.npz" not in files:
         raise BundleError(f"{root} has no moments.npz, so it cannot be updated", hint="refit it with all images")
-    acc = _read_moments(root, files["moments.npz"], insp.stats)
+    acc = _read_moments(root, files["moments.npz"], insp.stats, insp.mode)
     p = insp.manifest["padim"]
+    details = insp.calibration.details
     opts = FitOptions(d=len(insp.stats.channel_idx), seed=p["seed"], eps=p["eps"], shrinkage=p["shrinkage"],
-                      tiling=insp.tiling, roi=insp.roi,
-                      quantile=insp.calibration.details.get("quantile", 0.99),
-                      margin=insp.calibration.details.get("margin", 0.25), blur_sigma=insp.post.blur_sigma,
-                      open_radius=insp.post.open_radius, batch_size=p.get("batch_size", 8))
+                      tiling=insp.tiling, roi=insp.roi, mode=insp.mode, aggregate=insp.spec.aggregate,
+                      target_frr=float(details.get("target_frr", FitOptions.target_frr)),
+                      blur_sigma=insp.post.blur_sigma, open_radius=insp.post.open_radius,
+                      batch_size=p.get("batch_size", 8))
     streamer = _Streamer(insp.backend, insp.bundle, insp.spec, opts.batch_size, progress, insp.tiling)
     n_old = acc.n
-    scores, p999 = _holdout_scores(streamer, list(good), insp.stats, _Accumulator(acc), opts.blur_sigma, opts.roi)
+    buf = acc if insp.mode == "texture" else _Accumulator(acc)  # pooled sums are small: added per batch
+    scores, p999 = [], []
+    for _, imgs, emb in streamer.run(list(good)):
+        g = insp.tiling.stitch(distance_maps(emb, insp.stats, insp.mode, insp.sample_grid))
+        for img, gm in zip(imgs, g):
+            inside = opts.roi.inside(img.shape[:2]) if opts.roi is not None else None
+            amap = full_res_map(gm, img.shape[:2], opts.blur_sigma, inside)
+            scores.append(image_score(amap))
+            p999.append(float(np.quantile(amap if inside is None else amap[inside], 0.999)))
+        buf.add(emb)
+    if insp.mode == "aligned":
+        buf.flush()
     if not scores:
         raise DataError("none of the new good images could be read:\n  " + "\n  ".join(streamer.errors[:5]))
     total = acc
-    stats = gaussian_from_moments(total, insp.stats.channel_idx, insp.stats.grid, opts.eps, opts.shrinkage)
-    old = insp.calibration.details.get("good_scores", {}).get("values", [])
-    old_px = insp.calibration.details.get("good_pixel_q99.9", {}).get("max", 0.0)
-    if insp.calibration.method != "good-holdout":
+    stats = _stats_for(insp.mode, total, insp.stats.channel_idx, insp.stats.grid, opts)
+    old = details.get("good_scores", {}).get("values", [])
+    old_px = details.get("good_pixel_q99.9", {}).get("max", 0.0)
+    est = None
+    if insp.calibration.method not in GOOD_ONLY_METHODS:
         # a labelled threshold stays as the user set it; only the statistics change
         cal = insp.calibration
     else:
-        cal = _calibration(list(old) + scores, [old_px] + p999, opts, n_old, {"updates": 1 + int(
-            insp.calibration.details.get("updates", 0))})
+        extra = {k: details[k] for k in ("model_choice",) if k in details}
+        cal, est = _calibration(list(old) + scores, [old_px] + p999, opts.target_frr, n_old,
+                                {**extra, "updates": 1 + int(details.get("updates", 0))}, opts.seed)
     history = list(insp.manifest.get("good_images", [])) + [str(x) for x in good]
+    choice = ModelChoice(insp.mode, p.get("choice", {}).get("reason", "kept from the first fit"))
+    n_images = int(p.get("n_images", 0)) + len(scores)
     # the backbone is copied out of the old directory before the new one is renamed over it
     _write_inspector(root, root / "backbone", stats, total, cal, opts, history, streamer.errors,
-                     insp.backend.variant)
+                     insp.backend.variant, insp.mode, choice, n_images)
     return FitReport(root, len(scores), 0, streamer.errors, cal, time.perf_counter() - t0, _peak_rss_mb(),
-                     stats.shrinkage, _runtime(insp.backend))
+                     stats.shrinkage, choice, est, _runtime(insp.backend))
 
 
-def _read_moments(root: Path, sha256: str, stats: GaussianStats) -> Moments:
+def _read_moments(root: Path, sha256: str, stats: GaussianStats, mode: str = "aligned"):
     """moments.npz, read once: hashed from those bytes (as the manifest records) and checked against the
     statistics' positions and channels before anything is added to it."""
     try:
@@ -297,7 +345,7 @@ def _read_moments(root: Path, sha256: str, stats: GaussianStats) -> Moments:
     verify_files(root, {"moments.npz": sha256}, what="inspector", contents={"moments.npz": data})
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            acc = Moments.from_arrays(z)
+            acc = position_free.PooledMoments.from_arrays(z) if mode == "texture" else Moments.from_arrays(z)
     except (ValueError, OSError) as e:
         raise BundleError(f"{root}/moments.npz: not a valid moments file ({e})") from None
     want = (stats.grid[0] * stats.grid[1], stats.d)
@@ -337,7 +385,8 @@ def write_calibration(root: Path, cal: Calibration) -> None:
 
 
 def _write_inspector(out: Path, backbone_dir: Path, stats: GaussianStats, moments: Moments, cal: Calibration,
-                     opts: FitOptions, images: list[str], errors: list[str], variant: str) -> None:
+                     opts: FitOptions, images: list[str], errors: list[str], variant: str, mode: str,
+                     choice: ModelChoice, n_images: int) -> None:
     bundle = load_bundle(backbone_dir)
     with AtomicDir(out, overwrite=True) as tmp:
         shutil.copytree(backbone_dir, tmp / "backbone")
@@ -359,7 +408,9 @@ def _write_inspector(out: Path, backbone_dir: Path, stats: GaussianStats, moment
             "padim": {"d": stats.d, "seed": opts.seed, "eps": stats.eps, "shrinkage": opts.shrinkage,
                       "shrinkage_applied": stats.shrinkage, "shrink_mean": stats.shrink_mean,
                       "grid": list(stats.grid), "tiling": opts.tiling.to_dict(),
-                      "n_images": stats.n // (opts.tiling.count if opts.tiling.shared else 1), "n_samples": stats.n,
+                      "mode": mode, "aggregate": opts.aggregate,
+                      "choice": {"mode": choice.mode, "reason": choice.reason, "asked": opts.mode},
+                      "n_images": n_images, "n_samples": stats.n,
                       "blur_sigma": opts.blur_sigma,
                       "open_radius": opts.open_radius, "batch_size": opts.batch_size},
             "thresholds": {"image": cal.image_threshold, "pixel": cal.pixel_threshold, "method": cal.method},

@@ -27,7 +27,7 @@ from .bundle import MANIFEST, Bundle, load_bundle, read_manifest, recover_dir, v
 from .errors import BundleError
 from .padim import kernel
 from .padim.embed import EmbeddingSpec, embed
-from .padim.score import anomaly_mask, full_res_map, image_score, mahalanobis
+from .padim.score import MODES, anomaly_mask, distance_maps, full_res_map, image_score
 from .padim.stats import GaussianStats
 from .padim.tiling import Tiling
 from .roi import ROI_FILE, Roi
@@ -88,9 +88,16 @@ class Inspector:
         self.manifest = manifest
         self.tiling = Tiling.from_dict(manifest.get("padim", {}).get("tiling"))
         s0 = min(tap.stride for tap in bundle.taps)
+        p = manifest.get("padim", {})
+        self.mode = p.get("mode", "aligned")  # inspectors fitted before texture mode are aligned
+        if self.mode not in MODES:
+            raise BundleError(f"{root}: unknown PaDiM mode {self.mode!r} (known: {', '.join(MODES)})",
+                              hint="this inspector is newer than this edge-inspect; upgrade it")
         self.spec = EmbeddingSpec(bundle.taps, stats.channel_idx,
-                                  (-(-bundle.input.height // s0), -(-bundle.input.width // s0)))
-        if self.tiling.stats_grid(self.spec.grid) != tuple(stats.grid):
+                                  (-(-bundle.input.height // s0), -(-bundle.input.width // s0)),
+                                  int(p.get("aggregate", 1)))
+        self.sample_grid = self.tiling.stats_grid(self.spec.grid)  # the grid of what one sample's map covers
+        if self.sample_grid != tuple(stats.grid):
             raise BundleError(f"{root}: statistics grid {stats.grid} does not fit the backbone's "
                               f"{self.spec.grid} grid with {self.tiling.describe()}")
         self.backend = backend
@@ -169,7 +176,7 @@ class Inspector:
         if be is not None:
             _check_taps_are_outputs(bundle, be)
         insp = cls(root, bundle, stats, cal, post, m, be, factor_precision, threads)
-        if open_runtime:
+        if open_runtime and insp.mode == "aligned":
             stats.scorer(insp.factor_precision)  # build the scoring layout now, not on the first image
         if factor_precision == "fp16" and kernel.library() is None:
             insp.warnings.append(f"fp16 factors need the native kernel, which is {kernel.status()}; "
@@ -188,7 +195,8 @@ class Inspector:
         """Backbone outputs of a batch → one Mahalanobis grid map per image (B, GH, GW), tiles
         stitched. The line runtime's score stage and :meth:`inspect` both go through here."""
         emb = self.tiling.samples(embed(features, self.spec), self.spec.grid)
-        return self.tiling.stitch(mahalanobis(emb, self.stats, self.factor_precision, self.threads))
+        return self.tiling.stitch(distance_maps(emb, self.stats, self.mode, self.sample_grid, self.factor_precision,
+                                                self.threads))
 
     def grid_maps(self, images: list[np.ndarray]) -> np.ndarray:
         return self.grid_from_features(self.backend.infer({self.backend.input_name: self.tensors(images)}))

@@ -1,10 +1,13 @@
-"""Thresholds: from good images only (the default), or from labelled data.
+"""Thresholds: from good images only (the default: a target false-reject rate), or from labelled data.
 
 Scores are Mahalanobis distances (raw). The threshold turns them into decisions; the CLI
 reports ``score = raw / threshold`` so that 1.0 is the line between OK and NG for any part.
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -13,17 +16,71 @@ from .errors import DataError
 LABELLED_METHODS = ("f1", "zero-false-reject", "recall")
 
 
-def good_only_threshold(good_scores: np.ndarray, quantile: float = 0.99, margin: float = 0.25) -> float:
-    """Threshold from held-out good scores: a high quantile, pushed out by a margin of the spread.
+@dataclass(frozen=True)
+class ExpectedFRR:
+    """The false-reject rate a good-only threshold is expected to give on new good parts.
 
-    threshold = q + margin · (q − median). The held-out images were scored with statistics that
-    never saw them, so they behave like new good parts on the line.
+    ``value`` is the expectation under the fitted model, [``low``, ``high``] a 90% interval that
+    reflects how few good images the model rests on; ``observed`` is the share of the held-out
+    good scores at or above the threshold (a check on the model, itself noisy at small N).
+    """
+
+    value: float
+    low: float
+    high: float
+    target: float
+    n: int
+    observed: float
+    model: str = "log-normal held-out scores"
+
+    def to_dict(self) -> dict:
+        return {"value": self.value, "low": self.low, "high": self.high, "target": self.target, "n": self.n,
+                "observed_held_out": self.observed, "model": self.model}
+
+    @property
+    def too_few_images(self) -> bool:
+        """The interval reaches over three times the target: N is too small for the target."""
+        return self.high > 3 * self.target
+
+
+DRAWS = 20000  # posterior draws; seeded, so the same scores always give the same threshold
+
+
+def _normal_sf(z: np.ndarray) -> np.ndarray:
+    return 0.5 * np.vectorize(math.erfc, otypes=[float])(z / math.sqrt(2.0))
+
+
+def frr_threshold(good_scores, target_frr: float = 0.01, seed: int = 0) -> tuple[float, ExpectedFRR]:
+    """Threshold from held-out good scores that targets a false-reject rate.
+
+    An image score is the maximum of a map, positive and right-skewed; its logarithm is modelled as
+    normal with unknown mean and spread. With N held-out scores, the threshold is the (1 − target)
+    quantile of the *predictive* distribution of a new good part's score (the Student-t prediction
+    bound, by seeded simulation): at N = 20 it sits further out than the fitted quantile because the
+    spread itself is uncertain. The interval is the 5–95% range of P(score ≥ threshold) over the
+    posterior of (mean, spread). Needs at least 3 scores.
     """
     s = np.asarray(good_scores, dtype=np.float64)
-    if s.size == 0:
-        raise DataError("no held-out good scores to calibrate from")
-    q = float(np.quantile(s, quantile))
-    return q + margin * max(q - float(np.median(s)), 0.0)
+    s = s[np.isfinite(s) & (s > 0)]
+    if s.size < 3:
+        raise DataError(f"a threshold needs at least 3 held-out good scores, got {s.size}",
+                        hint="fit with more good images (20 or more)")
+    if not 0 < target_frr < 0.5:
+        raise DataError(f"target false-reject rate {target_frr} must be between 0 and 0.5",
+                        hint="e.g. --target-frr 0.01 for one good part in a hundred")
+    n = s.size
+    ell = np.log(s)
+    m, sd = float(ell.mean()), max(float(ell.std(ddof=1)), 1e-6)
+    rng = np.random.default_rng(seed)
+    sigma = sd * np.sqrt((n - 1) / rng.chisquare(n - 1, DRAWS))
+    mu = m + sigma / np.sqrt(n) * rng.standard_normal(DRAWS)
+    new = np.repeat(mu, 10) + np.repeat(sigma, 10) * rng.standard_normal(DRAWS * 10)  # a new good part's log-score
+    log_thr = float(np.quantile(new, 1.0 - target_frr))
+    frr = _normal_sf((log_thr - mu) / sigma)
+    thr = float(np.exp(log_thr))
+    est = ExpectedFRR(float(frr.mean()), float(np.quantile(frr, 0.05)), float(np.quantile(frr, 0.95)),
+                      float(target_frr), int(n), float((s >= thr).mean()))
+    return thr, est
 
 
 def _best_f1(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:

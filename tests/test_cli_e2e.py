@@ -25,9 +25,11 @@ def run(*args, ok=True):
 @pytest.fixture
 def fitted(tmp_path, tiny_bundle, tiny_category):
     insp = tmp_path / "inspector"
-    r = run("fit", "--good", tiny_category / "train" / "good", "--backbone", tiny_bundle, "--out", insp, "-d", 20)
+    r = run("fit", "--good", tiny_category / "train" / "good", "--backbone", tiny_bundle, "--out", insp, "-d", 20,
+            "--aggregate", 1, "--target-frr", 0.05)  # the tiny 16x16 grid is too coarse for a 3x3 average
     assert "inspector written to" in r.output and "image threshold" in r.output
-    assert "fitted on 16 good images (3 also held out" in r.output
+    assert "fitted on 16 good images; 16 of them scored by statistics that never saw them" in r.output
+    assert "expected false-reject rate" in r.output and "model: " in r.output
     return insp
 
 
@@ -92,7 +94,8 @@ def test_fit_without_backbone_explains_how_to_get_one(tmp_path, tiny_category):
 
 def test_eval_writes_metrics_and_pictures(tmp_path, tiny_bundle, tiny_category):
     out = tmp_path / "ev"
-    r = run("eval", tiny_category, "--backbone", tiny_bundle, "--out", out, "-d", 20)
+    r = run("eval", tiny_category, "--backbone", tiny_bundle, "--out", out, "-d", 20, "--target-frr", 0.05,
+            "--aggregate", 1)
     m = json.loads((out / "metrics.json").read_text())
     for k in ("image_auroc", "pixel_auroc", "pro", "f1", "macro_f1", "confusion", "per_kind"):
         assert k in m

@@ -135,5 +135,5 @@ def test_fit_refuses_a_classifier_bundle_with_a_clear_message(tmp_path):
     r = _run(["classifier", "efficientnet-lite0", "--labels", "0=defect,1=good", "--out", str(tmp_path / "c"), *TINY])
     assert r.exit_code == 0, r.output
     with pytest.raises(BundleError, match="classifier bundle without feature taps, not a PaDiM backbone"):
-        fit_inspector([tmp_path / "a.png", tmp_path / "b.png"], tmp_path / "i", tmp_path / "c")
+        fit_inspector([tmp_path / "a.png", tmp_path / "b.png", tmp_path / "d.png"], tmp_path / "i", tmp_path / "c")
     assert not (tmp_path / "i").exists()

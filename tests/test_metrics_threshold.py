@@ -3,7 +3,10 @@ import pytest
 
 from edge.errors import DataError
 from edge.metrics import auroc, confusion, f1_scores, pro_auc, roc_curve
-from edge.threshold import good_only_threshold, labelled_threshold
+import math
+
+from edge.errors import DataError
+from edge.threshold import frr_threshold, labelled_threshold
 
 
 def _auroc_pairs(s, y):
@@ -54,10 +57,37 @@ def test_f1_and_confusion():
     assert f1 == pytest.approx(2 / 3) and macro == pytest.approx((2 / 3 + 0.5) / 2)
 
 
-def test_good_only_threshold_above_good_scores():
-    s = np.linspace(10, 12, 50)
-    thr = good_only_threshold(s, 0.99, 0.25)
-    assert thr > s.max() * 0.99 and thr == pytest.approx(np.quantile(s, .99) + .25 * (np.quantile(s, .99) - 11))
+def _true_frr(thr: float, mu: float, sigma: float) -> float:
+    return 0.5 * math.erfc((math.log(thr) - mu) / (sigma * math.sqrt(2)))
+
+
+def test_frr_threshold_gives_the_target_rate_on_average_at_small_n():
+    """Over many fits on 20 log-normal good scores, new good parts are rejected at the target rate."""
+    rng = np.random.default_rng(0)
+    rates, covered = [], 0
+    for _ in range(150):
+        thr, est = frr_threshold(np.exp(rng.normal(3.0, 0.15, 20)), 0.01)
+        rates.append(_true_frr(thr, 3.0, 0.15))
+        covered += est.low <= rates[-1] <= est.high
+    assert 0.005 < np.mean(rates) < 0.02  # a plain 99th percentile of 20 scores gives about 5x the target
+    assert covered / 150 > 0.8  # the 90% interval holds the true rate about 90% of the time
+
+
+def test_frr_threshold_narrows_with_more_images_and_warns_when_too_few():
+    rng = np.random.default_rng(1)
+    _, small = frr_threshold(np.exp(rng.normal(2, 0.1, 20)), 0.01)
+    thr, big = frr_threshold(np.exp(rng.normal(2, 0.1, 2000)), 0.01)
+    assert small.too_few_images and not big.too_few_images
+    assert big.high - big.low < small.high - small.low
+    assert _true_frr(thr, 2, 0.1) == pytest.approx(0.01, abs=0.004)
+    assert big.value == pytest.approx(0.01, abs=0.002) and big.target == 0.01 and big.n == 2000
+
+
+@pytest.mark.parametrize("scores,target", [([1.0, 2.0], 0.01), ([1.0, 2.0, 3.0, 4.0], 0.0),
+                                           ([1.0, 2.0, 3.0, 4.0], 0.7)])
+def test_frr_threshold_refuses_what_it_cannot_do(scores, target):
+    with pytest.raises(DataError):
+        frr_threshold(scores, target)
 
 
 SCORES = np.array([1.0, 2.0, 3.0, 3.5, 2.5, 4.0, 5.0, 6.0])

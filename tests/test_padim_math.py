@@ -94,8 +94,9 @@ def test_auto_shrinkage_only_when_few_images():
     rng = np.random.default_rng(4)
     few = _stream(rng.normal(size=(5, 8, 2)).astype(np.float32), 5)
     many = _stream(rng.normal(size=(50, 8, 2)).astype(np.float32), 10)
-    assert gaussian_from_moments(few, np.arange(8), (1, 2)).shrinkage == "ledoit-wolf"
-    assert gaussian_from_moments(many, np.arange(8), (1, 2)).shrinkage == "none"
+    assert gaussian_from_moments(few, np.arange(8), (1, 2), shrinkage="auto").shrinkage == "ledoit-wolf"
+    assert gaussian_from_moments(many, np.arange(8), (1, 2), shrinkage="auto").shrinkage == "none"
+    assert gaussian_from_moments(few, np.arange(8), (1, 2)).shrinkage == "none"  # the default: eps·I alone
 
 
 def test_stats_npz_roundtrip_without_pickle(tmp_path):

@@ -110,6 +110,6 @@ def test_statistics_too_large_for_a_device_are_refused_before_reading(tmp_path, 
     monkeypatch.setattr(fitting, "MEMORY_LIMIT_GB", 0.1)  # the tiny backbone's 128x128 grid needs 0.34 GB
 
     with pytest.raises(DataError, match=r"need about .* GB") as e:
-        fit_inspector([tmp_path / "a.png", tmp_path / "b.png"], tmp_path / "i", tiny_bundle,
+        fit_inspector([tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"], tmp_path / "i", tiny_bundle,
                       FitOptions(d=None, tiling=Tiling(8, 8)))
     assert "--tile-mode shared" in str(e.value)

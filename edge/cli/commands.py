@@ -127,60 +127,86 @@ def _load_stage(path, backend, device, precision, threads, factor_precision="aut
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the channel subset and hold-out.")
 @click.option("--eps", type=float, default=0.01, show_default=True, help="Regularisation eps·I added to each "
               "covariance (PaDiM paper: 0.01).")
-@click.option("--shrinkage", type=click.Choice(["auto", "none", "ledoit-wolf"]), default="auto", show_default=True,
-              help="Ledoit-Wolf shrinkage of the covariances; 'auto' uses it when there are no more images than d.")
-@click.option("--holdout", type=float, default=0.2, show_default=True,
-              help="Share of good images held out to set the threshold (they are still used in the final fit).")
-@click.option("--quantile", type=float, default=0.99, show_default=True,
-              help="Threshold = this quantile of held-out good scores ...")
-@click.option("--margin", type=float, default=0.25, show_default=True,
-              help="... plus margin × (quantile − median). Raise it for fewer false rejects.")
+@click.option("--shrinkage", type=click.Choice(["none", "auto", "ledoit-wolf"]), default="none", show_default=True,
+              help="Ledoit-Wolf shrinkage of the covariances ('auto': when there are no more images than d). "
+                   "Off by default: eps·I alone separated defects better on real photographs.")
+@click.option("--mode", type=click.Choice(["auto", "aligned", "texture"]), default="auto", show_default=True,
+              help="aligned: a Gaussian for every position (parts that sit in the same place in every photo). "
+                   "texture: one Gaussian for all positions (textures, surfaces that shift or rotate). auto: fit "
+                   "both, plant synthetic defects into held-out good images, keep the one that finds them better "
+                   "(the choice and why are printed and stored in the inspector).")
+@click.option("--aggregate", type=click.Choice(["1", "3", "5"]), default="3", show_default=True,
+              help="Average each feature over k×k neighbours before embedding, so a position describes a patch "
+                   "(1 = off, as in the PaDiM paper).")
+@click.option("--target-frr", type=float, default=0.01, show_default=True,
+              help="False-reject rate the threshold aims for: the share of GOOD parts that will be called NG. "
+                   "Lower it for fewer false rejects, at the cost of missing faint defects.")
 @click.option("--blur-sigma", type=float, default=4.0, show_default=True, help="Gaussian blur of the anomaly map.")
 @tile_options
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
-def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, holdout, quantile, margin, blur_sigma, roi, tiles,
-            tile, tile_overlap, tile_mode, batch_size, backend, device, threads, precision):
-    """Fit PaDiM statistics from good images, and set thresholds from good images alone.
+def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, mode, aggregate, target_frr, blur_sigma, roi,
+            tiles, tile, tile_overlap, tile_mode, batch_size, backend, device, threads, precision):
+    """Fit PaDiM statistics from good images, and set the threshold from good images alone.
 
-    Streams the images in batches: memory stays the same for 50 or 50,000 images.
-    Writes a self-contained inspector directory you can copy to other devices.
+    \b
+    Reads every image twice: once into the statistics, once more to score each
+    image with statistics that never saw it (leave-one-out), as a new good part
+    will be scored on the line. The threshold is the score a new good part
+    exceeds with probability --target-frr, predicted from those held-out
+    scores; fit prints the false-reject rate to expect, with a 90% interval,
+    and warns when there are too few images for the target.
+    Memory stays the same for 50 or 50,000 images. Writes a self-contained
+    inspector directory you can copy to other devices.
     """
-    from ..fitting import FitOptions, fit_inspector, update_inspector
+    from ..fitting import FitOptions, fit_inspector, fit_work, update_inspector
     from ..imageio import list_images
     from ..padim.tiling import Tiling
 
     paths = list_images(list(good))
     if not paths:
         raise click.UsageError(f"no images found in {', '.join(good)}")
-    with progress_bar(len(paths), "fitting" if not update else "updating") as bar:
+    opts = FitOptions(d=d, seed=seed, eps=eps, shrinkage=shrinkage, mode=mode, aggregate=int(aggregate),
+                      target_frr=target_frr, blur_sigma=blur_sigma, batch_size=batch_size,
+                      tiling=Tiling.from_options(tiles, tile, tile_overlap, tile_mode), roi=_roi(roi))
+    total = len(paths) if update else fit_work(len(paths), opts)
+    with progress_bar(total, "fitting" if not update else "updating") as bar:
         if update:
             rep = update_inspector(out, paths, backend, device, threads, progress=bar, precision=precision)
         else:
-            opts = FitOptions(d=d, seed=seed, eps=eps, shrinkage=shrinkage, holdout=holdout, quantile=quantile,
-                              margin=margin, blur_sigma=blur_sigma, batch_size=batch_size,
-                              tiling=Tiling.from_options(tiles, tile, tile_overlap, tile_mode),
-                              roi=_roi(roi))
             rep = fit_inspector(paths, out, backbone or default_backbone_dir(), opts, backend, device, threads,
                                 progress=bar, precision=precision)
+    _print_fit(rep, out, update, len(paths))
+
+
+def _print_fit(rep, out, update: bool, n_read: int) -> None:
     cal = rep.calibration
     gs = cal.details.get("good_scores", {})
     click.echo(f"inspector written to {rep.out}")
     click.echo(f"  runtime: {rep.runtime}")
     if update:
-        click.echo(f"  added {rep.n_fit} good images; statistics now from {json.loads((Path(out) / 'manifest.json').read_text())['padim']['n_images']} images")
+        n = json.loads((Path(out) / "manifest.json").read_text())["padim"]["n_images"]
+        click.echo(f"  added {rep.n_fit} good images; statistics now from {n} images")
     else:
-        click.echo(f"  fitted on {rep.n_fit + rep.n_holdout} good images ({rep.n_holdout} also held out to set the "
-                   f"threshold); covariance shrinkage: {rep.shrinkage}")
+        click.echo(f"  fitted on {rep.n_fit} good images; {rep.n_crossfit} of them scored by statistics that never "
+                   f"saw them; covariance shrinkage: {rep.shrinkage}")
+    if rep.choice is not None:
+        click.echo(f"  model: {rep.choice.mode} — {rep.choice.reason}")
     click.echo(f"  image threshold {cal.image_threshold:.3f} (raw Mahalanobis), method {cal.method}; "
                f"held-out good scores {gs.get('min', 0):.3f}..{gs.get('max', 0):.3f}")
-    rate = len(paths) / rep.seconds if rep.seconds > 0 else 0.0
-    click.echo(f"  {len(paths)} images read in {rep.seconds:.1f} s ({rate:.1f} images/s), peak memory "
+    e = rep.expected_frr
+    if e is not None:
+        click.echo(f"  expected false-reject rate {e.value:.1%} (90% interval {e.low:.1%}..{e.high:.1%}; target "
+                   f"{e.target:.1%}; {e.observed:.1%} of the {e.n} held-out good images are at or above it)")
+        if e.too_few_images:
+            click.echo(f"warning: {e.n} good images are too few for a {e.target:.1%} false-reject target: the rate "
+                       f"could be as high as {e.high:.1%}. Fit with more good images (80+ narrows it), or set the "
+                       "threshold from labelled images with `edge-inspect calibrate`.", err=True)
+    elif cal.method not in ("good-crossfit", "good-holdout"):
+        click.echo(f"  the labelled threshold ({cal.method}) was kept; only the statistics changed")
+    rate = n_read / rep.seconds if rep.seconds > 0 else 0.0
+    click.echo(f"  {n_read} images read in {rep.seconds:.1f} s ({rate:.1f} images/s), peak memory "
                f"{rep.peak_rss_mb:.0f} MB")
-    if not update and rep.n_holdout < 5:
-        click.echo(f"warning: the threshold rests on only {rep.n_holdout} held-out good images; expect false "
-                   "rejects. Fit with more good images (50+), or set it from labelled images with "
-                   "`edge-inspect calibrate`.", err=True)
     for e in rep.errors:
         click.echo(f"  skipped unreadable image: {e}", err=True)
 
@@ -281,6 +307,12 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
 @click.option("--backbone", type=click.Path(), default=None, help="Backbone bundle when fitting (see `fit`).")
 @click.option("--out", default="eval", show_default=True, type=click.Path())
 @click.option("-d", "--dim", "d", type=int, default=100, show_default=True, help="Embedding size when fitting.")
+@click.option("--mode", type=click.Choice(["auto", "aligned", "texture"]), default="auto", show_default=True,
+              help="Model when fitting (see `fit --help`).")
+@click.option("--target-frr", type=float, default=0.01, show_default=True,
+              help="False-reject rate the threshold aims for when fitting (see `fit --help`).")
+@click.option("--aggregate", type=click.Choice(["1", "3", "5"]), default="3", show_default=True,
+              help="k×k feature average when fitting (see `fit --help`).")
 @tile_options
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @cascade_option
@@ -290,8 +322,9 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --good-share.")
 @backend_options
 @factor_option
-def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, roi, tiles, tile, tile_overlap, tile_mode,
-             batch_size, cascade_file, good_share, seed, backend, device, threads, precision, factor_precision):
+def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_frr, aggregate, roi, tiles, tile,
+             tile_overlap, tile_mode, batch_size, cascade_file, good_share, seed, backend, device, threads, precision,
+             factor_precision):
     """Measure an inspector (or, with --model, a classifier, segmenter or
     multitask bundle, or with --cascade a cascade) on an MVTec-layout folder
     with ground truth.
@@ -313,6 +346,8 @@ def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, roi, tiles, t
                  (1.0 perfect, 0.5 chance), whatever the threshold.
     pixel AUROC: the same for pixels inside vs outside the ground-truth masks.
     PRO: average overlap with each defect region, up to 30% false-positive rate.
+    at the inspector's threshold: the share of good test parts rejected and of
+                 defective ones caught, next to the false-reject rate fit expected.
     \b
     With --model: image AUROC ranks by P(NG) (classifier, multitask) or by the
     mask area (segmenter); models with masks add dice (mean over defective
@@ -326,7 +361,7 @@ def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, roi, tiles, t
     """
     from ..dataset import load_category
     from ..evaluate import evaluate
-    from ..fitting import FitOptions, fit_inspector
+    from ..fitting import FitOptions, fit_inspector, fit_work
     from ..padim.tiling import Tiling
 
     out = Path(out)
@@ -341,12 +376,11 @@ def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, roi, tiles, t
     if model_dir is None and inspector_dir is None:
         cat = load_category(category)
         inspector_dir = out / "inspector"
-        with progress_bar(len(cat.train_good), "fitting") as bar:
-            fit_inspector(cat.train_good, inspector_dir, backbone or default_backbone_dir(),
-                          FitOptions(d=d, batch_size=batch_size, tiling=Tiling.from_options(tiles, tile, tile_overlap, tile_mode),
-                                     roi=_roi(roi)), backend,
-                          device, threads, progress=bar,
-                          precision=precision)
+        opts = FitOptions(d=d, batch_size=batch_size, tiling=Tiling.from_options(tiles, tile, tile_overlap, tile_mode),
+                          roi=_roi(roi), mode=mode, target_frr=target_frr, aggregate=int(aggregate))
+        with progress_bar(fit_work(len(cat.train_good), opts), "fitting") as bar:
+            fit_inspector(cat.train_good, inspector_dir, backbone or default_backbone_dir(), opts, backend, device,
+                          threads, progress=bar, precision=precision)
     if model_dir is not None:
         insp = _load_stage(model_dir, backend, device, precision, threads, factor_precision)
     else:
@@ -424,6 +458,16 @@ def _print_metrics(m: dict, out: Path) -> None:
 
     click.echo(f"image AUROC {f(m['image_auroc'])}   pixel AUROC {f(m['pixel_auroc'])}   PRO {f(m['pro'])}")
     c = m["confusion"]
+    t = m.get("at_threshold") or {}
+    if t.get("false_reject_rate") is not None or t.get("recall") is not None:
+        line = (f"at the inspector's threshold: good parts rejected {f(t['false_reject_rate'])} "
+                f"(of {t['n_good']}), defects caught {f(t['recall'])} (of {t['n_defect']})")
+        e = t.get("expected_frr")
+        if e:
+            verdict = "consistent with" if t.get("consistent_with_expected") else "NOT consistent with"
+            line += (f"; fit expected {e['value']:.3f} ({e['low']:.3f}..{e['high']:.3f}): the count is {verdict} "
+                     "that")
+        click.echo(line)
     click.echo(f"at the threshold: F1 {f(m['f1'])}, macro-F1 {f(m['macro_f1'])}  "
                f"(NG caught {c['tp']}, missed {c['fn']}; good rejected {c['fp']}, passed {c['tn']})")
     for k, v in m["per_kind"].items():

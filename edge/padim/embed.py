@@ -17,6 +17,11 @@ class EmbeddingSpec:
     taps: tuple[Tap, ...]
     channel_idx: np.ndarray  # sorted int64 indices into sum(tap.channels)
     grid: tuple[int, int]  # (gh, gw) of the finest tap
+    aggregate: int = 1  # k: each tap is averaged over k×k neighbours at its own stride before embedding
+
+    def __post_init__(self):
+        if self.aggregate < 1 or self.aggregate % 2 == 0:
+            raise ConfigError(f"aggregation {self.aggregate}: use an odd neighbourhood size (1 = none, 3 = 3x3)")
 
     @property
     def d(self) -> int:
@@ -36,7 +41,8 @@ class EmbeddingSpec:
         return out
 
 
-def make_spec(taps: tuple[Tap, ...], input_hw: tuple[int, int], d: int | None, seed: int = 0) -> EmbeddingSpec:
+def make_spec(taps: tuple[Tap, ...], input_hw: tuple[int, int], d: int | None, seed: int = 0,
+              aggregate: int = 1) -> EmbeddingSpec:
     total = sum(t.channels for t in taps)
     if d is None or d >= total:
         idx = np.arange(total, dtype=np.int64)
@@ -47,13 +53,29 @@ def make_spec(taps: tuple[Tap, ...], input_hw: tuple[int, int], d: int | None, s
         idx = np.sort(rng.choice(total, size=d, replace=False)).astype(np.int64)
     s0 = min(t.stride for t in taps)
     grid = (-(-input_hw[0] // s0), -(-input_hw[1] // s0))
-    return EmbeddingSpec(tuple(taps), idx, grid)
+    return EmbeddingSpec(tuple(taps), idx, grid, aggregate)
+
+
+def box_average(f: np.ndarray, k: int) -> np.ndarray:
+    """Mean over each k×k neighbourhood of (B, C, h, w), edges replicated (same shape, float32).
+
+    This is PatchCore's "local neighbourhood aggregation": each position then describes a patch,
+    so a feature is steadier under small shifts and a defect spanning a few cells stands out more.
+    """
+    if k <= 1:
+        return f
+    r = k // 2
+    p = np.pad(f.astype(np.float32, copy=False), ((0, 0), (0, 0), (r, r), (r, r)), mode="edge")
+    h, w = f.shape[2:]
+    rows = sum(p[:, :, i:i + h, :] for i in range(k))
+    return sum(rows[:, :, :, j:j + w] for j in range(k)) / np.float32(k * k)
 
 
 def embed(outputs: dict[str, np.ndarray], spec: EmbeddingSpec) -> np.ndarray:
     """Tap outputs {name: (B, C, h, w)} → embedding (B, d, P) float32 on the finest grid.
 
-    Coarser taps are upsampled by nearest-neighbour repetition, which is what PaDiM does.
+    Coarser taps are upsampled by nearest-neighbour repetition, which is what PaDiM does. With
+    ``spec.aggregate`` = k > 1, each tap is first averaged over k×k neighbours at its own stride.
     """
     gh, gw = spec.grid
     parts = []
@@ -64,6 +86,7 @@ def embed(outputs: dict[str, np.ndarray], spec: EmbeddingSpec) -> np.ndarray:
             raise BundleError(f"backbone output {tap.name!r} missing (got {', '.join(outputs)})")
         f = outputs[tap.name]
         f = f[:, local] if local.size != f.shape[1] else f
+        f = box_average(f, spec.aggregate)
         fh, fw = f.shape[2:]
         ry, rx = -(-gh // fh), -(-gw // fw)
         if ry > 1 or rx > 1:

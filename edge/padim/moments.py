@@ -79,6 +79,13 @@ class Moments:
         self.s4 += other.s4
         return self
 
+    def minus(self, other: "Moments") -> "Moments":
+        """A new Moments of self without ``other`` (which must have been added into self)."""
+        if not np.array_equal(self.shift, other.shift) or other.n > self.n:
+            raise ValueError("only moments that were added into these can be subtracted")
+        return Moments(self.n - other.n, self.shift, self.s1 - other.s1, self.s2 - other.s2, self.s3 - other.s3,
+                       self.s4 - other.s4)
+
     def mean_cov(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean (P, d) and the maximum-likelihood covariance (1/n) Σ (x-μ)(x-μ)ᵀ, (P, d, d)."""
         if self.n < 1:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from . import position_free
 from .blas_threads import one_blas_thread
 from .stats import GaussianStats
+
+MODES = ("aligned", "texture")  # per-position Gaussians (PaDiM) | one position-free Gaussian (position_free.py)
 
 
 def _centred(emb: np.ndarray, stats: GaussianStats) -> np.ndarray:
@@ -30,6 +33,16 @@ def mahalanobis(emb: np.ndarray, stats: GaussianStats, precision: str = "auto",
     if scorer is not None:
         return scorer.distances(emb, threads).reshape(emb.shape[0], *stats.grid)
     return mahalanobis_bands(emb, stats)
+
+
+def distance_maps(emb: np.ndarray, stats: GaussianStats, mode: str, sample_grid: tuple[int, int],
+                  precision: str = "auto", threads: int | None = None) -> np.ndarray:
+    """Embeddings (B, d, P) → distance maps (B, *sample_grid) under the inspector's model ``mode``."""
+    if mode == "texture":
+        return position_free.distances(emb, stats).reshape(emb.shape[0], *stats.grid)
+    if mode != "aligned":
+        raise ValueError(f"unknown mode {mode!r}")
+    return mahalanobis(emb, stats, precision, threads)
 
 
 def mahalanobis_bands(emb: np.ndarray, stats: GaussianStats) -> np.ndarray:

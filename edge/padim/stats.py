@@ -34,13 +34,15 @@ class GaussianStats:
     eps: float
     shrinkage: str  # what was applied: "none" | "ledoit-wolf"
     shrink_mean: float  # mean Ledoit–Wolf intensity (0 if none)
+    position_scale: np.ndarray | None = None  # (P,) float32: position-free distances are divided by it
 
     def __post_init__(self):
         if len(self.grid) != 2 or min(self.grid) < 1:
             raise BundleError(f"statistics grid {self.grid} is not two positive sizes")
         p = self.grid[0] * self.grid[1]
         d = self.channel_idx.size
-        if self.mean.shape != (p, d) or self.factor.shape != (p, d, d):
+        # a factor per position, or one shared by all positions (position-free statistics)
+        if self.mean.shape != (p, d) or self.factor.shape not in ((p, d, d), (1, d, d)):
             raise BundleError(f"statistics shapes disagree: mean {self.mean.shape}, factor {self.factor.shape}, "
                               f"grid {self.grid}, d={d}")
         for name in ("mean", "factor"):
@@ -81,7 +83,8 @@ class GaussianStats:
         fac = {"factor": self.factor} if factor_format == "dense" else {"factor_packed": pack_lower(self.factor)}
         np.savez(path, mean=self.mean, **fac, factor_format=np.array(factor_format), channel_idx=self.channel_idx,
                  grid=np.array(self.grid, dtype=np.int64), n=np.array(self.n), eps=np.array(self.eps),
-                 shrinkage=np.array(self.shrinkage), shrink_mean=np.array(self.shrink_mean))
+                 shrinkage=np.array(self.shrinkage), shrink_mean=np.array(self.shrink_mean),
+                 **({} if self.position_scale is None else {"position_scale": self.position_scale}))
 
     @classmethod
     def load(cls, path: Path) -> "GaussianStats":
@@ -99,20 +102,39 @@ class GaussianStats:
                                       hint="this statistics file is newer than this edge-inspect; upgrade it")
                 return cls(mean=z["mean"], factor=factor, channel_idx=idx,
                            grid=tuple(int(v) for v in z["grid"]), n=int(z["n"]), eps=float(z["eps"]),
-                           shrinkage=str(z["shrinkage"]), shrink_mean=float(z["shrink_mean"]))
+                           shrinkage=str(z["shrinkage"]), shrink_mean=float(z["shrink_mean"]),
+                           position_scale=z["position_scale"] if "position_scale" in z.files else None)
         except (KeyError, ValueError, OSError) as e:
             raise BundleError(f"{path}: not a valid statistics file ({e})") from None
 
 
 def gaussian_from_moments(m: Moments, channel_idx: np.ndarray, grid: tuple[int, int], eps: float = 0.01,
-                          shrinkage: str = "auto", chunk: int = FINALISE_CHUNK) -> GaussianStats:
+                          shrinkage: str = "none", chunk: int = FINALISE_CHUNK) -> GaussianStats:
     """Σ_p = (shrunk) sample covariance + eps·I, as in the PaDiM paper; factor L_p = chol(Σ_p)⁻¹.
 
-    ``auto`` applies Ledoit–Wolf when there are fewer images than dimensions (n ≤ d), where the
-    sample covariance is singular and eps alone gives over-confident, noisy maps.
+    ``auto`` applies Ledoit–Wolf when there are fewer images than dimensions (n ≤ d). The default is
+    ``none`` (eps·I alone), which separated good from defective parts better on real photographs.
     Works through ``chunk`` positions at a time: the float64 temporaries (covariance, Cholesky,
     inverse) stay a few MB, so the only large allocation is the float32 result.
     """
+    return _finalise(m, channel_idx, grid, eps, shrinkage, chunk, leave_one_out=False)[0]
+
+
+def leave_one_out_base(m: Moments, channel_idx: np.ndarray, grid: tuple[int, int], eps: float = 0.01,
+                       shrinkage: str = "none", chunk: int = FINALISE_CHUNK) -> tuple[GaussianStats, np.ndarray]:
+    """The Gaussian that leave-one-out scoring starts from (see padim/crossfit.py).
+
+    Removing image x from n gives the covariance B − c·u uᵀ with u = x − μ, where
+    B = S/(n−2) + eps·I (S the scatter of all n) and c = n/((n−1)(n−2)). Returns (B's Gaussian with
+    the all-image mean, c per position). With Ledoit–Wolf, the intensity ρ is held at its all-image
+    value (B and c are scaled by 1−ρ), an approximation; without shrinkage the identity is exact.
+    """
+    if m.n < 3:
+        raise DataError(f"leave-one-out needs at least 3 images, got {m.n}")
+    return _finalise(m, channel_idx, grid, eps, shrinkage, chunk, leave_one_out=True)
+
+
+def _finalise(m: Moments, channel_idx, grid, eps, shrinkage, chunk, leave_one_out: bool):
     if shrinkage not in SHRINKAGES:
         raise ValueError(shrinkage)
     if m.n < 1:
@@ -125,17 +147,22 @@ def gaussian_from_moments(m: Moments, channel_idx: np.ndarray, grid: tuple[int, 
     with one_blas_thread():
         for a in range(0, p, chunk):
             _finalise_chunk(m.positions(slice(a, a + chunk)), m.n, eps, use_lw, mean[a:a + chunk],
-                            factor[a:a + chunk], shrink[a:a + chunk])
-    return GaussianStats(mean, factor, channel_idx.astype(np.int64), grid, m.n, float(eps),
-                         "ledoit-wolf" if use_lw else "none", float(shrink.mean()) if use_lw else 0.0)
+                            factor[a:a + chunk], shrink[a:a + chunk], leave_one_out)
+    stats = GaussianStats(mean, factor, channel_idx.astype(np.int64), grid, m.n, float(eps),
+                          "ledoit-wolf" if use_lw else "none", float(shrink.mean()) if use_lw else 0.0)
+    n = m.n
+    c = (1.0 - shrink) * n / ((n - 1) * (n - 2)) if leave_one_out else None
+    return stats, c
 
 
 def _finalise_chunk(part: Moments, n: int, eps: float, use_lw: bool, mean_out: np.ndarray, factor_out: np.ndarray,
-                    shrink_out: np.ndarray) -> None:
-    mu, cov = part.mean_cov()  # maximum likelihood
+                    shrink_out: np.ndarray, leave_one_out: bool = False) -> None:
+    mu, cov = part.mean_cov()  # maximum likelihood: S/n
     if use_lw:
         cov, shrink_out[...] = ledoit_wolf(cov, part.sum_fourth_centered(), n)
-    if n > 1:
+    if leave_one_out:
+        cov *= n / (n - 2)  # S/(n−2): the unbiased scatter of n−1 images, before the rank-one downdate
+    elif n > 1:
         cov *= n / (n - 1)  # unbiased, as the paper's reference does
     cov += eps * np.eye(cov.shape[-1])
     mean_out[...] = mu

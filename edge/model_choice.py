@@ -1,0 +1,144 @@
+"""The second pass of `fit`: held-out scores of the good images under each candidate model, and the choice.
+
+For each candidate (``aligned``: per-position Gaussians; ``texture``: one position-free Gaussian),
+every cross-fitted good image is scored by statistics that never saw it (padim/crossfit.py). When
+`fit` chooses (``--mode auto``), each of those images also gets one generic synthetic defect
+(synthetic_defects.py), scored by the same held-out statistics. The candidate that separates the
+synthetic defects from the held-out good images best (mean of image and pixel AUROC) is chosen;
+within 0.01, ``aligned`` (the paper's PaDiM) is kept. Only good images are used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .metrics import auroc
+from .padim.crossfit import FoldMoments, LeaveOneOut
+from .padim.score import full_res_map, image_score
+from .synthetic_defects import plant
+
+TIE = 0.01  # choices closer than this keep the aligned model
+MAP_SIDE = 64  # synthetic maps are reduced to this for the pixel AUROC (bounded memory)
+
+
+@dataclass(frozen=True)
+class CandidateResult:
+    """One candidate model's cross-fitted evidence."""
+
+    mode: str
+    good_scores: tuple[float, ...]  # held-out image scores of the good images
+    good_pixel_q999: tuple[float, ...]
+    synthetic_image_auroc: float | None = None
+    synthetic_pixel_auroc: float | None = None
+
+    @property
+    def merit(self) -> float:
+        vals = [v for v in (self.synthetic_image_auroc, self.synthetic_pixel_auroc) if v is not None]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    def to_dict(self) -> dict:
+        return {"synthetic_image_auroc": self.synthetic_image_auroc,
+                "synthetic_pixel_auroc": self.synthetic_pixel_auroc, "n_held_out": len(self.good_scores)}
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    mode: str
+    reason: str
+    candidates: dict[str, CandidateResult] = field(default_factory=dict)
+
+    @property
+    def chosen(self) -> CandidateResult:
+        return self.candidates[self.mode]
+
+    def to_dict(self) -> dict:
+        return {"mode": self.mode, "reason": self.reason,
+                "candidates": {k: v.to_dict() for k, v in self.candidates.items()}}
+
+
+class _Collector:
+    def __init__(self, mode: str):
+        self.mode = mode
+        self.good, self.good_px, self.syn = [], [], []
+        self.syn_maps, self.syn_masks, self.good_maps = [], [], []
+
+    def add_good(self, amap: np.ndarray, keep_map: bool, inside: np.ndarray | None = None) -> None:
+        self.good.append(image_score(amap))
+        self.good_px.append(float(np.quantile(amap if inside is None else amap[inside], 0.999)))
+        if keep_map:
+            self.good_maps.append(cv2.resize(amap, (MAP_SIDE, MAP_SIDE), interpolation=cv2.INTER_AREA))
+
+    def add_synthetic(self, amap: np.ndarray, mask: np.ndarray) -> None:
+        self.syn.append(image_score(amap))
+        self.syn_maps.append(cv2.resize(amap, (MAP_SIDE, MAP_SIDE), interpolation=cv2.INTER_AREA))
+        self.syn_masks.append(cv2.resize(mask.astype(np.uint8), (MAP_SIDE, MAP_SIDE),
+                                         interpolation=cv2.INTER_NEAREST).astype(bool))
+
+    def result(self) -> CandidateResult:
+        img_auc = px_auc = None
+        if self.syn:
+            img_auc = auroc(np.r_[self.good, self.syn], np.r_[np.zeros(len(self.good)), np.ones(len(self.syn))])
+            px = np.concatenate([m.ravel() for m in self.syn_maps + self.good_maps])
+            lab = np.concatenate([m.ravel() for m in self.syn_masks] + [np.zeros(m.size, bool) for m in self.good_maps])
+            px_auc = auroc(px, lab) if lab.any() else None
+        return CandidateResult(self.mode, tuple(self.good), tuple(self.good_px), img_auc, px_auc)
+
+
+def cross_fit(streamer, paths, index: dict, infer_samples, aligned: LeaveOneOut | None, folds: FoldMoments | None,
+              channel_idx: np.ndarray, eps: float, shrinkage: str, rows_per_image: int, sample_grid: tuple[int, int],
+              sigma: float, synthetic: bool, seed: int = 0, roi=None) -> dict[str, CandidateResult]:
+    """Score ``paths`` (good images already in the moments) with held-out statistics of each candidate.
+
+    ``infer_samples(images) -> samples`` runs images through the backbone into what the statistics
+    see (tiles included); ``streamer.tiling.stitch`` turns distance grids back into one map per image.
+    """
+    rng = np.random.default_rng(seed + 7)
+    cols = {m: _Collector(m) for m, on in (("aligned", aligned is not None), ("texture", folds is not None)) if on}
+    donor = None
+    r = rows_per_image
+
+    def grids(mode, emb, img_paths, emb_src=None):
+        if mode == "aligned":
+            g = aligned.own(emb) if emb_src is None else aligned.other(emb, emb_src)
+        else:
+            g = np.concatenate([folds.distances(folds.fold_of(index[p]), emb[j * r:(j + 1) * r], channel_idx, eps)
+                                for j, p in enumerate(img_paths)])
+        return streamer.tiling.stitch(g.reshape(emb.shape[0], *sample_grid))
+
+    for batch_paths, imgs, emb in streamer.run(paths, record_errors=False):  # reported in pass 1
+        for mode, col in cols.items():
+            for img, g in zip(imgs, grids(mode, emb, batch_paths)):
+                inside = roi.inside(img.shape[:2]) if roi is not None else None
+                col.add_good(full_res_map(g, img.shape[:2], sigma, inside), keep_map=synthetic, inside=inside)
+        if not synthetic:
+            continue
+        planted = []
+        for j, img in enumerate(imgs):
+            other = imgs[(j + 1) % len(imgs)] if len(imgs) > 1 else (donor if donor is not None else img)
+            planted.append(plant(img, other, rng))
+        donor = imgs[-1]
+        emb_syn = infer_samples([p[0] for p in planted])
+        for mode, col in cols.items():
+            for (img, mask, _), g in zip(planted, grids(mode, emb_syn, batch_paths, emb_src=emb)):
+                inside = roi.inside(img.shape[:2]) if roi is not None else None
+                col.add_synthetic(full_res_map(g, img.shape[:2], sigma, inside),
+                                  mask if inside is None else mask & inside)
+    return {m: c.result() for m, c in cols.items()}
+
+
+def choose(results: dict[str, CandidateResult], forced: str | None = None) -> ModelChoice:
+    """Pick the mode; ``forced`` (the user's --mode) wins, and the evidence is still recorded."""
+    if forced is not None:
+        return ModelChoice(forced, f"--mode {forced} given", results)
+    a, t = results["aligned"], results["texture"]
+
+    def fmt(c):
+        return f"{c.mode} {c.synthetic_image_auroc:.3f} / {c.synthetic_pixel_auroc:.3f}"
+
+    what = f"(synthetic defects in held-out good images, image / pixel AUROC: {fmt(a)}; {fmt(t)})"
+    if not np.isfinite(t.merit) or t.merit <= a.merit + TIE:
+        return ModelChoice("aligned", f"per-position statistics find defects as well or better {what}", results)
+    return ModelChoice("texture", f"position-free statistics find defects better {what}", results)

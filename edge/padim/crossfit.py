@@ -1,0 +1,98 @@
+"""Held-out scores for every good image, from the additive moments (cross-fitting).
+
+A threshold set from good images needs their scores as *new* parts would get them: from statistics
+that never saw them. The moments are sums, so "all images but these" is the total minus theirs.
+
+* **Per-position (aligned) statistics: leave-one-out in closed form.** Refitting without image x
+  moves the mean to μ₋ = μ − u/(n−1) and the covariance to B − c·u uᵀ (u = x − μ, B and c from
+  :func:`~edge.padim.stats.leave_one_out_base`). Sherman–Morrison then gives x's held-out distance
+  from one factor of B: m₋² = a²·q/(1 − c·q) with q = |L_B u|² and a = n/(n−1). So all N images get
+  the score a refit on the other N−1 would give (to float tolerance; tests compare against refits),
+  with one extra finalisation and no fold moments: memory stays one set of P·d² sums.
+* **Position-free (texture) statistics: K folds.** The covariance is one (d, d) matrix, so the
+  sums of K folds cost K·(P·d + d²) and the fold held-out Gaussian (total − fold) is cheap to finalise.
+
+Held-out statistics come from N−1 images (aligned) or N·(K−1)/K (texture) rather than N, so the
+scores run a little higher than those of the final fit: a small, conservative bias.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .moments import Moments
+from .position_free import PooledMoments, gaussian_from_pooled
+from .position_free import distances as position_free_distances
+from .score import _centred, mahalanobis
+from .stats import GaussianStats, leave_one_out_base
+
+MIN_DENOMINATOR = 1e-9  # 1 − c·q > 0 in exact arithmetic (the downdated covariance is positive definite)
+
+
+class LeaveOneOut:
+    """Leave-one-out distances from one set of per-position moments (see module doc)."""
+
+    def __init__(self, total: Moments, channel_idx: np.ndarray, grid: tuple[int, int], eps: float,
+                 shrinkage: str = "none"):
+        self.n = total.n
+        self.base, c = leave_one_out_base(total, channel_idx, grid, eps, shrinkage)
+        self.c = c.astype(np.float64)  # (P,)
+        self.a = self.n / (self.n - 1)
+
+    def own(self, emb: np.ndarray) -> np.ndarray:
+        """Held-out distance maps (B, gh, gw) of images whose embeddings ``emb`` are in the moments."""
+        # fp32 factors: 1 − c·q can be small when n ≤ d, and fp16's ~1e-4 would show in it
+        q = mahalanobis(emb, self.base, "fp32").astype(np.float64) ** 2
+        c = self.c.reshape(self.base.grid)
+        den = np.maximum(1.0 - c * q, MIN_DENOMINATOR)
+        return np.sqrt(self.a ** 2 * q / den).astype(np.float32)
+
+    def other(self, emb_y: np.ndarray, emb_x: np.ndarray) -> np.ndarray:
+        """Distance maps of new vectors y scored by the statistics without image x (pairwise, (B, gh, gw))."""
+        rows = self.base.block_rows
+        zu = rows.apply(_centred(emb_x, self.base)).astype(np.float64)  # L_B u, (P, d, B)
+        zy = rows.apply(_centred(emb_y, self.base)).astype(np.float64)  # L_B (y − μ)
+        zv = zy + zu / (self.n - 1)  # L_B (y − μ₋)
+        q = np.einsum("pdb,pdb->pb", zu, zu)
+        cross = np.einsum("pdb,pdb->pb", zu, zv)
+        c = self.c[:, None]
+        den = np.maximum(1.0 - c * q, MIN_DENOMINATOR)
+        m2 = np.einsum("pdb,pdb->pb", zv, zv) + c * cross ** 2 / den
+        return np.sqrt(m2).T.reshape(emb_x.shape[0], *self.base.grid).astype(np.float32)
+
+
+class FoldMoments:
+    """Position-free sums kept per fold (image i goes to fold i mod K); K·(P·d + d²) floats."""
+
+    def __init__(self, folds: int, grid: tuple[int, int]):
+        self.k, self.grid = folds, tuple(grid)
+        self.parts: list[PooledMoments | None] = [None] * folds
+        self._held_out: dict[int, GaussianStats] = {}
+
+    def fold_of(self, index: int) -> int:
+        return index % self.k
+
+    def add(self, fold: int, emb: np.ndarray) -> None:
+        if self.parts[fold] is None:
+            ref = next((p.shift for p in self.parts if p is not None), None)
+            self.parts[fold] = PooledMoments.empty(ref if ref is not None else emb.mean(axis=0).T.astype(np.float64))
+        self.parts[fold].add(emb)
+
+    def total(self) -> PooledMoments:
+        parts = [p for p in self.parts if p is not None]
+        out = parts[0].copy()
+        for p in parts[1:]:
+            out.merge(p)
+        return out
+
+    def held_out(self, fold: int, channel_idx: np.ndarray, eps: float) -> GaussianStats:
+        """The Gaussian of every fold but ``fold`` (finalised once, then kept)."""
+        if fold not in self._held_out:
+            rest = self.total()
+            if self.parts[fold] is not None:
+                rest = rest.minus(self.parts[fold])
+            self._held_out[fold] = gaussian_from_pooled(rest, channel_idx, self.grid, eps)
+        return self._held_out[fold]
+
+    def distances(self, fold: int, emb: np.ndarray, channel_idx: np.ndarray, eps: float) -> np.ndarray:
+        return position_free_distances(emb, self.held_out(fold, channel_idx, eps))

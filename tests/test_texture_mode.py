@@ -1,0 +1,117 @@
+"""Texture (position-free) mode, the automatic choice, and what `fit` says about its threshold."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edge.cli import cli
+from edge.fitting import FitOptions, fit_inspector
+from edge.inspector import Inspector
+from edge.metrics import auroc
+
+
+def _texture_crops(seed: int, n: int, size: int = 64) -> list[np.ndarray]:
+    """Crops of one woven-looking texture at random positions and any rotation (an unaligned surface)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:256, 0:256].astype(np.float32)
+    big = 128 + 50 * np.sin(xx / 3.0) * np.sin(yy / 5.0) + rng.normal(0, 8, (256, 256))
+    big = cv2.GaussianBlur(big.astype(np.float32), (0, 0), 1.0)
+    out = []
+    for _ in range(n):
+        m = cv2.getRotationMatrix2D((128, 128), float(rng.uniform(0, 360)), 1.0)
+        rot = cv2.warpAffine(big, m, (256, 256), borderMode=cv2.BORDER_REFLECT)
+        y, x = rng.integers(40, 256 - size - 40, 2)
+        out.append(cv2.cvtColor(np.clip(rot[y:y + size, x:x + size], 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR))
+    return out
+
+
+@pytest.fixture(scope="module")
+def surface(tmp_path_factory) -> tuple[list[Path], list[np.ndarray], list[np.ndarray]]:
+    root = tmp_path_factory.mktemp("surface")
+    train = []
+    for i, im in enumerate(_texture_crops(0, 8)):
+        train.append(root / f"good{i:02d}.png")
+        cv2.imwrite(str(train[-1]), im)
+    rng = np.random.default_rng(3)
+    bad = []
+    for im in _texture_crops(2, 6):
+        im = im.copy()
+        cv2.circle(im, tuple(int(v) for v in rng.integers(20, 44, 2)), 7, (90, 90, 90), -1)
+        bad.append(im)
+    return train, _texture_crops(1, 6), bad
+
+
+def test_texture_mode_finds_defects_on_a_shifted_rotated_texture_where_per_position_cannot(
+        tmp_path, tiny_bundle, surface):
+    train, good, bad = surface
+    auc = {}
+    for mode in ("aligned", "texture"):
+        fit_inspector(train, tmp_path / mode, tiny_bundle, FitOptions(d=20, mode=mode, aggregate=1, batch_size=4))
+        insp = Inspector.load(tmp_path / mode)
+        assert insp.mode == mode
+        scores = [r.raw_score for r in insp.inspect(good + bad)]
+        auc[mode] = auroc(scores, [0] * len(good) + [1] * len(bad))
+    # each position sees 8 crops at random shifts and angles: per-position Gaussians learn nothing
+    assert auc["aligned"] < 0.65 and auc["texture"] >= auc["aligned"] + 0.2, auc
+
+
+def _fit(*args):
+    return CliRunner().invoke(cli, ["fit", *map(str, args)], catch_exceptions=False)
+
+
+def test_the_choice_is_recorded_and_printed_and_mode_overrides_it(tmp_path, tiny_bundle, tiny_category):
+    good = tiny_category / "train" / "good"
+    r = _fit("--good", good, "--backbone", tiny_bundle, "--out", tmp_path / "auto", "-d", 12)
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "auto" / "manifest.json").read_text())
+    cal = json.loads((tmp_path / "auto" / "calibration.json").read_text())
+    chosen = m["padim"]["mode"]
+    assert chosen in ("aligned", "texture") and m["padim"]["choice"]["asked"] == "auto"
+    assert m["padim"]["choice"]["reason"] in r.output and f"model: {chosen}" in r.output
+    cands = cal["model_choice"]["candidates"]
+    assert set(cands) == {"aligned", "texture"}
+    assert all(0 <= c["synthetic_image_auroc"] <= 1 and c["n_held_out"] == 16 for c in cands.values())
+    other = "texture" if chosen == "aligned" else "aligned"
+    r = _fit("--good", good, "--backbone", tiny_bundle, "--out", tmp_path / "forced", "-d", 12, "--mode", other)
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "forced" / "manifest.json").read_text())
+    assert m["padim"]["mode"] == other and m["padim"]["choice"]["reason"] == f"--mode {other} given"
+    assert Inspector.load(tmp_path / "forced").mode == other
+
+
+def test_fit_on_few_images_prints_the_expected_frr_and_warns(tmp_path, tiny_bundle, tiny_category):
+    few = tmp_path / "few"
+    few.mkdir()
+    for p in sorted((tiny_category / "train" / "good").glob("*.png"))[:10]:
+        shutil.copy(p, few / p.name)
+    r = _fit("--good", few, "--backbone", tiny_bundle, "--out", tmp_path / "i", "-d", 12, "--target-frr", 0.01)
+    assert r.exit_code == 0, r.output
+    e = json.loads((tmp_path / "i" / "calibration.json").read_text())["expected_frr"]
+    assert e["target"] == 0.01 and e["low"] <= e["value"] <= e["high"] and e["n"] == 10
+    assert f"expected false-reject rate {e['value']:.1%} (90% interval {e['low']:.1%}..{e['high']:.1%}" in r.output
+    assert "too few for a 1.0% false-reject target" in r.output
+
+
+def test_update_keeps_the_texture_model(tmp_path, tiny_bundle, tiny_category):
+    good = sorted((tiny_category / "train" / "good").glob("*.png"))
+    fit_inspector(good[:10], tmp_path / "i", tiny_bundle, FitOptions(d=12, mode="texture", batch_size=4))
+    before = json.loads((tmp_path / "i" / "calibration.json").read_text())
+    new = tmp_path / "new"
+    new.mkdir()
+    for p in good[10:]:
+        shutil.copy(p, new / p.name)
+    r = _fit("--good", new, "--out", tmp_path / "i", "--update")
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "i" / "manifest.json").read_text())
+    after = json.loads((tmp_path / "i" / "calibration.json").read_text())
+    assert m["padim"]["mode"] == "texture" and m["padim"]["n_images"] == 16
+    assert after["good_scores"]["n"] == before["good_scores"]["n"] + 6 and after["target_frr"] == 0.01
+    insp = Inspector.load(tmp_path / "i")
+    assert insp.mode == "texture" and insp.stats.factor.shape == (1, 12, 12)  # one shared covariance

@@ -181,11 +181,12 @@ def inspector_details(inspector: Inspector) -> dict:
     t = p.get("tiling") or {}
     cal = inspector.calibration
     out = {"id": inspector.id, "backbone": b.get("name"), "input": b.get("input"),
-           "fitted_with": b.get("fitted_with"), "d": p.get("d"), "mode": p.get("mode", "per-position"),
+           "fitted_with": b.get("fitted_with"), "d": p.get("d"), "mode": p.get("mode", "aligned"),
+           "aggregate": p.get("aggregate"),
            "tiles": f"{t.get('rows', 1)}x{t.get('cols', 1)} {t.get('mode', 'per-tile')}" if t else None,
            "n_images": p.get("n_images"), "shrinkage": p.get("shrinkage_applied"), "eps": p.get("eps"),
-           "threshold_method": cal.method, "quantile": cal.details.get("quantile"),
-           "margin": cal.details.get("margin")}
+           "threshold_method": cal.method, "target_frr": cal.details.get("target_frr"),
+           "quantile": cal.details.get("quantile"), "margin": cal.details.get("margin")}
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -214,10 +215,9 @@ def at_threshold(pred: np.ndarray, labels: np.ndarray, expected: dict | None) ->
     good, bad = ~labels, labels
     frr = float(pred[good].mean()) if good.any() else None
     out = {"false_reject_rate": frr, "recall": float(pred[bad].mean()) if bad.any() else None,
-           "n_good": int(good.sum()), "n_defect": int(bad.sum()), "expected_frr": expected}
-    if expected and frr is not None:
+           "n_good": int(good.sum()), "n_defect": int(bad.sum())}
+    if isinstance(expected, dict) and frr is not None:  # expected itself is under metrics["threshold"]
         k, n = int(pred[good].sum()), int(good.sum())
-        out["within_expected"] = bool(expected["low"] <= frr <= expected["high"])
         out["consistent_with_expected"] = bool(_binom_cdf(k, n, expected["high"]) >= 0.05
                                                and 1.0 - _binom_cdf(k - 1, n, expected["low"]) >= 0.05)
     return out
@@ -256,7 +256,7 @@ def evaluate(category: str | Path, inspector: ModelStage, out: str | Path, batch
         "pro": pro_auc(ss.maps, ss.masks, 0.3) if has_masks else None,
         "threshold": _threshold_block(inspector),
         "f1": f1, "macro_f1": macro,
-        "at_threshold": at_threshold(pred, y, inspector.calibration.details.get("expected_frr")),
+        "at_threshold": at_threshold(pred, y, expected),
         "confusion": confusion(pred, y),
         "per_kind": per_kind,
         "inspector_details": inspector_details(inspector) if isinstance(inspector, Inspector)

@@ -134,7 +134,8 @@ def test_fit_update_adds_images_without_old_ones(tmp_path, tiny_inspector, tiny_
     assert cal["good_scores"]["n"] == cal0["good_scores"]["n"] + 4 and cal["updates"] == 1
 
 
-def test_update_equals_fitting_everything_at_once(tmp_path, tiny_bundle, tiny_category):
+@pytest.mark.parametrize("mode", ["aligned", "texture"])
+def test_update_equals_fitting_everything_at_once(tmp_path, tiny_bundle, tiny_category, mode):
     """Streaming + --update gives the same statistics as one fit over all the images."""
     from edge.padim.stats import GaussianStats
 
@@ -148,9 +149,10 @@ def test_update_equals_fitting_everything_at_once(tmp_path, tiny_bundle, tiny_ca
     rest.mkdir()
     for p in train[10:]:
         (rest / p.name).write_bytes(p.read_bytes())
-    run("fit", "--good", part, "--backbone", tiny_bundle, "--out", a, "-d", 20)
+    run("fit", "--good", part, "--backbone", tiny_bundle, "--out", a, "-d", 20, "--mode", mode)
     run("fit", "--good", rest, "--out", a, "--update")
-    run("fit", "--good", tiny_category / "train" / "good", "--backbone", tiny_bundle, "--out", b, "-d", 20)
+    run("fit", "--good", tiny_category / "train" / "good", "--backbone", tiny_bundle, "--out", b, "-d", 20,
+        "--mode", mode)
     sa, sb = GaussianStats.load(a / "stats.npz"), GaussianStats.load(b / "stats.npz")
     assert sa.n == sb.n == 16
     np.testing.assert_allclose(sa.mean, sb.mean, atol=1e-4)

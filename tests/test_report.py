@@ -115,7 +115,7 @@ def test_report_shows_inspector_curves_histograms_and_gallery(evaluated):
     html = (evaluated / "report.html").read_text(encoding="utf-8")
     m = json.loads((evaluated / "metrics.json").read_text())
     d = m["inspector_details"]
-    assert d["d"] == 20 and d["n_images"] == 16 and d["threshold_method"] == "good-holdout"
+    assert d["d"] == 20 and d["n_images"] == 16 and d["threshold_method"] == "good-crossfit"
     assert "embedding size d</dt><dd>20" in html and "good images (N)</dt><dd>16" in html
     for caption in ("input", "heat map", "predicted mask", "ground truth"):
         assert caption in html

@@ -462,7 +462,7 @@ def _print_metrics(m: dict, out: Path) -> None:
     if t.get("false_reject_rate") is not None or t.get("recall") is not None:
         line = (f"at the inspector's threshold: good parts rejected {f(t['false_reject_rate'])} "
                 f"(of {t['n_good']}), defects caught {f(t['recall'])} (of {t['n_defect']})")
-        e = t.get("expected_frr")
+        e = (m.get("threshold") or {}).get("expected_frr")
         if e:
             verdict = "consistent with" if t.get("consistent_with_expected") else "NOT consistent with"
             line += (f"; fit expected {e['value']:.3f} ({e['low']:.3f}..{e['high']:.3f}): the count is {verdict} "

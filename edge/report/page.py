@@ -174,12 +174,29 @@ def _threshold(metrics: dict, prefix: str) -> str:
                     f"{m(p + 'expected_frr.high', e['high'], 'pct')})")
         if e.get("target") is not None:
             txt += f", target {m(p + 'expected_frr.target', e['target'], 'pct')}"
+        if e.get("n") is not None:
+            txt += f"; from {m(p + 'expected_frr.n', e['n'], 'int')} good images scored by statistics that never saw them"
+            if e.get("observed_held_out") is not None:
+                txt += (f", {m(p + 'expected_frr.observed_held_out', e['observed_held_out'], 'pct')} of them at or "
+                        "above the threshold")
         items.append(("false rejects fit expected", txt))
     good = metrics.get("per_kind", {}).get("good", {})
-    if "false_reject_rate" in good:
+    a = metrics.get("at_threshold") or {}
+    q = prefix + "at_threshold."
+    if a.get("false_reject_rate") is not None:
+        txt = (m(q + "false_reject_rate", a["false_reject_rate"], "pct") + " of "
+               + m(q + "n_good", a["n_good"], "int") + " good test images")
+        if "consistent_with_expected" in a:
+            txt += " (" + ("consistent with" if a["consistent_with_expected"] else "NOT consistent with") + \
+                " what fit expected, given so few images)"
+        items.append(("false rejects measured here", txt))
+    elif "false_reject_rate" in good:
         items.append(("false rejects measured here",
                       m(f"{prefix}per_kind.good.false_reject_rate", good["false_reject_rate"], "pct")
                       + f" of {good.get('n', '?')} good test images"))
+    if a.get("recall") is not None:
+        items.append(("defects caught at this threshold", m(q + "recall", a["recall"], "pct") + " of "
+                      + m(q + "n_defect", a["n_defect"], "int") + " defective test images"))
     return "<dl>" + "".join(f"<dt>{a}</dt><dd>{b}</dd>" for a, b in filter(None, items)) + "</dl>"
 
 

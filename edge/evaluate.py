@@ -244,6 +244,7 @@ def evaluate(category: str | Path, inspector: ModelStage, out: str | Path, batch
     pix_scores, pix_labels = ss.pixels()
     kind_arr = np.asarray(kinds)
     per_kind = {k: _kind_block(k, s[kind_arr == k], pred[kind_arr == k], thr) for k in sorted(set(kinds))}
+    threshold = _threshold_block(inspector)
     metrics = {
         "category": str(Path(category)),
         "inspector": inspector.id,
@@ -254,9 +255,9 @@ def evaluate(category: str | Path, inspector: ModelStage, out: str | Path, batch
         "pixel_auroc": auroc(pix_scores, pix_labels) if has_masks else None,
         "pixel_ap": average_precision(*ss.pixels(PIXEL_SAMPLE)) if has_masks else None,
         "pro": pro_auc(ss.maps, ss.masks, 0.3) if has_masks else None,
-        "threshold": _threshold_block(inspector),
+        "threshold": threshold,
         "f1": f1, "macro_f1": macro,
-        "at_threshold": at_threshold(pred, y, expected),
+        "at_threshold": at_threshold(pred, y, threshold.get("expected_frr") if isinstance(threshold, dict) else None),
         "confusion": confusion(pred, y),
         "per_kind": per_kind,
         "inspector_details": inspector_details(inspector) if isinstance(inspector, Inspector)

@@ -140,3 +140,13 @@ def test_ng_mask_keeps_small_peak():
     assert not anomaly_mask(amap, 5.0, open_radius=2).any()
     kept = anomaly_mask(amap, 5.0, open_radius=2, keep_peak=True)
     assert kept[20, 20] == 255 and kept.sum() == 255
+
+
+def test_aggregation_is_the_mean_of_each_3x3_neighbourhood_with_edges_replicated():
+    from edge.padim.embed import box_average
+
+    f = np.random.default_rng(5).normal(size=(2, 3, 6, 5)).astype(np.float32)
+    p = np.pad(f, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+    direct = sum(p[:, :, i:i + 6, j:j + 5] for i in range(3) for j in range(3)) / 9
+    np.testing.assert_allclose(box_average(f, 3), direct, rtol=1e-5, atol=1e-6)
+    assert box_average(f, 1) is f

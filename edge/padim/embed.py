@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from ..bundle import Tap
@@ -61,14 +62,16 @@ def box_average(f: np.ndarray, k: int) -> np.ndarray:
 
     This is PatchCore's "local neighbourhood aggregation": each position then describes a patch,
     so a feature is steadier under small shifts and a defect spanning a few cells stands out more.
+    OpenCV's box filter per channel image: ~10x faster than numpy slices on the scoring path.
     """
     if k <= 1:
         return f
-    r = k // 2
-    p = np.pad(f.astype(np.float32, copy=False), ((0, 0), (0, 0), (r, r), (r, r)), mode="edge")
-    h, w = f.shape[2:]
-    rows = sum(p[:, :, i:i + h, :] for i in range(k))
-    return sum(rows[:, :, :, j:j + w] for j in range(k)) / np.float32(k * k)
+    src = np.ascontiguousarray(f, dtype=np.float32)
+    out = np.empty_like(src)
+    flat_in, flat_out = src.reshape(-1, *src.shape[2:]), out.reshape(-1, *src.shape[2:])
+    for i in range(flat_in.shape[0]):
+        cv2.blur(flat_in[i], (k, k), dst=flat_out[i], borderType=cv2.BORDER_REPLICATE)
+    return out
 
 
 def embed(outputs: dict[str, np.ndarray], spec: EmbeddingSpec) -> np.ndarray:

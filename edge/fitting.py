@@ -41,11 +41,13 @@ from .padim.moments import Moments
 from .padim.score import MODES, distance_maps, full_res_map, image_score
 from .padim.stats import GaussianStats, gaussian_from_moments
 from .padim.tiling import Tiling
+from .precision import choose_inference_precision
 from .roi import ROI_FILE, Roi
 from .threshold import ExpectedFRR, frr_threshold
 
 Progress = Callable[[int], None]
 FIT_MODES = ("auto",) + MODES
+PARITY_IMAGES = 32  # held-out good images the reduced-precision check scores twice (precision.py)
 MAX_CROSSFIT = 200  # good images scored held-out in pass 2; more add little to a threshold and cost time
 DEFAULT_AGGREGATE = 3
 GOOD_ONLY_METHODS = ("good-crossfit", "good-holdout")  # good-holdout: inspectors fitted before cross-fitting
@@ -91,6 +93,7 @@ class FitReport:
     choice: ModelChoice | None = None
     expected_frr: ExpectedFRR | None = None
     runtime: str = ""  # which backend ran and why
+    inference: str = ""  # the inference precision chosen, and why (precision.py)
 
 
 class _Streamer:
@@ -204,7 +207,8 @@ def _calibration(scores, p999, target_frr: float, n_fit: int, extra: dict, seed:
 
 def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts: FitOptions = FitOptions(),
                   backend: str = DEFAULT_BACKEND, device: str | None = None, threads: int | None = None,
-                  progress: Progress | None = None, precision: str | None = None) -> FitReport:
+                  progress: Progress | None = None, precision: str | None = None,
+                  inference_precision: str = "fp32") -> FitReport:
     """Fit a new inspector from good images and write it atomically to ``out``.
 
     ``precision`` picks the bundle's model variant (fp32 | fp16 | int8); the statistics describe
@@ -268,8 +272,11 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
                             {"model_choice": choice.to_dict()}, opts.seed)
     _write_inspector(out, bundle.root, stats, total, cal, opts, [str(p) for p in good], streamer.errors,
                      be.variant, mode, choice, len(read))
+    # reduced precision against fp32 on (a share of) the images scored held-out above
+    inference = choose_inference_precision(out, cf_paths[:PARITY_IMAGES], inference_precision, backend, device,
+                                           threads, opts.batch_size)
     return FitReport(out, len(read), len(chosen.good_scores), streamer.errors, cal, time.perf_counter() - t0,
-                     _peak_rss_mb(), stats.shrinkage, choice, est, _runtime(be))
+                     _peak_rss_mb(), stats.shrinkage, choice, est, _runtime(be), inference)
 
 
 def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str = DEFAULT_BACKEND,

@@ -24,7 +24,7 @@ import numpy as np
 
 from .backends import DEFAULT_BACKEND, Backend, open_backend
 from .bundle import MANIFEST, Bundle, load_bundle, read_manifest, recover_dir, verify_files
-from .errors import BundleError
+from .errors import BackendError, BundleError
 from .padim import kernel
 from .padim.embed import EmbeddingSpec, embed
 from .padim.score import MODES, anomaly_mask, distance_maps, full_res_map, image_score
@@ -126,11 +126,14 @@ class Inspector:
     @classmethod
     def load(cls, root: str | Path, backend: str = DEFAULT_BACKEND, device: str | None = None,
              precision: str | None = None, threads: int | None = None, verify: bool = True,
-             open_runtime: bool = True, factor_precision: str = "auto") -> "Inspector":
+             open_runtime: bool = True, factor_precision: str = "auto",
+             inference_precision: str | dict = "auto") -> "Inspector":
         """Open an inspector directory (verifying every file's hash) and, with ``open_runtime``, its
         backbone on ``backend``/``device``. ``precision`` picks the model variant (default: the one
         the statistics were fitted on); ``factor_precision`` (auto | fp16 | fp32) how the native
-        Mahalanobis kernel stores the factors in memory."""
+        Mahalanobis kernel stores the factors in memory; ``inference_precision`` (auto | fp32 | bf16 |
+        fp16) the runtime's arithmetic: auto runs what `fit`'s parity check approved for the runtime
+        that opens (edge/precision.py), fp32 otherwise; a named one that was not approved is refused."""
         root = Path(root)
         if not root.exists():
             recover_dir(root)  # a refit killed between its two renames (where no atomic swap exists)
@@ -172,7 +175,12 @@ class Inspector:
         fitted = m.get("backbone", {}).get("fitted_with")  # "format/precision"; absent before 0.1
         if precision is None and fitted:
             precision = fitted.split("/")[-1]
-        be = open_backend(bundle, backend, device, precision, threads) if open_runtime else None
+        compute = _compute_plan(root, m, inference_precision)
+        be = open_backend(bundle, backend, device, precision, threads, compute=compute) if open_runtime else None
+        if be is not None and isinstance(inference_precision, str) and inference_precision not in ("auto", "fp32") \
+                and be.compute != inference_precision:
+            raise BackendError(f"{root}: {inference_precision} was approved for {', '.join(compute)}, but "
+                               f"{be.describe()} opened", hint="pass the --backend/--device it was measured on")
         if be is not None:
             _check_taps_are_outputs(bundle, be)
         insp = cls(root, bundle, stats, cal, post, m, be, factor_precision, threads)
@@ -257,6 +265,24 @@ def _check_taps_are_outputs(bundle: Bundle, be: Backend) -> None:
         raise BundleError(f"{bundle.root}: the manifest's taps {', '.join(missing)} are not outputs of its model "
                           f"(the model has: {', '.join(be.output_names)})",
                           hint="the manifest and the model file come from different exports; re-export the bundle")
+
+
+def _compute_plan(root: Path, m: dict, asked: str | dict) -> str | dict:
+    """What `open_backend` gets as ``compute`` for this inspector."""
+    from .precision import approved
+
+    if isinstance(asked, dict) or asked == "fp32":
+        return asked
+    ok = approved(m)
+    if asked == "auto":
+        return ok
+    mine = {k: v for k, v in ok.items() if v == asked}
+    if not mine:
+        note = (m.get("inference") or {}).get("note", "fit measured no reduced precision")
+        raise BackendError(f"{root}: {asked} inference was not approved for this inspector ({note})",
+                           hint="score with --inference-precision auto or fp32, or refit with "
+                                f"--inference-precision {asked} on the runtime that has it")
+    return mine
 
 
 def inspector_id(files: dict[str, str]) -> str:

@@ -142,7 +142,7 @@ def stage_kind(path: str | Path) -> str:
 
 def open_stage(path: str | Path, backend: str = "auto", device: str | None = None,
                precision: str | None = None, threads: int | None = None, factor_precision: str = "auto",
-               open_runtime: bool = True) -> ModelStage:
+               open_runtime: bool = True, inference_precision: str = "auto") -> ModelStage:
     """Open whatever decides on images at ``path``: an inspector directory (PaDiM) or a supervised
     bundle (classifier, segmenter, multitask). A plain backbone bundle is refused with what to do."""
     from .errors import BundleError
@@ -157,7 +157,7 @@ def open_stage(path: str | Path, backend: str = "auto", device: str | None = Non
         from .inspector import Inspector
 
         return Inspector.load(path, backend, device, precision, threads, open_runtime=open_runtime,
-                              factor_precision=factor_precision)
+                              factor_precision=factor_precision, inference_precision=inference_precision)
     if kind == "backbone":
         raise BundleError(f"{path} is a backbone bundle: it has features, not decisions",
                           hint=f"fit an inspector on it first: edge-inspect fit --good DIR --backbone {path}")

@@ -23,6 +23,7 @@ class Backend(Protocol):
     name: str
     variant: str  # which model file of the bundle runs, "format/precision" (set by open_backend)
     reason: str  # why this runtime runs: "asked for", or what `auto` saw (set by open_backend)
+    compute: str  # arithmetic inside the runtime: fp32, or bf16/fp16 where the hardware has it
     input_name: str
     output_names: list[str]
 
@@ -31,14 +32,20 @@ class Backend(Protocol):
     def describe(self) -> str: ...
 
 
+COMPUTE = ("fp32", "bf16", "fp16")
+
+
 def open_backend(bundle: Bundle, backend: str = DEFAULT_BACKEND, device: str | None = None,
-                 precision: str | None = None, threads: int | None = None, platform=None) -> Backend:
+                 precision: str | None = None, threads: int | None = None, platform=None,
+                 compute: str | dict[str, str] | None = None) -> Backend:
     """Open the bundle's model with a runtime.
 
     backend: "auto" (see auto.py: TensorRT/CUDA on a Jetson, OpenVINO on x86 when installed, else
     onnxruntime CPU; a runtime that fails to open falls through to the next), "onnxruntime"
     (device: cpu | cuda | tensorrt) or "openvino" (device: CPU | GPU | NPU | AUTO).
     precision: fp32 | fp16 | int8 picks the model variant; default the most precise one available.
+    compute: the arithmetic inside the runtime, fp32 (default) | bf16 | fp16, or a dict
+    {"runtime/device": compute} (what an inspector's parity check approved for each runtime).
     """
     if backend == "auto":
         from .auto import Platform, candidates
@@ -46,7 +53,7 @@ def open_backend(bundle: Bundle, backend: str = DEFAULT_BACKEND, device: str | N
         tried: list[str] = []
         for c in candidates(platform or Platform.probe(), device):
             try:
-                be = _open(bundle, c.backend, c.device, precision, threads)
+                be = _open(bundle, c.backend, c.device, precision, threads, _compute_for(compute, c.backend, c.device))
             except BackendError as e:
                 tried.append(f"{c.backend} {c.device}: {e}")
                 continue
@@ -55,17 +62,50 @@ def open_backend(bundle: Bundle, backend: str = DEFAULT_BACKEND, device: str | N
         raise BackendError("no runtime could open the model (" + "; ".join(tried or ["none knows device "
                                                                                      f"{device!r}"]) + ")",
                            hint="install onnxruntime (pip install onnxruntime), or pass --backend and --device")
-    be = _open(bundle, backend, device, precision, threads)
+    dev = device or {"onnxruntime": "cpu", "openvino": "CPU"}.get(backend)
+    be = _open(bundle, backend, dev, precision, threads, _compute_for(compute, backend, dev or ""))
     be.reason = "asked for"
     return be
 
 
-def _open(bundle: Bundle, backend: str, device: str | None, precision: str | None, threads: int | None) -> Backend:
+def runtime_key(backend: str, device: str) -> str:
+    """How parity records name a runtime: "openvino/cpu", "onnxruntime/tensorrt"."""
+    return f"{backend}/{device.lower()}"
+
+
+def _compute_for(compute, backend: str, device: str) -> str:
+    if isinstance(compute, dict):
+        compute = compute.get(runtime_key(backend, device))
+    compute = compute or "fp32"
+    if compute not in COMPUTE:
+        raise BackendError(f"inference precision {compute!r} is unknown", hint=f"choose {', '.join(COMPUTE)}")
+    return compute
+
+
+def reduced_precisions(be: Backend) -> list[str]:
+    """The reduced precisions this opened runtime can compute in, best first ([] if none)."""
+    if be.name == "openvino":
+        from .openvino_backend import capabilities
+
+        caps = capabilities(be.device)
+        return [p for p, cap in (("bf16", "BF16"), ("fp16", "FP16")) if cap in caps and
+                (p == "bf16" or be.device.upper() != "CPU" or "BF16" not in caps)]
+    if be.name == "onnxruntime" and be.device == "tensorrt":
+        return ["fp16"]
+    return []
+
+
+def _open(bundle: Bundle, backend: str, device: str | None, precision: str | None, threads: int | None,
+          compute: str = "fp32") -> Backend:
     if backend == "onnxruntime":
         from .onnxruntime_backend import OnnxRuntimeBackend
 
         mf = bundle.model("onnx", precision)
-        be = OnnxRuntimeBackend(bundle.root / mf.path, device or "cpu", threads)
+        if compute == "bf16" or compute == "fp16" and (device or "cpu").lower() != "tensorrt":
+            raise BackendError(f"onnxruntime {device or 'cpu'} cannot compute in {compute}",
+                               hint="use --inference-precision fp32, or OpenVINO / TensorRT for reduced precision")
+        be = OnnxRuntimeBackend(bundle.root / mf.path, device or "cpu", threads, fp16=compute == "fp16")
+        be.compute = compute
         be.variant = f"{mf.format}/{mf.precision}"
         return be
     if backend == "openvino":
@@ -76,8 +116,9 @@ def _open(bundle: Bundle, backend: str, device: str | None, precision: str | Non
         except BundleError:  # no IR of that precision: OpenVINO reads the ONNX variant directly
             mf = bundle.model("onnx", precision)
         declared = [t.name for t in bundle.taps] + [o.name for o in bundle.outputs]
-        be = OpenVinoBackend(bundle.root / mf.path, device or "CPU", threads, exact=mf.precision == "fp32",
-                             declared_outputs=declared)
+        hint = {"fp32": "f32" if mf.precision == "fp32" else None, "bf16": "bf16", "fp16": "f16"}[compute]
+        be = OpenVinoBackend(bundle.root / mf.path, device or "CPU", threads, hint=hint, declared_outputs=declared)
+        be.compute = compute
         be.variant = f"{mf.format}/{mf.precision}"
         return be
     raise BackendError(f"unknown backend {backend!r}", hint=f"choose one of: {', '.join(BACKENDS)}")

@@ -19,7 +19,8 @@ _PROVIDERS = {
 class OnnxRuntimeBackend:
     name = "onnxruntime"
 
-    def __init__(self, model_path: Path, device: str = "cpu", threads: int | None = None):
+    def __init__(self, model_path: Path, device: str = "cpu", threads: int | None = None, fp16: bool = False):
+        """``fp16``: TensorRT builds fp16 engines (only where the inspector's parity check approved it)."""
         try:
             import onnxruntime as ort
         except ImportError:
@@ -38,7 +39,7 @@ class OnnxRuntimeBackend:
         for p in wanted:
             if p == "TensorrtExecutionProvider":
                 cache = os.environ.get("EDGE_INSPECT_TRT_CACHE", str(Path(model_path).parent / ".trt-cache"))
-                providers.append((p, {"trt_fp16_enable": True, "trt_engine_cache_enable": True,
+                providers.append((p, {"trt_fp16_enable": bool(fp16), "trt_engine_cache_enable": True,
                                       "trt_engine_cache_path": cache}))
             else:
                 providers.append(p)
@@ -62,4 +63,5 @@ class OnnxRuntimeBackend:
         return dict(zip(self.output_names, outs))
 
     def describe(self) -> str:
-        return f"onnxruntime {self.device} ({', '.join(self.session.get_providers())})"
+        fp16 = " fp16" if getattr(self, "compute", "fp32") == "fp16" else ""
+        return f"onnxruntime {self.device}{fp16} ({', '.join(self.session.get_providers())})"

@@ -14,9 +14,10 @@ class OpenVinoBackend:
     name = "openvino"
 
     def __init__(self, model_path: Path, device: str = "CPU", threads: int | None = None,
-                 exact: bool = True, declared_outputs: list[str] | None = None):
-        """``exact``: run in f32 even where the CPU would pick bf16 by default (Xeons with AMX/AVX512-BF16
-        do), so scores match onnxruntime and the thresholds fitted with it.
+                 hint: str | None = "f32", declared_outputs: list[str] | None = None):
+        """``hint``: INFERENCE_PRECISION_HINT. "f32" (default) runs in f32 even where the CPU would pick bf16
+        by default (Xeons with AMX/AVX512-BF16 do), so scores match onnxruntime and the thresholds fitted
+        with it; "bf16"/"f16" only where the inspector's parity check approved them (edge/precision.py).
 
         ``declared_outputs``: the output names the bundle declares. OpenVINO can merge a graph output's
         tensor with an intermediate one (e.g. a no-op Pad), so a port may carry several names; the
@@ -28,8 +29,8 @@ class OpenVinoBackend:
             raise BackendError(f"OpenVINO device {device!r} is not available here (available: {', '.join(avail)})",
                                hint="use --device CPU, or install the GPU/NPU driver")
         config = {"PERFORMANCE_HINT": "LATENCY"}
-        if exact:
-            config["INFERENCE_PRECISION_HINT"] = "f32"
+        if hint:
+            config["INFERENCE_PRECISION_HINT"] = hint
         if threads and device == "CPU":
             config["INFERENCE_NUM_THREADS"] = int(threads)
         try:
@@ -48,7 +49,7 @@ class OpenVinoBackend:
         return {name: np.array(res[port]) for name, port in zip(self.output_names, self._outputs)}
 
     def describe(self) -> str:
-        return f"openvino {self.device}"
+        return f"openvino {self.device}" + (f" {self.compute}" if getattr(self, "compute", "fp32") != "fp32" else "")
 
 
 _CORE = None
@@ -68,6 +69,14 @@ def _core():
                 raise BackendError("OpenVINO is not installed", hint="pip install 'edge-inspect[openvino]'") from None
             _CORE = ov.Core()
         return _CORE
+
+
+def capabilities(device: str) -> tuple[str, ...]:
+    """What the device computes natively, e.g. ('BF16', 'FP32', 'FP16', 'INT8', ...)."""
+    try:
+        return tuple(_core().get_property(device.upper(), "OPTIMIZATION_CAPABILITIES"))
+    except Exception:
+        return ()
 
 
 def _port_name(port, declared: list[str] | None) -> str:

@@ -15,7 +15,16 @@ BACKEND_HELP = ("Inference runtime. auto: onnxruntime with TensorRT/CUDA on a Je
                 "says which runs and why). Or onnxruntime (cpu | cuda | tensorrt), openvino (CPU | GPU | NPU | AUTO).")
 
 
+INFERENCE_HELP = ("Arithmetic inside the runtime. fit, auto: measure the runtime's reduced precision (bf16 on "
+                  "Intel CPUs that have it, fp16 on TensorRT/GPUs) against fp32 on the held-out good images and "
+                  "use it only if scores rank alike (≥0.98), every decision agrees and no score moves over 2% of "
+                  "the threshold; otherwise fp32, and it says so. Naming bf16/fp16 refuses it if it fails. "
+                  "Afterwards, auto runs what fit approved for this runtime; fp32 forces fp32.")
+
+
 def backend_options(f):
+    f = click.option("--inference-precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto",
+                     show_default=True, help=INFERENCE_HELP)(f)
     f = click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default=None,
                      help="Which model variant of the bundle runs (see `edge-inspect info`). Default: for fit, the "
                           "most precise; afterwards, the one the inspector was fitted with.")(f)
@@ -60,10 +69,11 @@ def tile_options(f):
     return f
 
 
-def _load_inspector(path, backend, device, precision, threads, factor_precision="auto"):
+def _load_inspector(path, backend, device, precision, threads, factor_precision="auto", inference_precision="auto"):
     from ..inspector import Inspector
 
-    insp = Inspector.load(path, backend, device, precision, threads, factor_precision=factor_precision)
+    insp = Inspector.load(path, backend, device, precision, threads, factor_precision=factor_precision,
+                          inference_precision=inference_precision)
     _say_runtime(insp.backend)
     for w in insp.warnings:
         click.echo(f"warning: {w}", err=True)
@@ -93,7 +103,8 @@ def cascade_option(f):
                         help=CASCADE_HELP)(f)
 
 
-def _load_stage(path, backend, device, precision, threads, factor_precision="auto", cascade=None):
+def _load_stage(path, backend, device, precision, threads, factor_precision="auto", cascade=None,
+                inference_precision="auto"):
     """Whatever decides on images at PATH (edge/stage.py): an inspector, or a supervised bundle; or the
     cascade in the TOML file ``cascade``."""
     from ..stage import open_stage
@@ -103,7 +114,8 @@ def _load_stage(path, backend, device, precision, threads, factor_precision="aut
 
         stage = open_cascade(cascade, backend, device, precision, threads, factor_precision)
     else:
-        stage = open_stage(path, backend, device, precision, threads, factor_precision=factor_precision)
+        stage = open_stage(path, backend, device, precision, threads, factor_precision=factor_precision,
+                           inference_precision=inference_precision)
     for st in getattr(stage, "stages", [stage]):
         _say_runtime(getattr(st, "backend", None))
     for w in stage.warnings:
@@ -146,7 +158,8 @@ def _load_stage(path, backend, device, precision, threads, factor_precision="aut
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
 def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, mode, aggregate, target_frr, blur_sigma, roi,
-            tiles, tile, tile_overlap, tile_mode, batch_size, backend, device, threads, precision):
+            tiles, tile, tile_overlap, tile_mode, batch_size, backend, device, threads, precision,
+            inference_precision):
     """Fit PaDiM statistics from good images, and set the threshold from good images alone.
 
     \b
@@ -175,7 +188,7 @@ def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, mode, aggregat
             rep = update_inspector(out, paths, backend, device, threads, progress=bar, precision=precision)
         else:
             rep = fit_inspector(paths, out, backbone or default_backbone_dir(), opts, backend, device, threads,
-                                progress=bar, precision=precision)
+                                progress=bar, precision=precision, inference_precision=inference_precision)
     _print_fit(rep, out, update, len(paths))
 
 
@@ -184,6 +197,8 @@ def _print_fit(rep, out, update: bool, n_read: int) -> None:
     gs = cal.details.get("good_scores", {})
     click.echo(f"inspector written to {rep.out}")
     click.echo(f"  runtime: {rep.runtime}")
+    if rep.inference:
+        click.echo(f"  inference precision: {rep.inference}")
     if update:
         n = json.loads((Path(out) / "manifest.json").read_text())["padim"]["n_images"]
         click.echo(f"  added {rep.n_fit} good images; statistics now from {n} images")
@@ -243,7 +258,7 @@ def _stage_path(inspector_dir, model_dir, default="inspector"):
 @backend_options
 @factor_option
 def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict, roi, batch_size, cascade_file,
-              backend, device, threads, precision, factor_precision):
+              backend, device, threads, precision, inference_precision, factor_precision):
     """Score images and folders (any mix) with a PaDiM inspector (--inspector), a
     classifier, segmenter or multitask bundle (--model), or a cascade of them
     (--cascade), and write decisions.
@@ -278,7 +293,8 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
     paths = list_images(list(inputs))
     if not paths:
         raise click.UsageError(f"no images found in {', '.join(inputs)}")
-    insp = _load_stage(stage_dir, backend, device, precision, threads, factor_precision, cascade_file)
+    insp = _load_stage(stage_dir, backend, device, precision, threads, factor_precision, cascade_file,
+                       inference_precision=inference_precision)
     if roi:
         if not hasattr(insp, "roi"):
             raise click.UsageError(f"--roi applies to PaDiM inspectors; {stage_dir or cascade_file} is a {insp.kind} model")
@@ -324,6 +340,7 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
 @factor_option
 def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_frr, aggregate, roi, tiles, tile,
              tile_overlap, tile_mode, batch_size, cascade_file, good_share, seed, backend, device, threads, precision,
+             inference_precision,
              factor_precision):
     """Measure an inspector (or, with --model, a classifier, segmenter or
     multitask bundle, or with --cascade a cascade) on an MVTec-layout folder
@@ -380,11 +397,14 @@ def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_
                           roi=_roi(roi), mode=mode, target_frr=target_frr, aggregate=int(aggregate))
         with progress_bar(fit_work(len(cat.train_good), opts), "fitting") as bar:
             fit_inspector(cat.train_good, inspector_dir, backbone or default_backbone_dir(), opts, backend, device,
-                          threads, progress=bar, precision=precision)
+                          threads, progress=bar, precision=precision,
+                          inference_precision=inference_precision)
     if model_dir is not None:
-        insp = _load_stage(model_dir, backend, device, precision, threads, factor_precision)
+        insp = _load_stage(model_dir, backend, device, precision, threads, factor_precision,
+                           inference_precision=inference_precision)
     else:
-        insp = _load_inspector(inspector_dir, backend, device, precision, threads, factor_precision)
+        insp = _load_inspector(inspector_dir, backend, device, precision, threads, factor_precision,
+                               inference_precision)
     n = len(load_category(category, need_train=False).test)
     with progress_bar(n, "scoring test set") as bar:
         res = evaluate(category, insp, out, batch_size, progress=bar)
@@ -495,7 +515,7 @@ def _print_metrics(m: dict, out: Path) -> None:
 @backend_options
 @factor_option
 def calibrate_cmd(category, inspector_dir, model_dir, method, target_recall, out, batch_size, backend, device,
-                  threads, precision, factor_precision):
+                  threads, precision, inference_precision, factor_precision):
     """Set thresholds from labelled images (MVTec layout: test/good and test/<defect>).
 
     The new thresholds are written into the inspector (atomically); the previous ones
@@ -514,7 +534,8 @@ def calibrate_cmd(category, inspector_dir, model_dir, method, target_recall, out
     if model_dir is not None:
         from ..supervised.calibrate import calibrate_supervised
 
-        stage = _load_stage(stage_dir, backend, device, precision, threads, factor_precision)
+        stage = _load_stage(stage_dir, backend, device, precision, threads, factor_precision,
+                            inference_precision=inference_precision)
         with progress_bar(n, "scoring labelled set") as bar:
             rep = calibrate_supervised(category, stage, method, target_recall, out, batch_size, progress=bar)
         was, now = getattr(rep.previous, rep.what), getattr(rep.calibration, rep.what)
@@ -523,7 +544,7 @@ def calibrate_cmd(category, inspector_dir, model_dir, method, target_recall, out
         click.echo(f"  on this set: recall {i['recall']:.1%}, false rejects {i['false_reject_rate']:.1%} "
                    f"({i['n_defect']} defect, {i['n_good']} good images)")
         return
-    insp = _load_inspector(stage_dir, backend, device, precision, threads, factor_precision)
+    insp = _load_inspector(stage_dir, backend, device, precision, threads, factor_precision, inference_precision)
     with progress_bar(n, "scoring labelled set") as bar:
         cal = calibrate_labelled(category, insp, method, target_recall, out, batch_size, progress=bar)
     old = cal.details["previous"]
@@ -557,6 +578,8 @@ def info_cmd(path, as_json):
             click.echo(f"  thresholds: image {t['image']:.3f}, pixel {t['pixel']:.3f} ({t['method']})")
             click.echo(f"  scoring on this machine: {kernel.status()}")
             click.echo(f"  runtime on this machine (--backend auto): {_auto_line()}")
+            inf = m.get("inference") or {}
+            click.echo(f"  inference precision: {inf.get('note', 'fp32 (fitted before parity checks)')}")
     else:
         b = load_bundle(path)
         if not as_json:

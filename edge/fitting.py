@@ -290,7 +290,7 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
     """
     t0 = time.perf_counter()
     root = Path(inspector_dir)
-    insp = Inspector.load(root, backend, device, precision, threads)
+    insp = Inspector.load(root, backend, device, precision, threads, inference_precision="fp32")  # fp32 stats
     if insp.warnings:
         raise BundleError(insp.warnings[0], hint="update with the precision the inspector was fitted with")
     files = insp.manifest.get("files", {})

@@ -16,6 +16,7 @@ from .errors import ImageError
 from .imageio import write_png
 from .loader import iter_batches
 from .records import DecisionLog, DecisionRecord
+from .score_pipeline import run_overlapped
 from .stage import Inspection, ModelStage, run_stage
 from .supervised.rle import RleWriter
 
@@ -132,9 +133,12 @@ class ResultWriter:
 def score_paths(stage: ModelStage, paths: list[Path], out: str | Path, save_maps: bool = False,
                 overlays: str = "ng", batch_size: int = 8, progress: Callable[[int], None] | None = None,
                 keep_records: bool = True,
-                on_result: Callable[[Path, np.ndarray, Inspection], None] | None = None) -> ScoreSummary:
-    """Score every path; each result is written and logged before the next batch starts.
+                on_result: Callable[[Path, np.ndarray, Inspection], None] | None = None,
+                overlap: bool = True) -> ScoreSummary:
+    """Score every path and write each result; records come in input order.
 
+    ``overlap`` (default): decoding, inference, scoring and writing run at once on bounded queues
+    (score_pipeline.py); without it, one batch after another. Both write the same records.
     ``on_result`` sees each successful (path, image, inspection), e.g. for metrics.
     """
     out = Path(out)
@@ -142,24 +146,30 @@ def score_paths(stage: ModelStage, paths: list[Path], out: str | Path, save_maps
     summary = ScoreSummary(out)
     writer = ResultWriter(out, stage.id, stage.threshold, save_maps, overlays, common_root(paths),
                           getattr(stage, "defect_classes", None))
+
+    def handle(batch, by_image: dict) -> None:
+        for p, img in batch:
+            if isinstance(img, ImageError):
+                rec = writer.write(str(p), None, None, error=str(img))
+            else:
+                res = by_image[id(img)]
+                rec = writer.write(str(p), img, res)
+                if on_result:
+                    on_result(p, img, res)
+            summary.counts[rec.decision] += 1
+            if keep_records:
+                summary.records.append(rec)
+        if progress:
+            progress(len(batch))
+
     try:
-        for batch in iter_batches(paths, batch_size):
-            good = [(p, img) for p, img in batch if not isinstance(img, ImageError)]
-            results = run_stage(stage, [img for _, img in good])
-            by_path = {id(img): r for (_, img), r in zip(good, results)}
-            for p, img in batch:
-                if isinstance(img, ImageError):
-                    rec = writer.write(str(p), None, None, error=str(img))
-                else:
-                    res = by_path[id(img)]
-                    rec = writer.write(str(p), img, res)
-                    if on_result:
-                        on_result(p, img, res)
-                summary.counts[rec.decision] += 1
-                if keep_records:
-                    summary.records.append(rec)
-            if progress:
-                progress(len(batch))
+        if overlap:
+            run_overlapped(stage, iter_batches(paths, batch_size), handle)
+        else:
+            for batch in iter_batches(paths, batch_size):
+                good = [(p, img) for p, img in batch if not isinstance(img, ImageError)]
+                results = run_stage(stage, [img for _, img in good])
+                handle(batch, {id(img): r for (_, img), r in zip(good, results)})
     finally:
         writer.close()
     return summary

@@ -113,19 +113,31 @@ def run_stage(stage: ModelStage, images: list[np.ndarray],
     """
     if not images:
         return []
+    if outputs is None:
+        outputs, timings = infer_stage(stage, images)
+    else:
+        timings = {"preprocess": 0.0, "infer": 0.0}
+    return finish_stage(stage, outputs, images, timings)
+
+
+def infer_stage(stage: ModelStage, images: list[np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """The first half of :func:`run_stage`: preprocess + backend, with their per-image timings. `score`
+    runs the halves on different threads, so one batch is scored while the next one is inferred."""
     per = 1000.0 / len(images)
     t0 = time.perf_counter()
-    if outputs is None:
-        x = stage.tensors(images)
-        t1 = time.perf_counter()
-        outputs = stage.backend.infer({stage.backend.input_name: x})
-    else:
-        t1 = t0
+    x = stage.tensors(images)
+    t1 = time.perf_counter()
+    outputs = stage.backend.infer({stage.backend.input_name: x})
+    t2 = time.perf_counter()
+    return outputs, {"preprocess": round((t1 - t0) * per, 3), "infer": round((t2 - t1) * per, 3)}
+
+
+def finish_stage(stage: ModelStage, outputs: dict[str, np.ndarray], images: list[np.ndarray],
+                 timings: dict[str, float]) -> list[Inspection]:
+    """The second half: outputs → one Inspection per image, timings complete."""
     t2 = time.perf_counter()
     res = stage.results(outputs, images)
-    t3 = time.perf_counter()
-    timings = {"preprocess": round((t1 - t0) * per, 3), "infer": round((t2 - t1) * per, 3),
-               "score": round((t3 - t2) * per, 3)}
+    timings = {**timings, "score": round((time.perf_counter() - t2) * 1000.0 / len(images), 3)}
     return [dataclasses.replace(r, timings_ms={**timings, **r.timings_ms}) for r in res]
 
 

@@ -1,0 +1,98 @@
+"""`score`'s overlap: decoding, inference, scoring and writing on their own threads with bounded
+queues, as in the line runtime, so the end-to-end time approaches the model's own time.
+
+    loader threads ─▶ [main: preprocess + backend] ─q─▶ [score: Mahalanobis, maps, decision]
+                   ─q─▶ [write: masks, maps, overlays, records, CSV]
+
+Each queue holds at most ``depth`` batches, so memory stays bounded. Every stage is a single
+thread taking batches in order, so records come out in input order, identical to the sequential
+loop's (tested). An exception in any stage stops the others and is raised in the caller.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Callable, Iterable
+
+from .errors import ImageError
+from .stage import ModelStage, finish_stage, infer_stage
+
+_END = object()
+
+
+class _Stop(Exception):
+    pass
+
+
+def run_overlapped(stage: ModelStage, batches: Iterable[list], handle: Callable[[list, dict], None],
+                   depth: int = 2) -> None:
+    """For each batch of (path, image-or-ImageError): infer here, score on one thread, then
+    ``handle(batch, {id(image): Inspection})`` on another, in order."""
+    to_score: queue.Queue = queue.Queue(depth)
+    to_write: queue.Queue = queue.Queue(depth)
+    failed: list[BaseException] = []
+    stop = threading.Event()
+
+    def put(q: queue.Queue, item) -> None:
+        while True:
+            if stop.is_set():
+                raise _Stop
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def get(q: queue.Queue):
+        while True:
+            if stop.is_set():
+                raise _Stop
+            try:
+                return q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+
+    def score_loop():
+        try:
+            while (item := get(to_score)) is not _END:
+                batch, good, outputs, timings = item
+                results = finish_stage(stage, outputs, [img for _, img in good], timings) if good else []
+                put(to_write, (batch, {id(img): r for (_, img), r in zip(good, results)}))
+            put(to_write, _END)
+        except _Stop:
+            pass
+        except BaseException as e:
+            failed.append(e)
+            stop.set()
+
+    def write_loop():
+        try:
+            while (item := get(to_write)) is not _END:
+                handle(*item)
+        except _Stop:
+            pass
+        except BaseException as e:
+            failed.append(e)
+            stop.set()
+
+    threads = [threading.Thread(target=score_loop, name="score-score", daemon=True),
+               threading.Thread(target=write_loop, name="score-write", daemon=True)]
+    for t in threads:
+        t.start()
+    try:
+        for batch in batches:
+            good = [(p, img) for p, img in batch if not isinstance(img, ImageError)]
+            outputs, timings = infer_stage(stage, [img for _, img in good]) if good else (None, {})
+            put(to_score, (batch, good, outputs, timings))
+        put(to_score, _END)
+    except _Stop:
+        pass
+    except BaseException as e:
+        failed.append(e)
+        stop.set()
+    finally:
+        for t in threads:
+            t.join()
+    if failed:
+        raise failed[0]

@@ -1,0 +1,66 @@
+"""`score` overlaps decoding, inference, scoring and writing; the records are the sequential loop's."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.inspector import Inspector
+from edge.scoring import score_paths
+
+
+def _records(out):
+    recs = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    for r in recs:
+        r.pop("timestamp", None)
+        r.pop("timings_ms", None)
+    return recs
+
+
+@pytest.fixture
+def paths(tiny_category, tmp_path):
+    ps = sorted((tiny_category / "test").rglob("*.png"))
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    return ps[:3] + [bad] + ps[3:]  # an unreadable image in the middle of a batch
+
+
+def test_overlapped_score_writes_the_same_records_as_the_sequential_loop(tiny_inspector_ro, paths, tmp_path):
+    insp = Inspector.load(tiny_inspector_ro, "onnxruntime")
+    a = score_paths(insp, paths, tmp_path / "seq", save_maps=True, overlays="all", batch_size=3, overlap=False)
+    b = score_paths(insp, paths, tmp_path / "ovl", save_maps=True, overlays="all", batch_size=3, overlap=True)
+    assert a.counts == b.counts and a.counts["ERROR"] == 1
+    ra, rb = _records(tmp_path / "seq"), _records(tmp_path / "ovl")
+    assert len(ra) == len(paths)
+    assert [r["image"] for r in rb] == [str(p) for p in paths]  # input order
+    for x, y in zip(ra, rb):
+        for k in ("mask", "anomaly_map", "overlay"):  # same files, in their own output folders
+            if x.get(k):
+                x[k], y[k] = x[k].replace(str(tmp_path / "seq"), ""), y[k].replace(str(tmp_path / "ovl"), "")
+        assert x == y
+    for x in ra:
+        if x.get("mask"):
+            m1 = cv2.imread(str(tmp_path / "seq") + x["mask"], 0)
+            m2 = cv2.imread(str(tmp_path / "ovl") + x["mask"], 0)
+            np.testing.assert_array_equal(m1, m2)
+    for f in ("results.csv", "ng_list.txt"):
+        assert (tmp_path / "seq" / f).read_text().replace(str(tmp_path / "seq"), "") == \
+            (tmp_path / "ovl" / f).read_text().replace(str(tmp_path / "ovl"), "")
+
+
+def test_a_failing_stage_stops_the_pipeline_and_raises(tiny_inspector_ro, paths, tmp_path, monkeypatch):
+    insp = Inspector.load(tiny_inspector_ro, "onnxruntime")
+    calls = {"n": 0}
+    real = insp.results
+
+    def flaky(outputs, images):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("scoring broke")
+        return real(outputs, images)
+
+    monkeypatch.setattr(insp, "results", flaky)
+    with pytest.raises(RuntimeError, match="scoring broke"):
+        score_paths(insp, paths * 3, tmp_path / "o", batch_size=2)
+    assert len(_records(tmp_path / "o")) >= 2  # what was scored before is written

@@ -75,5 +75,5 @@ def open_runtime(root: Path, v: ModelFile, declared_outputs: list[str], threads:
         return OnnxRuntimeBackend(root / v.path, "cpu", threads)
     from edge.backends.openvino_backend import OpenVinoBackend
 
-    return OpenVinoBackend(root / v.path, "CPU", threads, exact=v.precision == "fp32",
+    return OpenVinoBackend(root / v.path, "CPU", threads, hint="f32" if v.precision == "fp32" else None,
                            declared_outputs=declared_outputs)

@@ -1,0 +1,256 @@
+"""Benchmark for big photos, strips and folders (issue #11), side by side in one run.
+
+    python -m benchmarks.speed                 # ~15 minutes on a 2-core VM
+    python -m benchmarks.speed --quick         # small sizes: checks it works, not speed
+    python -m benchmarks.speed --strip-bundle DIR   # reuse an exported 256x1600 Lite0 bundle
+
+Every number is end to end through `score_paths` (what `edge-inspect score` runs: decode, model,
+maps, decision, mask PNG, overlay PNG for NG, fsynced record, CSV), with the inspector `fit`
+wrote, on the runtime and inference precision `auto` picks. Contenders are interleaved (timing.py).
+
+  folder  a folder of 256-px demo images: edge per image, the torch PaDiM reference (batch 1, images
+          already decoded, no files written), the bare backbone at the precision used (batch 1 and
+          batch 8) and one read of the dense fp32 statistics;
+          targets: reference / edge ≥ 5; edge / (bare backbone + one read) ≤ 1.3.
+  photo   a 3872x3200 photo with one small scratch, windows of 512 px with 32 px overlap (shared
+          statistics): seconds per photo and whether the scratch is found; target ≤ 1.0 s.
+  strip   1600x256 strips through a bundle exported at 256x1600 (no squashing): ms per strip;
+          target ≤ 120 ms.
+  accuracy  image and pixel AUROC with the inference precision used against fp32 (≤ 0.002).
+Results: a table on stdout and speed-results.json / speed-results.md next to this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.demo_data import make_category, texture
+from edge.fitting import FitOptions, fit_inspector
+from edge.imageio import read_image, read_mask, write_png
+from edge.inspector import Inspector
+from edge.metrics import auroc
+from edge.padim.tiling import Tiling
+from edge.paths import default_backbone_dir
+from edge.preprocess import batch_tensor
+from edge.scoring import score_paths
+
+from .run import machine
+from .timing import interleaved, make_reader, summary_ms
+
+HERE = Path(__file__).resolve().parent
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _fit(good: list[Path], out: Path, backbone: Path, opts: FitOptions) -> tuple[Inspector, str]:
+    rep = fit_inspector(good, out, backbone, opts, "auto", inference_precision="auto")
+    return Inspector.load(out), rep.inference
+
+
+def _score_once(insp: Inspector, paths: list[Path], work: Path, i: int, keep: bool = False) -> list:
+    out = work / f"run-{i}"
+    s = score_paths(insp, paths, out, batch_size=8)
+    if not keep:
+        shutil.rmtree(out, ignore_errors=True)
+    return s.records
+
+
+def bench_folder(work: Path, quick: bool, reps: int) -> dict:
+    import torch
+
+    from .backbones import module_for
+    from .torch_reference import TorchPadim
+
+    n_train, n_img = (20, 8) if quick else (60, 16)
+    data = make_category(work / "folder" / "metal", "metal", n_train, 20, 5, seed=11)
+    log(f"folder: fit on {n_train} demo images")
+    insp, inference = _fit(sorted((data / "train" / "good").glob("*.png")), work / "folder" / "insp",
+                           default_backbone_dir(), FitOptions())
+    paths = sorted((data / "test").rglob("*.png"))[:n_img]
+    imgs = [read_image(p) for p in paths]
+    ref = TorchPadim(module_for("efficientnet-lite0"), insp.stats.channel_idx)
+    ref.fit(batch_tensor([read_image(p)], insp.bundle.input) for p in sorted((data / "train" / "good").glob("*.png")))
+    spec, be, stats = insp.bundle.input, insp.backend, insp.stats
+    x1, x8 = batch_tensor(imgs[:1], spec), batch_tensor(imgs[:8], spec)
+    fns = {
+        "edge score, folder": lambda i: _score_once(insp, paths, work, i),
+        "torch reference": lambda i: [ref.score(batch_tensor([im], spec)) for im in imgs],
+        "bare backbone b1": lambda i: [be.infer({be.input_name: x1}) for _ in imgs],
+        "bare backbone b8": lambda i: [be.infer({be.input_name: x8}) for _ in range(len(imgs) // 8)],
+        "stats read, dense fp32": lambda i, r=make_reader([stats.factor, stats.mean]): [r() for _ in imgs],
+    }
+    log(f"folder: {reps} interleaved rounds of {len(fns)} contenders, {len(imgs)} images each")
+    lat = {k: summary_ms(v, per=len(imgs)) for k, v in interleaved(fns, reps, warmup=1).items()}
+    ours, refm = lat["edge score, folder"]["median_ms"], lat["torch reference"]["median_ms"]
+    floor = lat["bare backbone b1"]["median_ms"] + lat["stats read, dense fp32"]["median_ms"]
+    return {"runtime": f"{be.describe()} ({be.reason})", "inference": inference, "n_images": len(imgs),
+            "latency_ms_per_image": lat, "speedup_vs_reference": refm / ours, "floor_ms": floor,
+            "total_over_floor": ours / floor,
+            "total_over_floor_b8": ours / (lat["bare backbone b8"]["median_ms"] +
+                                           lat["stats read, dense fp32"]["median_ms"] / 8)}
+
+
+def _scratch(img: np.ndarray, rng: np.random.Generator, length: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    h, w = img.shape[:2]
+    cx, cy = int(rng.uniform(0.2, 0.8) * w), int(rng.uniform(0.2, 0.8) * h)
+    ang = rng.uniform(0, np.pi)
+    p1 = (int(cx - length / 2 * np.cos(ang)), int(cy - length / 2 * np.sin(ang)))
+    p2 = (int(cx + length / 2 * np.cos(ang)), int(cy + length / 2 * np.sin(ang)))
+    mask = np.zeros((h, w), np.uint8)
+    cv2.line(mask, p1, p2, 255, width)
+    out = img.copy()
+    out[mask > 0] = np.clip(out[mask > 0].astype(np.int16) - 70, 0, 255).astype(np.uint8)
+    return out, mask
+
+
+def bench_photo(work: Path, quick: bool, reps: int) -> dict:
+    size = (800, 968) if quick else (3200, 3872)
+    tile, overlap = (256, 16) if quick else (512, 32)
+    rng = np.random.default_rng(21)
+    root = work / "photo"
+    (root / "good").mkdir(parents=True, exist_ok=True)
+    n_good = 6 if quick else 12
+    log(f"photo: writing {n_good} good {size[1]}x{size[0]} photos and 3 with a scratch")
+    good = []
+    for i in range(n_good):
+        good.append(root / "good" / f"{i:02d}.png")
+        write_png(good[-1], texture("metal", size, rng))
+    tests, gts = [], []
+    for i in range(3):
+        img, m = _scratch(texture("metal", size, rng), rng, length=size[0] // 20, width=max(4, size[0] // 400))
+        tests.append(root / f"scratch-{i}.png")
+        write_png(tests[-1], img)
+        gts.append(m > 0)
+    opts = FitOptions(tiling=Tiling.windows_of(str(tile), overlap, "shared"))
+    log(f"photo: fit, windows of {tile} px with {overlap} px overlap, shared statistics")
+    insp, inference = _fit(good, root / "insp", default_backbone_dir(), opts)
+    recs = _score_once(insp, tests, work, -1, keep=True)
+    found = []
+    for r, gt in zip(recs, gts):
+        mask = cv2.imread(str(r.mask), 0) > 0 if r.mask else np.zeros_like(gt)
+        found.append(bool(r.decision == "NG" and (mask & gt).any()))
+    log(f"photo: {reps} rounds of 3 photos end to end")
+    lat = {k: summary_ms(v, per=len(tests)) for k, v in interleaved(
+        {"edge score, photo": lambda i: _score_once(insp, tests, work, i)}, reps, warmup=1).items()}
+    return {"size": list(size), "tiling": insp.tiling.describe(), "inference": inference,
+            "runtime": insp.backend.describe(), "found": found, "latency_ms_per_photo": lat}
+
+
+def bench_strip(work: Path, quick: bool, reps: int, bundle: Path | None) -> dict:
+    size = (64, 400) if quick else (256, 1600)
+    if bundle is None:
+        from export.backbone import export_backbone
+
+        log(f"strip: exporting Lite0 at {size[0]}x{size[1]}")
+        bundle = export_backbone("efficientnet-lite0", work / "strip-bundle", size, weights="pretrained")
+    data = make_category(work / "strip" / "metal", "metal", 20 if quick else 40, 8, 2, size=size, seed=31)
+    log("strip: fit on strips, the bundle's own shape")
+    insp, inference = _fit(sorted((data / "train" / "good").glob("*.png")), work / "strip" / "insp", bundle,
+                           FitOptions())
+    paths = sorted((data / "test").rglob("*.png"))[:16]
+    log(f"strip: {reps} rounds of {len(paths)} strips")
+    lat = {k: summary_ms(v, per=len(paths)) for k, v in interleaved(
+        {"edge score, strips": lambda i: _score_once(insp, paths, work, i)}, reps, warmup=1).items()}
+    return {"size": list(size), "bundle_input": [insp.bundle.input.height, insp.bundle.input.width],
+            "grid": list(insp.stats.grid), "inference": inference, "runtime": insp.backend.describe(),
+            "latency_ms_per_strip": lat}
+
+
+def bench_accuracy(work: Path) -> dict:
+    """AUROC with the inference precision fit chose, against fp32, on the folder benchmark's data."""
+    root = work / "folder" / "insp"
+    data = work / "folder" / "metal"
+    items = []
+    for p in sorted((data / "test").glob("*/*.png")):
+        img = read_image(p)
+        gt = (np.zeros(img.shape[:2], bool) if p.parent.name == "good" else
+              read_mask(data / "ground_truth" / p.parent.name / f"{p.stem}_mask.png", img.shape[:2]))
+        items.append((img, int(p.parent.name != "good"), gt))
+    out = {}
+    for name, prec in (("used", "auto"), ("fp32", "fp32")):
+        insp = Inspector.load(root, inference_precision=prec)
+        res = [r for i in range(0, len(items), 8) for r in insp.inspect([it[0] for it in items[i:i + 8]])]
+        out[name] = {"compute": insp.backend.compute,
+                     "image_auroc": auroc([r.raw_score for r in res], [it[1] for it in items]),
+                     "pixel_auroc": auroc(np.concatenate([r.anomaly_map.ravel() for r in res]),
+                                          np.concatenate([it[2].ravel() for it in items]))}
+    out["image_delta"] = abs(out["used"]["image_auroc"] - out["fp32"]["image_auroc"])
+    out["pixel_delta"] = abs(out["used"]["pixel_auroc"] - out["fp32"]["pixel_auroc"])
+    return out
+
+
+def markdown(r: dict) -> str:
+    f, p, s, a = r["folder"], r["photo"], r["strip"], r["accuracy"]
+    lat = f["latency_ms_per_image"]
+    m = r["machine"]
+    ok = lambda c: "**met**" if c else "**not met**"  # noqa: E731
+    photo_ms = p["latency_ms_per_photo"]["edge score, photo"]["median_ms"]
+    strip_ms = s["latency_ms_per_strip"]["edge score, strips"]["median_ms"]
+    rows = [
+        "| what | measured | target | |", "|---|---:|---:|---|",
+        f"| `score` over a folder of 256-px images, per image | {lat['edge score, folder']['median_ms']:.1f} ms | | |",
+        f"| torch PaDiM reference, batch 1, per image | {lat['torch reference']['median_ms']:.1f} ms | | |",
+        f"| reference ÷ `score` | {f['speedup_vs_reference']:.2f}x | ≥ 5x | {ok(f['speedup_vs_reference'] >= 5)} |",
+        f"| bare backbone at the precision used, batch 1 / batch 8 per image | "
+        f"{lat['bare backbone b1']['median_ms']:.1f} / {lat['bare backbone b8']['median_ms']:.1f} ms | | |",
+        f"| one read of the dense fp32 statistics | {lat['stats read, dense fp32']['median_ms']:.1f} ms | | |",
+        f"| `score` ÷ (backbone b1 + one read) | {f['total_over_floor']:.2f} | ≤ 1.3 | {ok(f['total_over_floor'] <= 1.3)} |",
+        f"| same, floor at batch 8 (as `score` batches) | {f['total_over_floor_b8']:.2f} | | |",
+        f"| {p['size'][1]}x{p['size'][0]} photo, one small scratch, per photo | {photo_ms / 1000:.2f} s "
+        f"(found {sum(p['found'])}/{len(p['found'])}) | ≤ 1.0 s, found | {ok(photo_ms <= 1000 and all(p['found']))} |",
+        f"| {s['size'][1]}x{s['size'][0]} strip (bundle {s['bundle_input'][0]}x{s['bundle_input'][1]}), per strip "
+        f"| {strip_ms:.0f} ms | ≤ 120 ms | {ok(strip_ms <= 120)} |",
+        f"| image / pixel AUROC, precision used ({a['used']['compute']}) vs fp32 | {a['image_delta']:.4f} / "
+        f"{a['pixel_delta']:.4f} | ≤ 0.002 | {ok(a['image_delta'] <= 0.002 and a['pixel_delta'] <= 0.002)} |",
+    ]
+    notes = [f"Machine: {m.get('cpu', '?')}, {m.get('cpus', '?')} CPUs, {m.get('memory_gib', '?')} GiB, {m.get('simd', '')}; runtime {f['runtime']}.",
+             f"Inference precision (fit's parity check): {f['inference']}",
+             f"Photo: {p['tiling']}. Strip: grid {s['grid'][0]}x{s['grid'][1]}.",
+             "Each figure is the median of interleaved rounds, end to end through `score_paths` "
+             "(decode, model, maps, decision, mask PNG, NG overlay PNG, fsynced record, CSV)."]
+    return "\n".join(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--strip-bundle", type=Path, default=None)
+    ap.add_argument("--reps", type=int, default=None)
+    ap.add_argument("--only", default="folder,photo,strip,accuracy")
+    args = ap.parse_args(argv)
+    reps = args.reps or (2 if args.quick else 7)
+    res: dict = {"machine": machine(), "quick": args.quick}
+    with tempfile.TemporaryDirectory(prefix="edge-speed-") as tmp:
+        work = Path(tmp)
+        only = args.only.split(",")
+        if "folder" in only:
+            res["folder"] = bench_folder(work, args.quick, reps)
+        if "photo" in only:
+            res["photo"] = bench_photo(work, args.quick, reps)
+        if "strip" in only:
+            res["strip"] = bench_strip(work, args.quick, reps, args.strip_bundle)
+        if "accuracy" in only and "folder" in only:
+            res["accuracy"] = bench_accuracy(work)
+    name = "speed-results-quick" if args.quick else "speed-results"
+    (HERE / f"{name}.json").write_text(json.dumps(res, indent=2, default=str))
+    if all(k in res for k in ("folder", "photo", "strip", "accuracy")):
+        md = markdown(res)
+        (HERE / f"{name}.md").write_text(md)
+        print(md)
+    else:
+        print(json.dumps(res, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -209,7 +209,7 @@ def at_threshold(pred: np.ndarray, labels: np.ndarray, expected: dict | None) ->
     """False-reject rate and recall at the inspector's own threshold, next to the rate `fit` expected.
 
     ``consistent_with_expected`` says whether the observed count of false rejects could come from a
-    rate inside fit's 90% interval (a two-sided 5% binomial check at each end): with 30 good test
+    rate inside fit's 90% interval (a one-sided 5% binomial check at each end): with 30 good test
     images one false reject is already 3.3%, so the observed rate alone says little.
     """
     good, bad = ~labels, labels
@@ -218,8 +218,10 @@ def at_threshold(pred: np.ndarray, labels: np.ndarray, expected: dict | None) ->
            "n_good": int(good.sum()), "n_defect": int(bad.sum())}
     if isinstance(expected, dict) and frr is not None:  # expected itself is under metrics["threshold"]
         k, n = int(pred[good].sum()), int(good.sum())
-        out["consistent_with_expected"] = bool(_binom_cdf(k, n, expected["high"]) >= 0.05
-                                               and 1.0 - _binom_cdf(k - 1, n, expected["low"]) >= 0.05)
+        # some rate in [low, high] makes the count unremarkable: at least k is not too rare at the top of
+        # the interval, and at most k is not too rare at its bottom
+        out["consistent_with_expected"] = bool(1.0 - _binom_cdf(k - 1, n, expected["high"]) >= 0.05
+                                               and _binom_cdf(k, n, expected["low"]) >= 0.05)
     return out
 
 

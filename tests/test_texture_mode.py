@@ -115,3 +115,18 @@ def test_update_keeps_the_texture_model(tmp_path, tiny_bundle, tiny_category):
     assert after["good_scores"]["n"] == before["good_scores"]["n"] + 6 and after["target_frr"] == 0.01
     insp = Inspector.load(tmp_path / "i")
     assert insp.mode == "texture" and insp.stats.factor.shape == (1, 12, 12)  # one shared covariance
+
+
+def test_eval_says_whether_the_false_rejects_it_saw_fit_what_fit_expected():
+    import numpy as np
+
+    from edge.evaluate import at_threshold
+
+    expected = {"value": 0.01, "low": 0.002, "high": 0.024}
+    labels = np.r_[np.zeros(20, bool), np.ones(4, bool)]
+    one = np.r_[np.eye(1, 20, 0, dtype=bool)[0], np.ones(4, bool)]  # 1 of 20 good rejected, all defects caught
+    r = at_threshold(one, labels, expected)
+    assert r["false_reject_rate"] == 0.05 and r["recall"] == 1.0 and r["n_good"] == 20
+    assert r["consistent_with_expected"]  # one in 20 can come from a 2.4% rate
+    five = np.r_[np.arange(20) < 5, np.ones(4, bool)]
+    assert not at_threshold(five, labels, expected)["consistent_with_expected"]  # 5 in 20 cannot

@@ -136,7 +136,7 @@ def _load_stage(path, backend, device, precision, threads, factor_precision="aut
 @click.option("-d", "--dim", "d", type=int, default=100, show_default=True,
               help="Embedding size d: a seeded random subset of the backbone's channels. Larger is more "
                    "sensitive but slower and needs more good images.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the channel subset and hold-out.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the channel subset and the synthetic defects.")
 @click.option("--eps", type=float, default=0.01, show_default=True, help="Regularisation eps·I added to each "
               "covariance (PaDiM paper: 0.01).")
 @click.option("--shrinkage", type=click.Choice(["none", "auto", "ledoit-wolf"]), default="none", show_default=True,

@@ -195,3 +195,36 @@ def test_failed_reload_keeps_the_running_inspector(tiny_inspector, tmp_path):
     rt.wait(30)
     rt.shutdown()
     assert {r["inspector"] for r in records(tmp_path / "decisions.jsonl")} == {old}
+
+
+def test_a_frame_the_backend_rejects_fails_alone_in_its_batch(tiny_inspector_ro, tiny_category, tmp_path,
+                                                             monkeypatch):
+    """Batches of 4: one poisoned frame makes the batch's inference fail; it is retried frame by frame,
+    so only that frame is an ERROR and its neighbours are decided."""
+    import cv2
+
+    from edge.pipeline import model_stages
+
+    folder = tmp_path / "in"
+    shutil.copytree(tiny_category / "test" / "good", folder)
+    cv2.imwrite(str(folder / "001-poison.png"), np.full((64, 64, 3), 255, np.uint8))
+    calls = []
+
+    def infer(b):
+        x = b.tensor
+        calls.append(0 if x is None else x.shape[0])
+        if x is not None and (x.reshape(x.shape[0], -1).min(axis=1) > 1.5).any():  # the white frame, normalised
+            raise RuntimeError("TensorRT: invalid value in input")
+        model_stages.infer(b)
+
+    monkeypatch.setattr("edge.pipeline.stage_threads.infer", infer)
+    cfg = station(tiny_inspector_ro, tmp_path / "out", source={"uri": f"folder:{folder}"},
+                  capture={"drop_policy": "every", "batch_size": 4})
+    summary = serve(cfg)
+    recs = records(tmp_path / "out" / "decisions.jsonl")
+    assert len(recs) == summary.captured == 5
+    by = {os.path.basename(r["image"]): r for r in recs}
+    assert by["001-poison.png"]["decision"] == "ERROR"
+    assert "infer failed: RuntimeError: TensorRT: invalid value" in by["001-poison.png"]["error"]
+    assert all(r["decision"] in ("OK", "NG") for n, r in by.items() if n != "001-poison.png")
+    assert 4 in calls and calls.count(1) >= 4  # the batch failed, then each of its frames went alone

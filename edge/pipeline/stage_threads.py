@@ -16,6 +16,8 @@ import threading
 import time
 from typing import Callable
 
+import numpy as np
+
 from ..artifacts import error_record, inspection_record
 from ..config.sections import CaptureSection
 from ..errors import PipelineError
@@ -189,7 +191,7 @@ class Pipeline:
 
     def _infer(self) -> None:
         while (b := self._to_infer.get()) is not _STOP:
-            if self._run_stage("infer", infer, b) is not None:
+            if self._run_stage("infer", _infer_isolating, b) is not None:
                 self._failed_batches.add(id(b))
             self._to_score.put(b)
 
@@ -221,3 +223,31 @@ class Pipeline:
         self.telemetry.inc("decisions", decision=rec.decision)
         return Decision(rec, f.t_trigger, now, f.required, f if f.image is not None else None, res,
                         stage.threshold)
+
+
+def _infer_isolating(b: Batch) -> None:
+    """Infer the batch; if that fails, infer its frames one at a time, so that a frame the backend
+    cannot take fails alone (an ERROR record) and the others are still decided. Raises only when
+    every frame failed (then the batch counts towards the safe state)."""
+    try:
+        infer(b)
+        return
+    except Exception:
+        if b.tensor is None or len(b.rows) < 2:
+            raise
+    per = b.tensor.shape[0] // len(b.rows)  # rows per frame (tiles)
+    feats, kept, last = [], [], None
+    for k, i in enumerate(b.rows):
+        one = Batch([b.frames[i]], b.stage, rows=[0], tensor=b.tensor[k * per:(k + 1) * per])
+        try:
+            infer(one)
+        except Exception as e:
+            last = e
+            b.results[i] = f"infer failed: {type(e).__name__}: {e}"
+            continue
+        feats.append(one.features)
+        kept.append(i)
+    if not kept:
+        raise last
+    b.rows, b.tensor = kept, None
+    b.features = {name: np.concatenate([f[name] for f in feats]) for name in feats[0]}

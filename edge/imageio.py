@@ -9,14 +9,29 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import DataError, ImageError
+from .errors import ConfigError, DataError, ImageError
 from .image_header import image_size
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
 
-MAX_PIXELS = int(os.environ.get("EDGE_INSPECT_MAX_PIXELS", 100_000_000))
+MAX_PIXELS = 100_000_000  # default pixel limit; EDGE_INSPECT_MAX_PIXELS overrides it
 MAX_FILE_BYTES = 1 << 30
+
+
+def pixel_limit() -> int:
+    """The pixel limit: ``EDGE_INSPECT_MAX_PIXELS`` if set, else :data:`MAX_PIXELS`."""
+    raw = os.environ.get("EDGE_INSPECT_MAX_PIXELS")
+    if raw is None:
+        return MAX_PIXELS
+    try:
+        value = int(float(raw))
+    except ValueError:
+        value = 0
+    if value < 64:
+        raise ConfigError(f"EDGE_INSPECT_MAX_PIXELS={raw!r} is not a pixel count",
+                          hint="set it to a whole number of pixels, e.g. 200000000, or unset it")
+    return value
 
 
 def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
@@ -29,12 +44,12 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
     before decoding. Only regular files are opened (never a FIFO or device, which could block).
     """
     p = Path(path)
-    limit = MAX_PIXELS if max_pixels is None else max_pixels
+    limit = pixel_limit() if max_pixels is None else max_pixels
     data = _read_regular_file(p)
     size = image_size(data)
     if size is not None and size[0] * size[1] > limit:
         w, h = size
-        raise ImageError(f"{p}: image is {w}x{h} = {w * h / 1e6:.0f} MP, over the {limit / 1e6:.0f} MP limit",
+        raise ImageError(f"{p}: image is {w}x{h} = {w * h / 1e6:.3g} MP, over the {limit / 1e6:.3g} MP limit",
                          hint="downscale or crop it, or raise EDGE_INSPECT_MAX_PIXELS if the device has the memory")
     img = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     if img is None:

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from edge.cli import cli
-from edge.errors import ImageError
+from edge.errors import ConfigError, ImageError
 from edge.imageio import list_images, read_image
 from edge.inspector import Inspector
 from edge.records import read_records
@@ -140,3 +140,16 @@ def test_a_huge_png_is_refused_from_its_header_without_decoding(tmp_path):
     assert int(grew_kb) < 50_000  # the file's bytes only; a decode would take 2.7 GB
     with pytest.raises(ImageError, match="over the 1 MP limit"):
         read_image(tmp_path / "huge.png", max_pixels=1_000_000)
+
+
+def test_the_pixel_limit_can_be_raised_and_a_bad_setting_is_refused(tmp_path, monkeypatch):
+    p = tmp_path / "big.png"
+    p.write_bytes(cv2.imencode(".png", np.zeros((200, 300, 3), np.uint8))[1].tobytes())
+    monkeypatch.setenv("EDGE_INSPECT_MAX_PIXELS", "50000")
+    with pytest.raises(ImageError, match="300x200 = 0.06 MP, over the 0.05 MP limit"):
+        read_image(p)
+    monkeypatch.setenv("EDGE_INSPECT_MAX_PIXELS", "60000")
+    assert read_image(p).shape == (200, 300, 3)
+    monkeypatch.setenv("EDGE_INSPECT_MAX_PIXELS", "lots")
+    with pytest.raises(ConfigError, match="EDGE_INSPECT_MAX_PIXELS='lots' is not a pixel count"):
+        read_image(p)

@@ -18,7 +18,7 @@ from edge.image_header import image_size
 from edge.imageio import read_image
 from edge.inspector import Inspector
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 json_scalars = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False) | st.text(max_size=12)
 json_values = st.recursive(json_scalars, lambda kids: st.lists(kids, max_size=4)

@@ -17,7 +17,7 @@ from edge.inspector import Inspector
 from edge.records import DecisionLog, DecisionRecord, read_records
 
 from .runtime_helpers import records, station_dict
-from .test_daemon import CLI, finish, line_count, wait_until, write_toml
+from .test_daemon import CLI, line_count, wait_until, write_toml
 
 # Runs the CLI in a child that SIGKILLs itself at one chosen point: deterministic, and exactly what a
 # kill -9 (or a power cut, for what is in memory) does there: no cleanup, no finally, no atexit.

@@ -105,13 +105,20 @@ def check(out: Path, cap: int, samples: list[dict], warm: dict, n: int) -> dict:
     assert (out / "decisions.jsonl").stat().st_size / n < LOG_BYTES_PER_RECORD  # the disk was sized honestly
     # flat memory, no leaked handles or threads, after warm-up
     assert warm is not None, "the run ended before warm-up"
-    late = [s for s in samples if s["done"] >= warm["done"]]
-    peak = max(s["rss_kb"] for s in late)
+    steady = [s for s in samples if warm["done"] <= s["done"] < n]  # after warm-up, before the drain
+    assert len(steady) >= 6, "too few samples after warm-up"
+    peak = max(s["rss_kb"] for s in steady)
     growth = peak / warm["rss_kb"] - 1
     assert growth < 0.05, f"RSS grew {growth:.1%} after warm-up ({warm['rss_kb']} -> {peak} kB)"
+    # a leak grows with the frames: the last third of the run holds at most 2 more than the first third
+    # (bounded pools, onnxruntime/OpenVINO and the scoring kernel, may start a thread late; a leak of one
+    # per part, per image or per reconnect would be hundreds here)
+    third = len(steady) // 3
+    first, last = steady[:third], steady[-third:]
+    for what in ("fds", "threads"):
+        a, b = max(s[what] for s in first), max(s[what] for s in last)
+        assert b <= a + 2, f"{what} grew from {a} to {b} over the run"
     end = samples[-1]
-    assert end["fds"] <= warm["fds"] + 2, f"open files {warm['fds']} -> {end['fds']}"
-    assert max(s["threads"] for s in late) <= warm["threads"] + 1, "threads grew after warm-up"
     # retention held the free-space floor the whole time (within one decision's images of slack)
     low = min(s["free"] for s in samples)
     assert low >= FLOOR_MB * 1e6 - 100_000, f"free space fell to {low / 1e6:.2f} MB, floor {FLOOR_MB} MB"
@@ -119,7 +126,8 @@ def check(out: Path, cap: int, samples: list[dict], warm: dict, n: int) -> dict:
     ng = sum(r["decision"] == "NG" for r in recs)
     kept = len(list((out / "images").rglob("*_overlay.png"))) if (out / "images").exists() else 0
     assert ng > 0 and kept < ng, "the floor was never reached: the soak did not exercise retention"
-    return {"growth": growth, "fds": (warm["fds"], end["fds"]), "ng": ng, "kept": kept, "low_free": low}
+    return {"growth": growth, "fds": (warm["fds"], end["fds"]), "threads": (warm["threads"], end["threads"]),
+            "ng": ng, "kept": kept, "low_free": low}
 
 
 def test_short_soak_run_is_flat_and_decides_every_frame(tiny_inspector_ro, tmp_path):
@@ -133,7 +141,8 @@ def test_short_soak_run_is_flat_and_decides_every_frame(tiny_inspector_ro, tmp_p
 @pytest.mark.soak
 def test_soak_10000_frames(tiny_inspector_ro, tmp_path):
     n = int(os.environ.get("EDGE_INSPECT_SOAK_FRAMES", 10_000))
-    out, cap, samples, warm, stdout, _ = soak(tiny_inspector_ro, tmp_path, n, warmup=0.1)
+    out, cap, samples, warm, _, _ = soak(tiny_inspector_ro, tmp_path, n)
     res = check(out, cap, samples, warm, n)
-    print(f"soak {n} frames: RSS {res['growth']:+.2%} after warm-up, fds {res['fds']}, NG {res['ng']}, "
+    print(f"soak {n} frames: RSS {res['growth']:+.2%} after warm-up, fds {res['fds']}, threads {res['threads']}, "
+          f"NG {res['ng']}, "
           f"images kept {res['kept']}, lowest free {res['low_free'] / 1e6:.2f} MB")

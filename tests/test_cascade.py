@@ -294,6 +294,10 @@ def test_cli_score_and_eval_with_a_cascade(minimal_cascade, tiny_category, tmp_p
     gate, seg = m["stages"]
     assert (gate["name"], seg["name"]) == ("gate", "seg") and gate["share_ran"] == 1.0
     assert m["gate_pass_share"] == seg["share_ran"] == seg["ran"] / m["n_images"]
+    sweep = {g["gate"]: g for g in m["gate_sweep"]}
+    assert sweep[0.7]["share_ran"] == pytest.approx(seg["share_ran"])  # the configured gate is on the sweep
+    assert sweep[0.7]["defects_not_reached"] == seg["defects_not_reached"]
+    assert [g["share_ran"] for g in m["gate_sweep"]] == sorted((g["share_ran"] for g in m["gate_sweep"]), reverse=True)
     assert m["alone"]["stage"] == "seg" and m["alone"]["confusion"]["tp"] + m["alone"]["confusion"]["fn"] == 1
     t = m["time_ms_per_image"]
     assert t["cascade"] > 0 and t["alone"] > 0 and t["ratio"] == pytest.approx(t["cascade"] / t["alone"], rel=1e-2)

@@ -122,6 +122,16 @@ def _dice(res: Inspection, item: TestItem, gt: np.ndarray) -> float | None:
     return dice_iou(res.mask > 0, gt)[0]
 
 
+SWEEP = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.25)
+
+
+def gate_sweep(first_scores: np.ndarray, labels: np.ndarray) -> list[dict]:
+    """For gates on the first stage's score: the share of images the second stage would see and the
+    defects the gate would pass as clean without showing them to it (to choose ``gate``)."""
+    return [{"gate": g, "share_ran": float((first_scores >= g).mean()),
+             "defects_not_reached": int((labels & (first_scores < g)).sum())} for g in SWEEP]
+
+
 def _metrics(category, cascade: Cascade, last_name: str, rows, spent, n_errors, good_share) -> dict:
     items = [r[0] for r in rows]
     labels = [t.is_defect for t in items]
@@ -148,6 +158,7 @@ def _metrics(category, cascade: Cascade, last_name: str, rows, spent, n_errors, 
         if k:
             entry["defects_not_reached"] = int(sum(labels[i] and not casc[i].stages[k]["ran"] for i in range(n)))
         stages.append(entry)
+    first = np.asarray([casc[i].stages[0]["score"] for i in range(n)])
     ms_c, ms_a = 1000 * spent["cascade"] / n, 1000 * spent["alone"] / n
     n_good = int(sum(not y for y in labels))
     return {
@@ -157,6 +168,7 @@ def _metrics(category, cascade: Cascade, last_name: str, rows, spent, n_errors, 
         **of(casc, range(n)),
         "stages": stages,
         "gate_pass_share": stages[1]["share_ran"],
+        "gate_sweep": gate_sweep(first, np.asarray(labels, bool)) if cascade.spec.vote is None else None,
         "alone": {"stage": last_name, **of(alone, range(n))},
         "time_ms_per_image": {"cascade": round(ms_c, 3), "alone": round(ms_a, 3),
                               "ratio": round(ms_c / ms_a, 4) if ms_a else None},

@@ -460,6 +460,12 @@ def _print_cascade_metrics(m: dict, out: Path) -> None:
         name = st["name"]
         extra = f", defects it never saw {st['defects_not_reached']}" if "defects_not_reached" in st else ""
         click.echo(f"  {name:<12} ran on {st['ran']}/{m['n_images']} ({st['share_ran']:.0%}){extra}")
+    if m.get("gate_sweep"):
+        second = m["stage_names"][1]
+        click.echo(f"  choosing the gate (on {m['stage_names'][0]}'s score): {second} would run on / defects it "
+                   "would never see")
+        click.echo("    " + "  ".join(f"{g['gate']:g}: {g['share_ran']:.0%}/{g['defects_not_reached']}"
+                                      for g in m["gate_sweep"]))
     a = m["alone"]
     click.echo(line(f"{a['stage']} alone", a))
     t = m["time_ms_per_image"]

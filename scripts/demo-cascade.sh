@@ -41,6 +41,8 @@ echo "== 5/6 the segmenter alone on the unseen folder"
 edge-inspect eval "$LINE" --model "$OUT/segmenter" --out "$OUT/eval-segmenter"
 echo "== 6/6 PaDiM → segmenter on the unseen folder, 90% good parts"
 edge-inspect eval "$LINE" --cascade "$OUT/cascade.toml" --good-share 0.9 --out "$OUT/eval-cascade"
+echo "== the issue's targets, judged from that run"
+python -m benchmarks.cascade_targets "$OUT/eval-cascade" || true
 echo
 echo "Done. Look at:"
 echo "  $OUT/cascade.toml                     the cascade (edit the gate and run again)"

@@ -318,6 +318,16 @@ def test_mixing_keeps_most_parts_good(tiny_category):
     assert mix_items(items, 0.8, seed=5) == mix_items(items, 0.8, seed=5)
 
 
+def test_loading_a_cascade_on_the_line_warms_every_stage(tiny_inspector_ro, second_inspector):
+    from edge.pipeline.model_stages import StageSlot
+    from edge.stage import open_stage
+
+    a, b = open_stage(tiny_inspector_ro), open_stage(second_inspector)
+    ca, cb = _count_calls(a), _count_calls(b)
+    StageSlot(lambda: _cascade([a, b], gate=1e9))  # the gate passes the grey probe: b would stay cold
+    assert ca[0] >= 1 and cb[0] >= 1
+
+
 def test_a_station_config_with_a_cascade_runs(minimal_cascade, tiny_inspector_ro, second_inspector, tmp_path):
     cfg = station(tiny_inspector_ro, tmp_path / "run", cascade={"file": str(minimal_cascade)})
     summary = serve(cfg, max_frames=6)
@@ -341,3 +351,15 @@ def test_validate_config_checks_the_cascade(minimal_cascade, tmp_path):
     assert r.exit_code == 5
     assert f"{ok}: ok" in r.output and "cascade.stage[0].inspector: give exactly one" in r.output
     assert "cascade.stage: a cascade chains two or more" in r.output
+
+
+def test_the_target_check_reads_the_run_it_is_given():
+    from benchmarks.cascade_targets import verdicts
+
+    m = {"confusion": {"tp": 19}, "alone": {"stage": "seg", "confusion": {"tp": 20}}, "n_defect": 20,
+         "n_good": 180, "n_images": 200, "good_share": 0.9, "stages": [{"share_ran": 1.0}, {"share_ran": 0.2}],
+         "time_ms_per_image": {"cascade": 30.0, "alone": 60.0, "ratio": 0.5}}
+    assert [ok for *_, ok in verdicts(m)] == [True, True, True, True]
+    m["confusion"]["tp"], m["stages"][1]["share_ran"], m["time_ms_per_image"]["ratio"] = 18, 0.31, 0.61
+    m["good_share"] = 0.5
+    assert [ok for *_, ok in verdicts(m)] == [False, False, False, False]

@@ -129,8 +129,10 @@ def apply_threshold_overrides(insp: ModelStage, image: float | None, pixel: floa
 def _announce(stage: ModelStage) -> ModelStage:
     """Warm the runtime up (the first inference allocates and, with TensorRT, builds engines), then log."""
     t0 = time.perf_counter()
-    spec = stage.bundle.input
-    run_stage(stage, [np.full((spec.height, spec.width, 3), 128, np.uint8)])
+    # a cascade's later stages may not see the probe (the gate passes it): warm each stage itself
+    for st in getattr(stage, "stages", [stage]):
+        spec = st.bundle.input
+        run_stage(st, [np.full((spec.height, spec.width, 3), 128, np.uint8)])
     d = stage.describe()
     log_event(log, logging.INFO, "model stage loaded", kind=stage.kind, inspector=stage.id, path=d.get("path"),
               backend=getattr(stage.backend, "name", "?"), device=getattr(stage.backend, "device", "?"),

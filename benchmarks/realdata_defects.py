@@ -11,7 +11,7 @@ texture show through, pits with a shaded rim, specks and fibres, bent or missing
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -27,7 +27,7 @@ class Site:
     donor: Donor
 
     @staticmethod
-    def of(clean: np.ndarray, donor: Donor, on_structure: bool) -> "Site":
+    def of(clean: np.ndarray, donor: Donor, on_structure: bool) -> Site:
         s = clean.shape[0]
         w = np.ones((s, s))
         if on_structure:  # positioned parts: on the part, where there is detail, not the background

@@ -69,7 +69,7 @@ class Region:
     w: int
     h: int
 
-    def halves(self) -> tuple["Region", "Region"]:
+    def halves(self) -> tuple[Region, Region]:
         """Split along the longer side: (first, second), disjoint."""
         if self.w >= self.h:
             a = self.w // 2

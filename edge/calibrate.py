@@ -9,8 +9,8 @@ from typing import Callable
 import numpy as np
 
 from .evaluate import score_category
-from .fitting import write_calibration
-from .inspector import Calibration, Inspector
+from .inspector import Inspector
+from .inspector_dir import Calibration, replace_calibration
 from .threshold import _best_f1, labelled_threshold
 
 
@@ -39,5 +39,5 @@ def calibrate_labelled(category: str | Path, inspector: Inspector, method: str =
                      "method": old.method},
         "good_scores": old.details.get("good_scores", {}),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
-    write_calibration(inspector.root, cal)
+    replace_calibration(inspector.root, cal)
     return cal

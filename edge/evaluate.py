@@ -174,20 +174,14 @@ def _segmentation(ss: ScoredSet, classes: list[str]) -> dict:
             "n_segmented": len(ss.seg), "per_class": per_class}
 
 
+REPORT_KEYS = ("id", "backbone", "input", "fitted_with", "d", "mode", "aggregate", "tiles", "n_images", "shrinkage",
+               "eps", "threshold_method", "target_frr", "quantile", "margin")
+
+
 def inspector_details(inspector: Inspector) -> dict:
     """What the inspector is, for the report: backbone, d, mode, N, threshold method."""
-    m = inspector.manifest
-    p, b = m.get("padim", {}), m.get("backbone", {})
-    t = p.get("tiling") or {}
-    cal = inspector.calibration
-    out = {"id": inspector.id, "backbone": b.get("name"), "input": b.get("input"),
-           "fitted_with": b.get("fitted_with"), "d": p.get("d"), "mode": p.get("mode", "aligned"),
-           "aggregate": p.get("aggregate"),
-           "tiles": f"{t.get('rows', 1)}x{t.get('cols', 1)} {t.get('mode', 'per-tile')}" if t else None,
-           "n_images": p.get("n_images"), "shrinkage": p.get("shrinkage_applied"), "eps": p.get("eps"),
-           "threshold_method": cal.method, "target_frr": cal.details.get("target_frr"),
-           "quantile": cal.details.get("quantile"), "margin": cal.details.get("margin")}
-    return {k: v for k, v in out.items() if v is not None}
+    d = inspector.describe()
+    return {k: d[k] for k in REPORT_KEYS if d.get(k) is not None}
 
 
 def _kind_block(k: str, s: np.ndarray, pred: np.ndarray, thr: float) -> dict:

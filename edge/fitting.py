@@ -16,10 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import io
-import json
-import os
 import resource
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +24,11 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__
 from .backends import DEFAULT_BACKEND, open_backend
-from .bundle import AtomicDir, hash_tree, load_bundle, verify_files, write_json
+from .bundle import load_bundle, verify_files
 from .errors import BundleError, DataError, ImageError
-from .inspector import INSPECTOR_SCHEMA, INSPECTOR_VERSION, Calibration, Inspector, inspector_id
+from .inspector import Inspector
+from .inspector_dir import Calibration, write_inspector
 from .loader import iter_batches
 from .model_choice import ModelChoice, choose, cross_fit
 from .padim import position_free
@@ -362,69 +359,25 @@ def _read_moments(root: Path, sha256: str, stats: GaussianStats, mode: str = "al
     return acc
 
 
-def write_calibration(root: Path, cal: Calibration) -> None:
-    """Replace an inspector's calibration atomically.
-
-    A new directory is assembled from hard links to the unchanged files (no copying of the
-    statistics) plus the new calibration and manifest, then renamed over the old one.
-    """
-    from .bundle import sha256_file
-
-    root = Path(root)
-    m = json.loads((root / "manifest.json").read_text())
-
-    def link(src, dst):
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
-    with AtomicDir(root, overwrite=True) as tmp:
-        shutil.rmtree(tmp)
-        shutil.copytree(root, tmp, copy_function=link,
-                        ignore=lambda d, names: [n for n in names if Path(d) == root and
-                                                 n in ("calibration.json", "manifest.json")])
-        write_json(tmp / "calibration.json", cal.to_dict())
-        m["files"]["calibration.json"] = sha256_file(tmp / "calibration.json")
-        m["id"] = inspector_id(m["files"])
-        m["thresholds"] = {"image": cal.image_threshold, "pixel": cal.pixel_threshold, "method": cal.method}
-        write_json(tmp / "manifest.json", m)
-
-
 def _write_inspector(out: Path, backbone_dir: Path, stats: GaussianStats, moments: Moments, cal: Calibration,
                      opts: FitOptions, images: list[str], errors: list[str], variant: str, mode: str,
                      choice: ModelChoice, n_images: int) -> None:
-    bundle = load_bundle(backbone_dir)
-    with AtomicDir(out, overwrite=True) as tmp:
-        shutil.copytree(backbone_dir, tmp / "backbone")
-        stats.save(tmp / "stats.npz")
-        np.savez(tmp / "moments.npz", **moments.to_arrays())
-        write_json(tmp / "calibration.json", cal.to_dict())
+    padim = {"d": stats.d, "seed": opts.seed, "eps": stats.eps, "shrinkage": opts.shrinkage,
+             "shrinkage_applied": stats.shrinkage, "shrink_mean": stats.shrink_mean,
+             "grid": list(stats.grid), "tiling": opts.tiling.to_dict(),
+             "mode": mode, "aggregate": opts.aggregate,
+             "choice": {"mode": choice.mode, "reason": choice.reason, "asked": opts.mode},
+             "n_images": n_images, "n_samples": stats.n,
+             "blur_sigma": opts.blur_sigma,
+             "open_radius": opts.open_radius, "batch_size": opts.batch_size}
+
+    def roi_file(tmp: Path) -> None:
         if opts.roi is not None:
             shape = None if opts.roi.mask is not None else opts.tiling.image or _first_size([Path(p) for p in images])
             opts.roi.save(tmp / ROI_FILE, shape)
-        files = hash_tree(tmp)
-        write_json(tmp / "manifest.json", {
-            "schema": INSPECTOR_SCHEMA, "schema_version": INSPECTOR_VERSION,
-            "id": inspector_id(files),
-            "created": {"tool": f"edge-inspect {__version__}",
-                        "utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
-            "backbone": {"name": bundle.name, "id": bundle.id, "input": [bundle.input.height, bundle.input.width],
-                         "weights": bundle.manifest.get("weights", {}).get("source"),
-                         "fitted_with": variant},
-            "padim": {"d": stats.d, "seed": opts.seed, "eps": stats.eps, "shrinkage": opts.shrinkage,
-                      "shrinkage_applied": stats.shrinkage, "shrink_mean": stats.shrink_mean,
-                      "grid": list(stats.grid), "tiling": opts.tiling.to_dict(),
-                      "mode": mode, "aggregate": opts.aggregate,
-                      "choice": {"mode": choice.mode, "reason": choice.reason, "asked": opts.mode},
-                      "n_images": n_images, "n_samples": stats.n,
-                      "blur_sigma": opts.blur_sigma,
-                      "open_radius": opts.open_radius, "batch_size": opts.batch_size},
-            "thresholds": {"image": cal.image_threshold, "pixel": cal.pixel_threshold, "method": cal.method},
-            "good_images": images[-10000:],
-            "skipped_images": errors,
-            "files": files,
-        })
+
+    write_inspector(out, backbone_dir, stats, moments, cal, padim=padim, variant=variant, images=images,
+                    errors=errors, extra_files=roi_file)
 
 
 def _runtime(be) -> str:

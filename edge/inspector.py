@@ -1,29 +1,19 @@
-"""The inspector: a backbone bundle + PaDiM statistics + calibration, in one directory.
+"""The PaDiM inspector: a backbone bundle + PaDiM statistics + calibration, as a model stage.
 
-    inspector/
-      manifest.json      schema, PaDiM parameters, backbone summary, SHA-256 of every file
-      backbone/          copy of the backbone bundle (manifest.json, model.onnx, …)
-      stats.npz          mean (P,d), precision factor (P,d,d), channel index, grid, n, eps
-      moments.npz        float64 streaming sums, so `fit --update` can add images later
-      calibration.json   image and pixel thresholds, method, good-score distribution
-
-Copy the directory to another device and it runs. It is written to a temp directory and
-renamed into place, so a power cut leaves either the old inspector or the new one.
+The directory's layout, manifest and calibration file are owned by :mod:`edge.inspector_dir`;
+this module loads one (verifying every file) and scores images with it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from .backends import DEFAULT_BACKEND, Backend, open_backend
-from .bundle import MANIFEST, Bundle, load_bundle, read_manifest, recover_dir, verify_files
+from .bundle import MANIFEST, Bundle, load_bundle, recover_dir, verify_files
 from .errors import BackendError, BundleError
 from .padim import kernel
 from .padim.embed import EmbeddingSpec, embed
@@ -31,40 +21,12 @@ from .padim.score import MODES, anomaly_mask, distance_maps, full_res_map, image
 from .padim.stats import GaussianStats
 from .padim.tiling import Tiling
 from .roi import ROI_FILE, Roi
+from .inspector_dir import (INSPECTOR_SCHEMA, INSPECTOR_VERSION, READABLE_VERSIONS, Calibration, inspector_id,
+                            read_inspector_manifest)
 from .stage import Inspection, decide, run_stage
 
-__all__ = ["Calibration", "Inspection", "Inspector", "PostProcess", "inspector_id"]
-
-INSPECTOR_SCHEMA = "edge-inspect/inspector"
-INSPECTOR_VERSION = 2  # 2: stats.npz may hold the factor packed (factor_format)
-READABLE_VERSIONS = (1, 2)
-
-
-@dataclass(frozen=True)
-class Calibration:
-    image_threshold: float
-    pixel_threshold: float
-    method: str
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self):
-        if not (np.isfinite(self.image_threshold) and self.image_threshold > 0):
-            raise BundleError(f"image threshold {self.image_threshold} must be a positive number")
-        if not (np.isfinite(self.pixel_threshold) and self.pixel_threshold > 0):
-            raise BundleError(f"pixel threshold {self.pixel_threshold} must be a positive number")
-
-    def to_dict(self) -> dict:
-        return {"image_threshold": self.image_threshold, "pixel_threshold": self.pixel_threshold,
-                "method": self.method, **self.details}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Calibration":
-        d = dict(d)
-        try:
-            return cls(float(d.pop("image_threshold")), float(d.pop("pixel_threshold")), str(d.pop("method")), d)
-        except KeyError as e:
-            raise BundleError(f"calibration.json lacks {e}") from None
-
+__all__ = ["Calibration", "Inspection", "Inspector", "PostProcess", "inspector_id",
+           "INSPECTOR_SCHEMA", "INSPECTOR_VERSION", "READABLE_VERSIONS"]
 
 @dataclass(frozen=True)
 class PostProcess:
@@ -115,12 +77,19 @@ class Inspector:
         return self.calibration.image_threshold
 
     def describe(self) -> dict:
-        p = self.manifest.get("padim", {})
+        """What this inspector is, read from its manifest and calibration (for `info`, logs, reports)."""
+        m, cal = self.manifest, self.calibration
+        p, b = m.get("padim", {}), m.get("backbone", {})
         return {"kind": self.kind, "id": self.id, "path": str(self.root), "backbone": self.bundle.name,
+                "input": b.get("input"), "fitted_with": b.get("fitted_with"),
                 "d": self.stats.d, "grid": list(self.stats.grid), "n_images": p.get("n_images"),
-                "mode": p.get("mode", "aligned"), "tiling": self.tiling.to_dict(),
-                "threshold": {"image": self.calibration.image_threshold, "pixel": self.calibration.pixel_threshold,
-                              "method": self.calibration.method},
+                "mode": p.get("mode", "aligned"), "choice": (p.get("choice") or {}).get("reason"),
+                "aggregate": p.get("aggregate"), "tiling": self.tiling.to_dict(), "tiles": self.tiling.describe(),
+                "shrinkage": p.get("shrinkage_applied"), "eps": p.get("eps"),
+                "threshold": {"image": cal.image_threshold, "pixel": cal.pixel_threshold, "method": cal.method},
+                "threshold_method": cal.method, "target_frr": cal.details.get("target_frr"),
+                "quantile": cal.details.get("quantile"), "margin": cal.details.get("margin"),
+                "inference": (m.get("inference") or {}).get("note"),
                 "backend": getattr(self.backend, "name", None), "variant": getattr(self.backend, "variant", None)}
 
     @classmethod
@@ -140,18 +109,8 @@ class Inspector:
         if not root.exists():
             raise BundleError(f"inspector directory {root} does not exist",
                               hint="fit one first: edge-inspect fit --good DIR --out " + str(root))
-        m = read_manifest(root)
-        if m.get("schema") != INSPECTOR_SCHEMA:
-            raise BundleError(f"{root / MANIFEST}: not an inspector (schema={m.get('schema')!r})",
-                              hint="a backbone bundle is not an inspector; run `edge-inspect fit` with it")
-        if m.get("schema_version") not in READABLE_VERSIONS:
-            raise BundleError(f"{root}: inspector schema_version {m.get('schema_version')} is not supported "
-                              f"(reads {', '.join(map(str, READABLE_VERSIONS))})",
-                              hint="refit with this version of edge-inspect")
-        files = m.get("files")
-        if not isinstance(files, dict) or not files:
-            raise BundleError(f"{root / MANIFEST}: has no 'files' hash table; refusing an unverifiable inspector",
-                              hint="refit it with this version of edge-inspect")
+        m = read_inspector_manifest(root)
+        files = m["files"]
         # stats.npz is the largest file: read it once, hash those bytes and load them (no second read)
         stats_path = root / "stats.npz"
         contents = {"stats.npz": stats_path.read_bytes()} if stats_path.is_file() else {}
@@ -163,7 +122,7 @@ class Inspector:
         _check_recorded(root, files, bundle)
         _check_backbone_matches(root, m, bundle)
         stats = GaussianStats.load(io.BytesIO(contents["stats.npz"]) if contents else stats_path)
-        cal = Calibration.from_dict(json.loads((root / "calibration.json").read_text()))
+        cal = Calibration.read(root)
         p = m.get("padim", {})
         post = PostProcess(float(p.get("blur_sigma", 4.0)), int(p.get("open_radius", 4)))
         expect_grid = tuple(p.get("grid", stats.grid))
@@ -283,8 +242,3 @@ def _compute_plan(root: Path, m: dict, asked: str | dict) -> str | dict:
                            hint="score with --inference-precision auto or fp32, or refit with "
                                 f"--inference-precision {asked} on the runtime that has it")
     return mine
-
-
-def inspector_id(files: dict[str, str]) -> str:
-    blob = json.dumps({k: v for k, v in files.items() if k != "moments.npz"}, sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .backends import reduced_precisions, runtime_key
-from .bundle import read_manifest, write_json
+from .inspector_dir import set_manifest_entry
 from .errors import DataError
 from .imageio import read_image
 
@@ -117,10 +117,8 @@ def choose_inference_precision(root: Path, holdout: list[Path], asked: str = "au
 
 
 def _record(root: Path, par: Parity | None, key: str, note: str) -> str:
-    m = read_manifest(root)
     approved = {key: par.precision} if par is not None and par.passed else {}
-    m["inference"] = {"approved": approved, "parity": asdict(par) if par else None, "note": note}
-    write_json(root / "manifest.json", m)
+    set_manifest_entry(root, "inference", {"approved": approved, "parity": asdict(par) if par else None, "note": note})
     return note
 
 

@@ -144,12 +144,11 @@ def finish_stage(stage: ModelStage, outputs: dict[str, np.ndarray], images: list
 def stage_kind(path: str | Path) -> str:
     """What a directory holds, from its manifest: "padim" (an inspector) or a bundle kind."""
     from .bundle import read_manifest
-    from .inspector import INSPECTOR_SCHEMA
+    from .inspector_dir import is_inspector
 
-    m = read_manifest(path)
-    if m.get("schema") == INSPECTOR_SCHEMA:
+    if is_inspector(path):
         return "padim"
-    return str(m.get("kind", "backbone"))
+    return str(read_manifest(path).get("kind", "backbone"))
 
 
 def open_stage(path: str | Path, backend: str = "auto", device: str | None = None,

@@ -200,7 +200,9 @@ def _print_fit(rep, out, update: bool, n_read: int) -> None:
     if rep.inference:
         click.echo(f"  inference precision: {rep.inference}")
     if update:
-        n = json.loads((Path(out) / "manifest.json").read_text())["padim"]["n_images"]
+        from ..inspector import Inspector
+
+        n = Inspector.load(out, open_runtime=False, verify=False).describe()["n_images"]
         click.echo(f"  added {rep.n_fit} good images; statistics now from {n} images")
     else:
         click.echo(f"  fitted on {rep.n_fit} good images; {rep.n_crossfit} of them scored by statistics that never "
@@ -567,25 +569,29 @@ def calibrate_cmd(category, inspector_dir, model_dir, method, target_recall, out
 def info_cmd(path, as_json):
     """Show what a backbone bundle, a supervised bundle (with its calibration) or an
     inspector is, and check its file hashes."""
-    from ..bundle import load_bundle, read_manifest, verify_files
+    from ..bundle import load_bundle, read_manifest
+    from ..inspector import Inspector
+    from ..inspector_dir import is_inspector
     from ..padim import kernel
 
     m = read_manifest(path)
     if as_json:
         click.echo(json.dumps(m, indent=2))
-    if m.get("schema") == "edge-inspect/inspector":
-        verify_files(Path(path), m.get("files", {}), what="inspector")
-        p, t, b = m["padim"], m["thresholds"], m["backbone"]
+    if is_inspector(path):
+        d = Inspector.load(path, open_runtime=False).describe()  # verifies every file's hash
         if not as_json:
-            click.echo(f"inspector {m['id']}  (backbone {b['name']}, input {b['input'][0]}x{b['input'][1]}, "
-                       f"fitted with {b.get('fitted_with', 'the most precise variant')})")
-            click.echo(f"  PaDiM: d={p['d']}, grid {p['grid'][0]}x{p['grid'][1]}, {p['n_images']} good images, "
-                       f"eps={p['eps']}, shrinkage {p['shrinkage_applied']}")
+            inp = d["input"] or ["?", "?"]
+            click.echo(f"inspector {d['id']}  (backbone {d['backbone']}, input {inp[0]}x{inp[1]}, "
+                       f"fitted with {d['fitted_with'] or 'the most precise variant'})")
+            click.echo(f"  PaDiM: d={d['d']}, {d['mode']} mode, grid {d['grid'][0]}x{d['grid'][1]}, "
+                       f"{d['n_images']} good images, eps={d['eps']}, shrinkage {d['shrinkage']}, {d['tiles']}")
+            if d["choice"]:
+                click.echo(f"  model chosen: {d['choice']}")
+            t = d["threshold"]
             click.echo(f"  thresholds: image {t['image']:.3f}, pixel {t['pixel']:.3f} ({t['method']})")
             click.echo(f"  scoring on this machine: {kernel.status()}")
             click.echo(f"  runtime on this machine (--backend auto): {_auto_line()}")
-            inf = m.get("inference") or {}
-            click.echo(f"  inference precision: {inf.get('note', 'fp32 (fitted before parity checks)')}")
+            click.echo(f"  inference precision: {d['inference'] or 'fp32 (fitted before parity checks)'}")
     else:
         b = load_bundle(path)
         if not as_json:

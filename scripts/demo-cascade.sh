@@ -12,12 +12,12 @@ cd "$(dirname "$0")/.."
 . scripts/setup-env.sh
 OUT=${DEMO_OUT:-demo-cascade-out}
 TEXTURE=${TEXTURE:-metal}
-EPOCHS=${EPOCHS:-12}
+EPOCHS=${EPOCHS:-4}
 GATE=${GATE:-0.95}
 mkdir -p "$OUT"
 
 echo "== 1/6 export a small, cheap backbone for the gate: Lite0 at 128 px (torch, workstation side)"
-edge-export backbone efficientnet-lite0 --size 128 --out "$OUT/gate-backbone"
+edge-export backbone efficientnet-lite0 --size 128 --weights pretrained --out "$OUT/gate-backbone"
 echo "== 2/6 two labelled folders of the same part: one to train on, one never seen (180 good, 20 defective)"
 edge-inspect demo-data "$OUT/train-data" --texture "$TEXTURE" --train 60 --test-good 30 --per-defect 12 --seed 1
 edge-inspect demo-data "$OUT/line-data" --texture "$TEXTURE" --train 60 --test-good 180 --per-defect 5 --seed 2

@@ -13,21 +13,28 @@ HELP = """Visual inspection on the line: learn what good parts look like, then f
 
 \b
 How it works (PaDiM):
-  fit    Run good images through a pretrained CNN and record, for every position of
-         the image, the average feature vector and how much it varies (a Gaussian).
-         No training, no defect images needed. Also sets a threshold from good
-         images alone: part of them is held out and scored as if it were new.
+  fit    Run good images through a pretrained CNN and record what good looks like:
+         for every position of the image (aligned parts), or once for all positions
+         (textures and surfaces that shift or rotate), the average feature vector and
+         how much it varies (a Gaussian). `--mode auto` picks between the two. No
+         training, no defect images needed. It also sets the threshold from good
+         images alone: every good image is scored by statistics that never saw it,
+         and the threshold is set for a target false-reject rate (--target-frr),
+         with the rate to expect printed.
   score  For a new image, measure how far each position is from its Gaussian
          (Mahalanobis distance). The anomaly map is that distance, smoothed; the
          image score is its maximum. score = raw / threshold, so 1.0 is the
          line between OK and NG. The mask marks pixels over the pixel threshold.
+  Supervised models (classifier, segmenter, multitask bundles from `edge-export`) and
+  cascades of stages run the same way: score/eval/run --model BUNDLE or --cascade FILE.
 
 \b
 Typical session:
   edge-inspect fit --good ./ok-images             # writes ./inspector
   edge-inspect score ./todays-images --out ./results
-  edge-inspect eval ./my-category                 # MVTec layout: AUROC, F1, ROC plot
+  edge-inspect eval ./my-category                 # MVTec layout: AUROC, FRR, recall, report.html
   edge-inspect calibrate ./my-category --method zero-false-reject
+  edge-inspect run --camera 0 --station 127.0.0.1:8765   # the line, with its web page
 
 Exit codes: 0 ok, 1 NG/ERROR found with --strict, 2 usage or user error,
 3 bad bundle/inspector, 4 image error, 5 config error, 6 runtime error, 7 dataset error,

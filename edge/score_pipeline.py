@@ -56,9 +56,13 @@ def run_overlapped(stage: ModelStage, batches: Iterable[list], handle: Callable[
     def score_loop():
         try:
             while (item := get(to_score)) is not _END:
-                batch, good, outputs, timings = item
-                results = finish_stage(stage, outputs, [img for _, img in good], timings) if good else []
-                put(to_write, (batch, {id(img): r for (_, img), r in zip(good, results)}))
+                batch, good, outputs, timings, singles = item
+                if singles is None:
+                    results = finish_stage(stage, outputs, [img for _, img in good], timings) if good else []
+                    done = {id(img): r for (_, img), r in zip(good, results)}
+                else:  # the batch was inferred image by image
+                    done = {id(img): finish_stage(stage, o, [img], t)[0] for img, o, t in singles}
+                put(to_write, (batch, done))
             put(to_write, _END)
         except _Stop:
             pass
@@ -83,8 +87,13 @@ def run_overlapped(stage: ModelStage, batches: Iterable[list], handle: Callable[
     try:
         for batch in batches:
             good = [(p, img) for p, img in batch if not isinstance(img, ImageError)]
-            outputs, timings = infer_stage(stage, [img for _, img in good]) if good else (None, {})
-            put(to_score, (batch, good, outputs, timings))
+            try:
+                outputs, timings = infer_stage(stage, [img for _, img in good]) if good else (None, {})
+            except Exception:  # the backend refused this batch: each image alone (see infer_each)
+                batch, singles = infer_each(stage, batch)
+                put(to_score, (batch, [], None, {}, singles))
+                continue
+            put(to_score, (batch, good, outputs, timings, None))
         put(to_score, _END)
     except _Stop:
         pass
@@ -96,3 +105,19 @@ def run_overlapped(stage: ModelStage, batches: Iterable[list], handle: Callable[
             t.join()
     if failed:
         raise failed[0]
+
+
+
+def infer_each(stage: ModelStage, batch: list) -> tuple[list, list]:
+    """After a batch failed in the backend: infer its images one at a time. An image that still fails
+    becomes an :class:`ImageError` value in the returned batch (so it gets an ERROR record saying why);
+    the others are returned as (image, outputs, timings) for :func:`finish_stage`."""
+    out, singles = [], []
+    for p, img in batch:
+        if not isinstance(img, ImageError):
+            try:
+                singles.append((img, *infer_stage(stage, [img])))
+            except Exception as e:
+                img = ImageError(f"{p}: inference failed: {type(e).__name__}: {e}")
+        out.append((p, img))
+    return out, singles

@@ -16,8 +16,8 @@ from .errors import ImageError
 from .imageio import write_png
 from .loader import iter_batches
 from .records import DecisionLog, DecisionRecord
-from .score_pipeline import run_overlapped
-from .stage import Inspection, ModelStage, run_stage
+from .score_pipeline import infer_each, run_overlapped
+from .stage import Inspection, ModelStage, finish_stage, run_stage
 from .supervised.rle import RleWriter
 
 
@@ -168,7 +168,12 @@ def score_paths(stage: ModelStage, paths: list[Path], out: str | Path, save_maps
         else:
             for batch in iter_batches(paths, batch_size):
                 good = [(p, img) for p, img in batch if not isinstance(img, ImageError)]
-                results = run_stage(stage, [img for _, img in good])
+                try:
+                    results = run_stage(stage, [img for _, img in good])
+                except Exception:  # the backend refused this batch: each image alone
+                    batch, singles = infer_each(stage, batch)
+                    handle(batch, {id(img): finish_stage(stage, o, [img], t)[0] for img, o, t in singles})
+                    continue
                 handle(batch, {id(img): r for (_, img), r in zip(good, results)})
     finally:
         writer.close()

@@ -153,3 +153,27 @@ def test_the_pixel_limit_can_be_raised_and_a_bad_setting_is_refused(tmp_path, mo
     monkeypatch.setenv("EDGE_INSPECT_MAX_PIXELS", "lots")
     with pytest.raises(ConfigError, match="EDGE_INSPECT_MAX_PIXELS='lots' is not a pixel count"):
         read_image(p)
+
+
+@pytest.mark.parametrize("overlap", [True, False], ids=["overlapped", "sequential"])
+def test_an_image_the_backend_rejects_gets_an_error_record_and_its_batch_goes_on(tiny_inspector_ro, tiny_category,
+                                                                                tmp_path, monkeypatch, overlap):
+    folder = tmp_path / "in"
+    shutil.copytree(tiny_category / "test" / "good", folder)
+    cv2.imwrite(str(folder / "001-poison.png"), np.full((64, 64, 3), 255, np.uint8))
+    insp = Inspector.load(tiny_inspector_ro)
+    real = insp.backend.infer
+
+    def infer(inputs):
+        x = next(iter(inputs.values()))
+        if (x.reshape(x.shape[0], -1).min(axis=1) > 1.5).any():  # the all-white image, normalised
+            raise RuntimeError("CUDA error: an illegal memory access")
+        return real(inputs)
+
+    monkeypatch.setattr(insp.backend, "infer", infer)
+    summary = score_paths(insp, list_images([folder]), tmp_path / "out", batch_size=4, overlap=overlap)
+    by = {Path(r.image).name: r for r in summary.records}
+    assert summary.total == 5 and summary.counts["ERROR"] == 1
+    assert by["001-poison.png"].decision == "ERROR"
+    assert "inference failed: RuntimeError: CUDA error" in by["001-poison.png"].error
+    assert all(r.decision in ("OK", "NG") for n, r in by.items() if n != "001-poison.png")

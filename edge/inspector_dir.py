@@ -91,7 +91,47 @@ def read_inspector_manifest(root: Path) -> dict:
     if not isinstance(files, dict) or not files:
         raise BundleError(f"{root / MANIFEST}: has no 'files' hash table; refusing an unverifiable inspector",
                           hint="refit it with this version of edge-inspect")
+    problems = _shape_problems(m)
+    if problems:
+        raise BundleError(f"{root / MANIFEST}: malformed: " + "; ".join(problems),
+                          hint="the manifest was edited or damaged; copy the inspector again, or refit it")
     return m
+
+
+_NUM = (int, float)
+# the manifest entries the runtime reads, and the JSON types they must have when present
+_SHAPE = {
+    "padim": (dict, {"d": int, "seed": int, "eps": _NUM, "grid": list, "tiling": dict, "mode": str,
+                     "aggregate": int, "n_images": int, "n_samples": int, "blur_sigma": _NUM, "open_radius": int,
+                     "batch_size": int, "choice": dict, "shrinkage": str}),
+    "backbone": (dict, {"name": str, "id": str, "input": list, "fitted_with": str}),
+    "thresholds": (dict, {"image": _NUM, "pixel": _NUM, "method": str}),
+    "inference": (dict, {"approved": dict, "note": str}),
+    "good_images": (list, {}),
+}
+
+
+def _shape_problems(m: dict) -> list[str]:
+    out = []
+    for key, (kind, fields) in _SHAPE.items():
+        if key not in m:
+            continue
+        v = m[key]
+        if not isinstance(v, kind):
+            out.append(f"{key} is {'null' if v is None else 'a ' + type(v).__name__}, not a {kind.__name__}")
+            continue
+        for f, ftype in fields.items():
+            x = v.get(f)
+            if x is not None and (not isinstance(x, ftype) or isinstance(x, bool)):
+                out.append(f"{key}.{f} is {x!r}")
+    for key in ("grid",):
+        g = (m.get("padim") or {}).get(key)
+        if isinstance(g, list) and (len(g) != 2 or not all(isinstance(v, int) and v > 0 for v in g)):
+            out.append(f"padim.{key} is {g!r}, not two positive integers")
+    inp = (m.get("backbone") or {}).get("input")
+    if isinstance(inp, list) and (len(inp) != 2 or not all(isinstance(v, int) and v > 0 for v in inp)):
+        out.append(f"backbone.input is {inp!r}, not two positive integers")
+    return out
 
 
 def is_inspector(root: str | os.PathLike) -> bool:

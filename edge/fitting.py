@@ -193,8 +193,8 @@ def _calibration(scores, p999, target_frr: float, n_fit: int, extra: dict, seed:
     q = {f"q{int(v * 1000) / 10:g}": float(np.quantile(s, v)) for v in (0.5, 0.9, 0.99)}
     return Calibration(thr, thr, "good-crossfit", {
         "target_frr": target_frr, "expected_frr": est.to_dict(),
-        "rule": "the (1 - target) quantile of a new good part's score predicted from the held-out good scores "
-                "(log-normal, Student-t prediction bound)",
+        "rule": "the (1 - target) quantile of the log-normal fitted to the held-out good scores "
+                "(point estimate; expected_frr says what it will give)",
         "pixel_rule": "pixel threshold = image threshold, so a good part's mask is empty",
         "good_scores": {"n": int(s.size), "fitted_on": n_fit, "min": float(s.min()), "max": float(s.max()),
                         **q, "values": [round(float(v), 4) for v in s]},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -43,7 +44,7 @@ class ExpectedFRR:
         return self.high > 3 * self.target
 
 
-DRAWS = 20000  # posterior draws; seeded, so the same scores always give the same threshold
+DRAWS = 20000  # posterior draws for the expected rate; seeded, so the same scores always give the same numbers
 
 
 def _normal_sf(z: np.ndarray) -> np.ndarray:
@@ -51,14 +52,14 @@ def _normal_sf(z: np.ndarray) -> np.ndarray:
 
 
 def frr_threshold(good_scores, target_frr: float = 0.01, seed: int = 0) -> tuple[float, ExpectedFRR]:
-    """Threshold from held-out good scores that targets a false-reject rate.
+    """Threshold from held-out good scores at a target false-reject rate.
 
     An image score is the maximum of a map, positive and right-skewed; its logarithm is modelled as
-    normal with unknown mean and spread. With N held-out scores, the threshold is the (1 − target)
-    quantile of the *predictive* distribution of a new good part's score (the Student-t prediction
-    bound, by seeded simulation): at N = 20 it sits further out than the fitted quantile because the
-    spread itself is uncertain. The interval is the 5–95% range of P(score ≥ threshold) over the
-    posterior of (mean, spread). Needs at least 3 scores.
+    normal. The threshold is the fitted model's (1 − target) quantile: the point estimate at the
+    target. What it will give on new good parts is reported rather than assumed:
+    the expected rate is the mean of P(score ≥ threshold) over the posterior of (mean, spread), with
+    its 5–95% range, so with few images it sits above the target and the interval is wide (the
+    caller warns). Needs at least 3 scores.
     """
     s = np.asarray(good_scores, dtype=np.float64)
     s = s[np.isfinite(s) & (s > 0)]
@@ -71,13 +72,12 @@ def frr_threshold(good_scores, target_frr: float = 0.01, seed: int = 0) -> tuple
     n = s.size
     ell = np.log(s)
     m, sd = float(ell.mean()), max(float(ell.std(ddof=1)), 1e-6)
+    z = NormalDist().inv_cdf(1.0 - target_frr)
+    thr = math.exp(m + sd * z)
     rng = np.random.default_rng(seed)
     sigma = sd * np.sqrt((n - 1) / rng.chisquare(n - 1, DRAWS))
     mu = m + sigma / np.sqrt(n) * rng.standard_normal(DRAWS)
-    new = np.repeat(mu, 10) + np.repeat(sigma, 10) * rng.standard_normal(DRAWS * 10)  # a new good part's log-score
-    log_thr = float(np.quantile(new, 1.0 - target_frr))
-    frr = _normal_sf((log_thr - mu) / sigma)
-    thr = float(np.exp(log_thr))
+    frr = _normal_sf((math.log(thr) - mu) / sigma)
     est = ExpectedFRR(float(frr.mean()), float(np.quantile(frr, 0.05)), float(np.quantile(frr, 0.95)),
                       float(target_frr), int(n), float((s >= thr).mean()))
     return thr, est

@@ -13,7 +13,7 @@ def _row(cat, kind, n, img, frr, recall, lo=None, hi=None):
                per_kind=(("scratch", recall),))
 
 
-ROWS = [_row("a", "aligned", 80, 0.96, 0.0, 0.9, 0.0, 0.05), _row("b", "surface", 80, 0.94, 0.1, 0.7, 0.0, 0.05),
+ROWS = [_row("a", "aligned", 80, 0.96, 0.0, 0.9, 0.0, 0.05), _row("b", "surface", 80, 0.94, 0.1, 0.7, 0.0, 0.02),
         _row("a", "aligned", 20, 0.90, 0.0, 0.8), _row("b", "surface", 20, 0.92, 0.0, 0.7)]
 
 
@@ -26,10 +26,17 @@ def test_means_and_verdicts_follow_the_numbers():
     assert "image AUROC 0.910 (≥ 0.890: met)" in v20 and "defects caught 75.0% (≥ 70.0%: met)" in v20
 
 
+def test_expected_frr_is_checked_against_the_count_not_the_rate():
+    r = _row("a", "aligned", 20, 0.9, 0.0, 0.8, 0.003, 0.022)
+    assert r.expected_holds  # 0 of 30 rejected is likely at a 1% rate
+    assert not _row("a", "aligned", 20, 0.9, 4 / 30, 0.8, 0.003, 0.022).expected_holds
+    assert _row("a", "aligned", 20, 0.9, 0.0, 0.8).expected_holds is None
+
+
 def test_table_has_a_row_per_category_and_means():
     t = table(ROWS)
     assert t.count("| a (aligned) |") == 2 and "**mean, surface**" in t and t.count("**mean**") == 2
-    assert "holds on 1/2" in t  # b's 10% falls outside [0%, 5%]
+    assert "consistent on 1/2" in t  # b: 3 of 30 is too many for any rate in [0%, 2%]
     assert "| scratch |" in per_kind_table(ROWS)
 
 

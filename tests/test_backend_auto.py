@@ -86,3 +86,26 @@ def test_cli_says_which_runtime_runs_and_why(tiny_inspector_ro, tiny_category, t
     assert "runtime: onnxruntime cpu" in r.output and "(asked for)" in r.output
     r = CliRunner().invoke(cli, ["info", str(tiny_inspector_ro)])
     assert r.exit_code == 0 and f"--backend auto): {c.backend} {c.device}, because: " in r.output
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_large_batches_run_in_chunks_with_the_same_outputs(tiny_bundle, backend, monkeypatch):
+    """Tiled photos send hundreds of windows at once; the runtime sees at most MAX_ROWS per call."""
+    if backend == "openvino":
+        pytest.importorskip("openvino")
+    import numpy as np
+
+    from edge import backends
+
+    be = open_backend(load_bundle(tiny_bundle), backend)
+    x = np.random.default_rng(0).normal(size=(7, 3, 64, 64)).astype(np.float32)
+    whole = be.infer({be.input_name: x})
+    seen = []
+    real = be._run
+    monkeypatch.setattr(be, "_run", lambda inp: seen.append(next(iter(inp.values())).shape[0]) or real(inp))
+    monkeypatch.setattr(backends, "MAX_ROWS", 3)
+    monkeypatch.setattr(backends.in_chunks, "__defaults__", (3,))
+    chunked = be.infer({be.input_name: x})
+    assert seen == [3, 3, 1]
+    for k in whole:
+        np.testing.assert_allclose(chunked[k], whole[k], rtol=1e-4, atol=1e-5)

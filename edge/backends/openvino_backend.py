@@ -45,6 +45,11 @@ class OpenVinoBackend:
         self._outputs = list(self.compiled.outputs)
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from . import in_chunks
+
+        return in_chunks(self._run, inputs)
+
+    def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         res = self.request.infer(inputs)
         return {name: np.array(res[port]) for name, port in zip(self.output_names, self._outputs)}
 

@@ -385,7 +385,7 @@ class AtomicDir:
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
         (self.dest / OWNER_FILE).unlink(missing_ok=True)
-        _fsync_dir(self.dest.parent)
+        _fsync_path(self.dest.parent)
         return False
 
 
@@ -457,23 +457,13 @@ def _exchange(a: Path, b: Path) -> bool:
 def _fsync_tree(root: Path) -> None:
     """fsync every file and folder under root, so the content is on disk before the rename makes it live."""
     for p in sorted(root.rglob("*"), reverse=True):
-        if p.is_file() and not p.is_symlink():
-            try:
-                fd = os.open(p, os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                os.fsync(fd)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
-        elif p.is_dir():
-            _fsync_dir(p)
-    _fsync_dir(root)
+        if (p.is_file() and not p.is_symlink()) or p.is_dir():
+            _fsync_path(p)
+    _fsync_path(root)
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_path(path: Path) -> None:
+    """fsync one file or folder; best effort (a filesystem without fsync on folders is not an error)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

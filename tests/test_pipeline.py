@@ -218,6 +218,15 @@ def test_a_frame_the_backend_rejects_fails_alone_in_its_batch(tiny_inspector_ro,
         model_stages.infer(b)
 
     monkeypatch.setattr("edge.pipeline.stage_threads.infer", infer)
+    take = FrameQueue.get_batch
+
+    def full_batches(self, max_n):  # wait for a full batch (or the end), so the poisoned frame has neighbours
+        with self._cv:
+            while len(self._q) < min(max_n, self.maxsize) and not self._closed:
+                self._cv.wait(0.01)
+        return take(self, max_n)
+
+    monkeypatch.setattr(FrameQueue, "get_batch", full_batches)
     cfg = station(tiny_inspector_ro, tmp_path / "out", source={"uri": f"folder:{folder}"},
                   capture={"drop_policy": "every", "batch_size": 4})
     summary = serve(cfg)

@@ -122,11 +122,12 @@ def test_a_bad_hook_shows_in_health_and_metrics_and_costs_no_decision(tiny_inspe
         t.start()
         seen["probe"] = t
 
-    summary = serve(cfg, max_frames=40, on_started=started)
+    # 200 frames at 50 fps: long enough for the hook's first run to fail, even on a busy machine
+    summary = serve(cfg, max_frames=200, on_started=started)
     seen["probe"].join(5)
     code, h = seen["health"]
     assert code == 200 and h["status"] == "ready"  # a sink never takes the station down
     assert h["degraded"] == ["hook"] and problem in h["sinks"]["hook"]["problem"]
     assert h["sinks"]["storage"]["ok"] is True
     assert 'edge_inspect_sink_healthy{sink="hook"} 0' in seen["metrics"]
-    assert len(records(tmp_path / "decisions.jsonl")) == summary.captured == 40
+    assert len(records(tmp_path / "decisions.jsonl")) == summary.captured == 200

@@ -63,12 +63,14 @@ def proc_stats(pid: int) -> dict:
             "fds": len(os.listdir(f"/proc/{pid}/fd"))}
 
 
-def soak(tiny_inspector, tmp_path: Path, n: int, warmup: float = 0.3):
+def soak(tiny_inspector, tmp_path: Path, n: int, warmup: float = 0.3, fps: float = 400.0):
+    """Run n synthetic frames at a steady rate (so an idle machine still gives enough samples) and sample
+    the child's RSS, threads and open files every 20 ms."""
     out = tmp_path / "out"
     out.mkdir()
     cap = n * LOG_BYTES_PER_RECORD + int(FLOOR_MB * 1e6) + ROOM
     cfg = write_toml(tmp_path / "soak.toml", station_dict(
-        tiny_inspector, out, source={"synthetic": {"defect_rate": 0.3}},
+        tiny_inspector, out, source={"synthetic": {"defect_rate": 0.3, "fps": fps}},
         capture={"drop_policy": "every", "batch_size": 4},
         storage={"queue_size": 256, "retention": {"min_free_mb": FLOOR_MB, "check_interval_s": 1}}))
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(out), str(cap), "run", "--config", str(cfg),
@@ -77,7 +79,7 @@ def soak(tiny_inspector, tmp_path: Path, n: int, warmup: float = 0.3):
     log = out / "decisions.jsonl"
     try:
         while proc.poll() is None:
-            time.sleep(0.1)
+            time.sleep(0.02)
             try:
                 st = proc_stats(proc.pid)
             except (FileNotFoundError, ProcessLookupError, KeyError):

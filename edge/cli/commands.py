@@ -489,13 +489,17 @@ def _print_metrics(m: dict, out: Path) -> None:
     c = m["confusion"]
     t = m.get("at_threshold") or {}
     if t.get("false_reject_rate") is not None or t.get("recall") is not None:
-        line = (f"at the inspector's threshold: good parts rejected {f(t['false_reject_rate'])} "
-                f"(of {t['n_good']}), defects caught {f(t['recall'])} (of {t['n_defect']})")
+        def pct(v):
+            return "n/a" if v is None else f"{v:.1%}"
+
+        where = "the inspector's" if m.get("kind", "padim") == "padim" else "the model's"
+        line = (f"at {where} threshold: good parts rejected {pct(t['false_reject_rate'])} "
+                f"({c['fp']} of {t['n_good']}), defects caught {pct(t['recall'])} ({c['tp']} of {t['n_defect']})")
         e = (m.get("threshold") or {}).get("expected_frr")
         if e:
             verdict = "consistent with" if t.get("consistent_with_expected") else "NOT consistent with"
-            line += (f"; fit expected {e['value']:.3f} ({e['low']:.3f}..{e['high']:.3f}): the count is {verdict} "
-                     "that")
+            line += (f"; fit expected {e['value']:.1%} (90% interval {e['low']:.1%}..{e['high']:.1%}): the count is "
+                     f"{verdict} that")
         click.echo(line)
     click.echo(f"at the threshold: F1 {f(m['f1'])}, macro-F1 {f(m['macro_f1'])}  "
                f"(NG caught {c['tp']}, missed {c['fn']}; good rejected {c['fp']}, passed {c['tn']})")

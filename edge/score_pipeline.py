@@ -53,38 +53,34 @@ def run_overlapped(stage: ModelStage, batches: Iterable[list], handle: Callable[
             except queue.Empty:
                 continue
 
+    def guarded(loop: Callable[[], None]) -> Callable[[], None]:
+        """A stage's body: a stop from elsewhere ends it quietly; its own failure stops the others."""
+        def run() -> None:
+            try:
+                loop()
+            except _Stop:
+                pass
+            except BaseException as e:
+                failed.append(e)
+                stop.set()
+        return run
+
     def score_loop():
-        try:
-            while (item := get(to_score)) is not _END:
-                batch, good, outputs, timings, singles = item
-                if singles is None:
-                    results = finish_stage(stage, outputs, [img for _, img in good], timings) if good else []
-                    done = {id(img): r for (_, img), r in zip(good, results)}
-                else:  # the batch was inferred image by image
-                    done = {id(img): finish_stage(stage, o, [img], t)[0] for img, o, t in singles}
-                put(to_write, (batch, done))
-            put(to_write, _END)
-        except _Stop:
-            pass
-        except BaseException as e:
-            failed.append(e)
-            stop.set()
+        while (item := get(to_score)) is not _END:
+            batch, good, outputs, timings, singles = item
+            if singles is None:
+                results = finish_stage(stage, outputs, [img for _, img in good], timings) if good else []
+                done = {id(img): r for (_, img), r in zip(good, results)}
+            else:  # the batch was inferred image by image
+                done = {id(img): finish_stage(stage, o, [img], t)[0] for img, o, t in singles}
+            put(to_write, (batch, done))
+        put(to_write, _END)
 
     def write_loop():
-        try:
-            while (item := get(to_write)) is not _END:
-                handle(*item)
-        except _Stop:
-            pass
-        except BaseException as e:
-            failed.append(e)
-            stop.set()
+        while (item := get(to_write)) is not _END:
+            handle(*item)
 
-    threads = [threading.Thread(target=score_loop, name="score-score", daemon=True),
-               threading.Thread(target=write_loop, name="score-write", daemon=True)]
-    for t in threads:
-        t.start()
-    try:
+    def infer_loop():  # on the caller's thread
         for batch in batches:
             good = [(p, img) for p, img in batch if not isinstance(img, ImageError)]
             try:
@@ -95,17 +91,18 @@ def run_overlapped(stage: ModelStage, batches: Iterable[list], handle: Callable[
                 continue
             put(to_score, (batch, good, outputs, timings, None))
         put(to_score, _END)
-    except _Stop:
-        pass
-    except BaseException as e:
-        failed.append(e)
-        stop.set()
+
+    threads = [threading.Thread(target=guarded(score_loop), name="score-score", daemon=True),
+               threading.Thread(target=guarded(write_loop), name="score-write", daemon=True)]
+    for t in threads:
+        t.start()
+    try:
+        guarded(infer_loop)()
     finally:
         for t in threads:
             t.join()
     if failed:
         raise failed[0]
-
 
 
 def infer_each(stage: ModelStage, batch: list) -> tuple[list, list]:

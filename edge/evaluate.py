@@ -70,6 +70,8 @@ class ScoredSet:
     has_maps: bool = True  # False: the stage gives no maps (a classifier)
     # models with masks, per defective image: Dice/IoU of the union mask and of each class's mask
     seg: list[dict] = field(default_factory=list)
+    # segmenters, per image: each defect class's area in pixels at the model's input size (what min_area counts)
+    class_areas: list[dict[str, float]] = field(default_factory=list)
 
     @property
     def has_masks(self) -> bool:
@@ -121,6 +123,9 @@ def score_category(category: str | Path, inspector: ModelStage, out: Path, batch
             d, j = dice_iou(r.mask > 0, gt)
             res.seg.append({"kind": it.kind, "dice": d, "iou": j,
                             "classes": {c: dice_iou(m > 0, gt) for c, m in r.class_masks.items()}})
+        if getattr(inspector, "decides_by_area", False):
+            scale = inspector.area_scale(img.shape[:2])
+            res.class_areas.append({c: a / scale for c, a in r.areas.items()})
         res.labels.append(it.is_defect)
         res.kinds.append(it.kind)
         res.names.append(str(path))

@@ -238,3 +238,69 @@ def test_calibrate_segmenter_sets_the_min_area(tmp_path, squares):
     assert cal["previous"]["method"] == "default" and cal["validation"]["recall"] == 1.0
     info = CliRunner().invoke(cli, ["info", str(b)])
     assert "NG from min area" in info.output and "method recall" in info.output
+
+
+def _sized_squares(root, n_good=6, n_defect=4, sides=(("bright", 255, 16), ("dark", 0, 8))):
+    """MVTec layout whose defect kinds differ in size: big bright squares, small dark ones."""
+    from edge.imageio import write_png
+
+    rng = np.random.default_rng(5)
+    for sub in ("train/good", "test/good"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(n_good):
+        write_png(root / "train" / "good" / f"{i:03d}.png", grey(rng))
+        write_png(root / "test" / "good" / f"{i:03d}.png", grey(rng))
+    for kind, value, side in sides:
+        (root / "test" / kind).mkdir(parents=True)
+        (root / "ground_truth" / kind).mkdir(parents=True)
+        for i in range(n_defect):
+            top, left = (int(v) for v in rng.integers(4, 64 - side - 4, 2))
+            img, mask = with_square(grey(rng), value, top, left, side)
+            write_png(root / "test" / kind / f"{i:03d}.png", img)
+            write_png(root / "ground_truth" / kind / f"{i:03d}_mask.png", mask)
+    return root
+
+
+def test_calibrate_segmenter_sets_a_min_area_per_class(tmp_path):
+    cat = _sized_squares(tmp_path / "sized")
+    b = make_supervised_bundle(tmp_path / "s", "segmenter")
+    r = CliRunner().invoke(cli, ["calibrate", str(cat), "--model", str(b), "--method", "recall",
+                                 "--target-recall", "1.0"])
+    assert r.exit_code == 0, r.output
+    cal = json.loads((b / "manifest.json").read_text())["calibration"]
+    areas = cal["min_area"]
+    # each class's min area is its own smallest defect: dark squares are 8x8, bright ones 16x16
+    assert 20 < areas["dark"] <= 64 + 40 < 150 < areas["bright"] <= 256 + 80, areas
+    per = cal["validation"]["per_class"]
+    assert per["dark"]["judged_on"] == "good and test/dark" and per["dark"]["n_defect"] == 4
+    assert per["bright"]["recall"] == 1.0 and per["dark"]["recall"] == 1.0
+    assert per["bright"]["min_area"] == areas["bright"] and cal["validation"]["recall"] == 1.0
+    assert "bright" in r.output and "dark" in r.output and "→" in r.output  # one line per class
+    # the stage decides with them: every defect caught, no good part rejected
+    out = tmp_path / "eval"
+    ev = CliRunner().invoke(cli, ["eval", str(cat), "--model", str(b), "--out", str(out)])
+    assert ev.exit_code == 0, ev.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["confusion"]["fn"] == 0 and m["confusion"]["fp"] == 0 and m["threshold"]["min_area"] == areas
+    recs = list(read_records(out / "test-results" / "results.jsonl"))
+    dark_rec = next(x for x in recs if "/dark/" in x["image"])
+    assert dark_rec["decision"] == "NG" and dark_rec["label"] == "dark"
+    info = CliRunner().invoke(cli, ["info", str(b)])
+    assert info.exit_code == 0, info.output
+    assert f"bright {areas['bright']}, dark {areas['dark']}" in info.output
+    assert "dark: min area" in info.output and "on good and test/dark" in info.output
+
+
+def test_per_class_min_areas_without_folders_named_like_the_classes():
+    from edge.supervised.calibrate import per_class_min_areas
+
+    kinds = ["good"] * 3 + ["crack"] * 2 + ["hole"]
+    areas = [{"defect": 0.0}, {"defect": 3.0}, {"defect": 5.0}, {"defect": 40.0}, {"defect": 30.0}, {"defect": 20.0}]
+    got, per, _ = per_class_min_areas(areas, kinds, {"defect": 7}, "zero-false-reject", 0.95)
+    assert per["defect"]["judged_on"] == "good and every defect" and per["defect"]["n_defect"] == 3
+    assert 5 < got["defect"] <= 20 and per["defect"]["recall"] == 1.0  # between the top good and the least defect
+    # a class with no folder of its name, beside one that has one, keeps its min area
+    kinds2 = ["good"] * 3 + ["crack"] * 3
+    areas2 = [{"crack": 0.0, "rust": 9.0}] * 3 + [{"crack": 50.0, "rust": 0.0}] * 3
+    got2, per2, _ = per_class_min_areas(areas2, kinds2, {"crack": 1, "rust": 12}, "f1", 0.95)
+    assert got2["rust"] == 12 and "no test/rust folder" in per2["rust"]["kept"] and 1 < got2["crack"] <= 50

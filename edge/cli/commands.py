@@ -535,9 +535,11 @@ def calibrate_cmd(category, inspector_dir, model_dir, method, target_recall, out
     are recorded in its calibration.json.
     \b
     With --model: a classifier's or multitask model's P(NG) threshold, or a
-    segmenter's minimum defect area (one for every class, pixels at the model's
-    input size), rewritten in the bundle's manifest ("calibration"; the
-    previous values under "previous"). See them with `edge-inspect info`.
+    segmenter's minimum defect area per class (pixels at the model's input
+    size; a class named like a test/<kind> folder is judged on test/good and
+    that folder, a single 'defect' class on every defect image), rewritten in
+    the bundle's manifest ("calibration"; the previous values under
+    "previous"). See them with `edge-inspect info`.
     """
     from ..calibrate import calibrate_labelled
     from ..dataset import load_category
@@ -551,11 +553,21 @@ def calibrate_cmd(category, inspector_dir, model_dir, method, target_recall, out
                             inference_precision=inference_precision)
         with progress_bar(n, "scoring labelled set") as bar:
             rep = calibrate_supervised(category, stage, method, target_recall, out, batch_size, progress=bar)
-        was, now = getattr(rep.previous, rep.what), getattr(rep.calibration, rep.what)
-        click.echo(f"{method}: {rep.what} {was} → {now}  (written to {Path(model_dir) / 'manifest.json'})")
         i = rep.info
+        where = f"(written to {Path(model_dir) / 'manifest.json'})"
+        if rep.what == "min_area":
+            click.echo(f"{method}: min area per defect class (px at the model's input size) {where}")
+            for c, d in i["per_class"].items():
+                was = rep.previous.min_area.get(c)
+                how = (f"kept: {d['kept']}" if "kept" in d else
+                       f"recall {d['recall']:.1%}, false rejects {d['false_reject_rate']:.1%} on {d['judged_on']} "
+                       f"({d['n_defect']} defect, {d['n_good']} good)")
+                click.echo(f"  {c:<14} {was} → {d['min_area']}  {how}")
+        else:
+            click.echo(f"{method}: ng_threshold {rep.previous.ng_threshold} → {rep.calibration.ng_threshold} {where}")
         click.echo(f"  on this set: recall {i['recall']:.1%}, false rejects {i['false_reject_rate']:.1%} "
-                   f"({i['n_defect']} defect, {i['n_good']} good images)")
+                   f"({i['n_defect']} defect, {i['n_good']} good images)"
+                   + (" (NG when any class reaches its min area)" if rep.what == "min_area" else ""))
         return
     insp = _load_inspector(stage_dir, backend, device, precision, threads, factor_precision, inference_precision)
     with progress_bar(n, "scoring labelled set") as bar:
@@ -655,6 +667,12 @@ def _echo_calibration(b) -> None:
         where = f" on {v['category']}" if v.get("category") else ""
         if bits:
             click.echo(f"    validation{where}: " + ", ".join(bits))
+        for cls, d in (v.get("per_class") or {}).items():
+            if isinstance(d, dict) and isinstance(d.get("recall"), (int, float)):
+                click.echo(f"      {cls}: min area {d.get('min_area')}, recall {d['recall']:.3f}, false reject rate "
+                           f"{d['false_reject_rate']:.3f} on {d.get('judged_on', '?')}")
+            elif isinstance(d, dict) and d.get("kept"):
+                click.echo(f"      {cls}: min area {d.get('min_area')} kept ({d['kept']})")
     if c.previous:
         click.echo(f"    previous: {c.previous}")
 

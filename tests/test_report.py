@@ -224,3 +224,32 @@ def test_average_precision_and_pr_curve_by_hand():
     prec, rec = pr_curve(s, y)
     assert rec[0] == 0 and rec[-1] == 1 and prec[-1] == 0.5
     assert average_precision([1, 1, 0], [1, 0, 0]) == pytest.approx(0.5)  # a tie counts as one threshold
+
+
+def test_supervised_report_has_a_mask_block_with_per_class_dice_and_iou(tmp_path, evaluated):
+    from .tiny_supervised import make_square_category, make_supervised_bundle
+
+    cat = make_square_category(tmp_path / "squares")
+    b = make_supervised_bundle(tmp_path / "seg", "segmenter")
+    out = tmp_path / "ev"
+    r = CliRunner().invoke(cli, ["eval", str(cat), "--model", str(b), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    m = json.loads((out / "metrics.json").read_text())
+    html = (out / "report.html").read_text(encoding="utf-8")
+    page = parse(out / "report.html")
+    shown = {p: t for p, _, t in page.metrics}
+    assert "<h3>Defect masks</h3>" in html and "judged on" in html
+    for c in ("bright", "dark"):
+        for k in ("dice", "iou", "n_images"):
+            assert f"per_class.{c}.{k}" in shown
+        assert f"threshold.min_area.{c}" in shown
+        assert f'<td class="l">test/{c}</td>' in html  # each class judged on its own folder
+    assert shown["dice"] == numbers.fmt(m["dice"]) and shown["n_segmented"] == str(m["n_segmented"])
+    for k in ("tp", "fp", "tn", "fn"):  # the confusion counts
+        assert shown[f"confusion.{k}"] == str(m["confusion"][k])
+    for path, style, text in page.metrics:
+        assert text == numbers.fmt(lookup(m, path), style), path
+    assert "Other figures in metrics.json" not in html  # every number has its block
+    assert "defect area in pixels" in html and "Mahalanobis" not in html and "<h2>The model</h2>" in html
+    # a PaDiM report has no mask block (it has no Dice)
+    assert "Defect masks" not in (evaluated / "report.html").read_text(encoding="utf-8")

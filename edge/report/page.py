@@ -38,6 +38,8 @@ dt{color:#555}dd{margin:0}
 KEY_NUMBERS = [
     ("image_auroc", "image AUROC", "num", "Separates good from defective images, whatever the threshold (1 = perfect, "
                                           "0.5 = chance)."),
+    ("image_auroc_area_only", "image AUROC, area only", "num", "A segmenter's image AUROC ranked by the defect "
+                                                              "area alone (parts with no mask all tie)."),
     ("image_ap", "image AP", "num", "Average precision of flagging defective images (1 = perfect)."),
     ("pixel_auroc", "pixel AUROC", "num", "The same for pixels inside vs outside the ground-truth masks."),
     ("pixel_ap", "pixel AP", "num", "Average precision of defect pixels (harder than pixel AUROC when defects "
@@ -56,9 +58,16 @@ KEY_NUMBERS = [
     ("n_errors", "unreadable", "int", "Test images that could not be read (not in the numbers above)."),
 ]
 
+RAW_SCORE = {
+    "padim": "Mahalanobis distance of the most unusual spot of the image from the good parts' statistics.",
+    "classifier": "P(NG): the classifier's probability that the part is defective.",
+    "multitask": "P(NG) from the class head, which decides; the masks say where.",
+    "segmenter": "the defect area in pixels at the model's input size (the largest class; with one minimum "
+                 "area per class, the largest class's share of its own minimum, times the smallest minimum).",
+}
 GLOSSARY = [
     ("score", "raw score ÷ image threshold: 1.0 is the line between OK and NG, on every inspector."),
-    ("raw score", "Mahalanobis distance of the most unusual spot of the image from the good parts' statistics."),
+    ("raw score", RAW_SCORE["padim"]),
     ("false reject", "a good part rejected as NG (costs scrap or re-inspection)."),
     ("missed defect", "a defective part passed as OK (reaches the customer)."),
     ("heat map", "red and hotter = more unusual than the pixel threshold; blue = like the good parts."),
@@ -246,6 +255,39 @@ def _gallery(gallery: dict, root: Path) -> str:
     return "".join(out)
 
 
+def _masks(metrics: dict, prefix: str) -> str:
+    """A model with masks: Dice and IoU over the defective images, and per defect class."""
+    if metrics.get("dice") is None and not metrics.get("per_class"):
+        return ""
+    out = []
+    if metrics.get("dice") is not None:
+        txt = f"Dice {m(prefix + 'dice', metrics['dice'])}"
+        if metrics.get("iou") is not None:
+            txt += f", IoU {m(prefix + 'iou', metrics['iou'])}"
+        n = metrics.get("n_segmented")
+        txt += (f", mean over {m(prefix + 'n_segmented', n, 'int')} defective images" if n is not None
+                else ", mean over the defective images")
+        out.append(f"<p>Predicted defect mask (every class together) against the true mask: {txt}. "
+                   "1 = the same pixels, 0 = no overlap.</p>")
+    pc = metrics.get("per_class") or {}
+    if pc:
+        rows = []
+        for c, v in pc.items():
+            q = f"{prefix}per_class.{c}."
+            rows.append(f'<tr><td class="l">{escape(str(c))}</td><td class="l">{escape(str(v.get("judged_on", "?")))}'
+                        f'</td><td>{m(q + "n_images", v.get("n_images"), "int")}</td>'
+                        f'<td>{m(q + "dice", v.get("dice"))}</td><td>{m(q + "iou", v.get("iou"))}</td></tr>')
+        out.append('<table><tr><th class="l">defect class</th><th class="l">judged on</th><th>images</th>'
+                   f'<th>Dice</th><th>IoU</th></tr>{"".join(rows)}</table>')
+    mins = (metrics.get("threshold") or {}).get("min_area")
+    if isinstance(mins, dict) and mins:
+        cells = ", ".join(f"{escape(str(c))} {m(f'{prefix}threshold.min_area.{c}', a, 'int')} px"
+                          for c, a in mins.items())
+        out.append(f'<p class="muted">A part is NG when a class covers at least its minimum area (pixels at the '
+                   f"model's input size): {cells}.</p>")
+    return "".join(out)
+
+
 def _section(title: str, body: str) -> str:
     return f"<h3>{title}</h3>{body}" if body else ""
 
@@ -253,6 +295,7 @@ def _section(title: str, body: str) -> str:
 def _block(metrics: dict, prefix: str) -> str:
     return (_verdict(metrics, prefix) + _kpis(metrics, prefix) + _section("Threshold", _threshold(metrics, prefix))
             + _section("Confusion at the threshold", _confusion(metrics, prefix))
+            + _section("Defect masks", _masks(metrics, prefix))
             + _section("Per defect kind", _per_kind(metrics, prefix)))
 
 
@@ -264,6 +307,18 @@ def _comparisons(metrics: dict) -> str:
             what = f"{v['stage']} alone, for comparison" if key == "alone" and v.get("stage") else key
             out.append(f'<div class="card"><h3>{escape(str(what))}</h3>{_block(v, key + ".")}</div>')
     return "".join(out)
+
+
+def _model_kind(metrics: dict) -> str:
+    kind = (metrics.get("inspector_details") or {}).get("kind")
+    return kind if kind in RAW_SCORE else "padim"
+
+
+def _glossary(metrics: dict) -> list[tuple[str, str]]:
+    """The words, with what "raw score" means for this model (a cascade's is its deciding stage's)."""
+    raw = RAW_SCORE[_model_kind(metrics)] if not metrics.get("stages") else \
+        "the deciding stage's own score (see each stage); the score is on the same 1.0 = threshold scale."
+    return [(a, raw if a == "raw score" else b) for a, b in GLOSSARY]
 
 
 def _identity(metrics: dict) -> str:
@@ -313,9 +368,9 @@ rejects; defects left of it are missed.</p>
 <h2>Worst cases</h2>
 <p>Each row: the part, its heat map, the mask the inspector predicted and the true defect mask.</p>
 {_gallery(data["gallery"], root)}
-<h2>The inspector</h2>
+<h2>The {"model" if _model_kind(metrics) != "padim" else "inspector"}</h2>
 <div class="card">{_inspector(metrics)}</div>
 <h2>Words used here</h2>
-<dl>{"".join(f"<dt>{escape(a)}</dt><dd>{escape(b)}</dd>" for a, b in GLOSSARY)}</dl>
+<dl>{"".join(f"<dt>{escape(a)}</dt><dd>{escape(b)}</dd>" for a, b in _glossary(metrics))}</dl>
 </main></body></html>
 """

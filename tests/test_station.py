@@ -277,3 +277,34 @@ def test_run_station_flag_and_help(tiny_inspector_ro, tmp_path):
                                  str(tmp_path), "--max-frames", "3", "--station", f"127.0.0.1:{port}"])
     assert r.exit_code == 0, r.output
     assert f"station page: http://127.0.0.1:{port}/" in r.output
+
+
+def test_a_station_running_a_model_refuses_refit_and_says_why(tmp_path):
+    from .tiny_supervised import make_supervised_bundle
+
+    seg = make_supervised_bundle(tmp_path / "seg", "segmenter")
+    d = station_dict(tmp_path / "no-inspector", tmp_path / "out", source={"synthetic": {"fps": 10}})
+    del d["inspector"]
+    d["model"] = {"path": str(seg)}
+    with Station(d) as st:
+        s = wait_until(lambda: (lambda s: s if s["latest"] else None)(state(st.base)), what="a part")
+        fb = s["feedback"]
+        assert "refit only fits PaDiM inspectors" in fb["refit_refused"] and str(seg) in fb["refit_refused"]
+        assert fb["can_undo"] is False
+        code, body = get(st.base + f"part/{s['latest']['seq']}/missed", {"operator": "cem"})
+        assert code == 200, body  # marking parts still files them
+        for action in ("refit", "undo"):
+            code, body = get(st.base + action, {"operator": "cem"})
+            err = json.loads(body)["error"]
+            assert code == 409 and "refit only fits PaDiM inspectors" in err and "[model]" in err
+            assert "edge-export train" in err  # what to do instead
+    assert list((tmp_path / "out" / "feedback" / "test" / "missed").glob("*.png"))
+    assert not (tmp_path / "seg-calibration").exists() and not (tmp_path / "no-inspector").exists()
+
+
+def test_refit_refusal_for_a_cascade_names_the_file():
+    from edge.station.feedback import refit_refusal
+
+    assert refit_refusal(None, None) is None
+    e = refit_refusal(None, "lines/cascade.toml")
+    assert "cascade (lines/cascade.toml)" in e.message and "fit --update" in e.hint

@@ -60,7 +60,7 @@ def open_station_state(rt: "LineRuntime") -> StationState:
 def open_station_server(rt: "LineRuntime") -> "StationServer":
     from ..fitting import update_inspector
     from ..netbind import read_token
-    from .feedback import Feedback
+    from .feedback import Feedback, refit_refusal
     from .server import StationServer
 
     cfg = rt.cfg
@@ -72,5 +72,7 @@ def open_station_server(rt: "LineRuntime") -> "StationServer":
         def update(path: Path, images: list[Path]) -> None:
             update_inspector(path, images, i.backend, i.device, i.threads or None, precision=i.precision)
 
-        fb = Feedback(root, rt.station, Path(i.path), rt.reload, update)
+        refusal = refit_refusal(cfg.model.path if cfg.model is not None else None,
+                                (cfg.cascade.file or "[cascade]") if cfg.cascade is not None else None)
+        fb = Feedback(root, rt.station, Path(i.path), rt.reload, update, no_refit=refusal)
     return StationServer(p.listen, rt.station, fb, read_token(p.token_file), cfg.station, p.refresh_ms).start()

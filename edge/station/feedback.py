@@ -8,6 +8,8 @@
     FEEDBACK/previous-inspector/   the inspector before the last refit, for "Undo refit"
     FEEDBACK/actions.jsonl  every action: time, action, operator, note, part, inspector, result
 
+Refit fits PaDiM inspectors only: a station running a supervised model (``[model]``) or a
+cascade refuses it, saying why and what to do instead (marking parts still files them).
 A refit runs in the background: the configured inspector directory is updated in place
 (atomically, as `fit --update` does), then loaded beside the running one and swapped in between
 batches, like SIGHUP: no frame is dropped. Undo copies the previous inspector back and swaps again.
@@ -39,9 +41,11 @@ class FeedbackError(DataError):
 
 class Feedback:
     def __init__(self, root: Path, state: StationState, inspector_dir: Path, reload: Callable[[], tuple[bool, str]],
-                 update: Callable[[Path, list[Path]], None]):
+                 update: Callable[[Path, list[Path]], None], no_refit: FeedbackError | None = None):
         """``reload`` swaps in what is at ``inspector_dir`` (the runtime's SIGHUP path); ``update``
-        adds good images to the inspector at a path (fit --update)."""
+        adds good images to the inspector at a path (fit --update). ``no_refit``: why this station
+        cannot refit (it runs no PaDiM inspector); refit and undo raise it, marking parts still works."""
+        self.no_refit = no_refit
         self.root = Path(root)
         self.state = state
         self.inspector_dir = Path(inspector_dir)
@@ -75,7 +79,8 @@ class Feedback:
         return {"pending_good": len(self.pending_good()),
                 "missed": len([p for p in self.missed_dir.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES])
                 if self.missed_dir.is_dir() else 0,
-                "can_undo": (self.previous_dir / "manifest.json").is_file(), "job": job, "folder": str(self.root)}
+                "can_undo": self.no_refit is None and (self.previous_dir / "manifest.json").is_file(), "job": job,
+                "folder": str(self.root), "refit_refused": None if self.no_refit is None else self.no_refit.message}
 
     def _log(self, action: str, operator: str, note: str, **fields) -> dict:
         entry = {"time": utc_now(), "action": action, "operator": operator or "", "note": note or "",
@@ -142,6 +147,8 @@ class Feedback:
         return dict(self.job)
 
     def refit(self, operator: str = "", note: str = "") -> dict:
+        if self.no_refit is not None:
+            raise self.no_refit
         images = self.pending_good()
         if not images:
             raise FeedbackError("no part has been marked good since the last refit",
@@ -166,6 +173,8 @@ class Feedback:
         return self._start("refit", work, operator, note)
 
     def undo(self, operator: str = "", note: str = "") -> dict:
+        if self.no_refit is not None:
+            raise self.no_refit
         if not (self.previous_dir / "manifest.json").is_file():
             raise FeedbackError("there is no previous inspector to go back to", hint="undo works after a refit")
 
@@ -186,3 +195,21 @@ class Feedback:
             self._thread.join(timeout)
         with self._lock:
             return dict(self.job)
+
+
+def refit_refusal(model_path: str | None, cascade_source: str | None) -> FeedbackError | None:
+    """Why a station cannot refit from operator feedback, or None when it runs a PaDiM inspector."""
+    if model_path is not None:
+        return FeedbackError(
+            f"refit only fits PaDiM inspectors (fit --update with the parts marked good); this station runs the "
+            f"supervised model {model_path} ([model])",
+            hint="the marked parts are kept under the feedback folder (train/good, test/missed): add them to the "
+                 "model's labelled folder and retrain it (edge-export train), or re-check its thresholds with "
+                 "edge-inspect calibrate FOLDER --model BUNDLE")
+    if cascade_source is not None:
+        return FeedbackError(
+            f"refit only fits a PaDiM inspector configured as [inspector]; this station runs a cascade "
+            f"({cascade_source})",
+            hint="update a PaDiM stage yourself: edge-inspect fit --update --good FEEDBACK/train/good --out "
+                 "STAGE_DIR, then reload the station (SIGHUP)")
+    return None

@@ -109,7 +109,8 @@ async function refresh(){
   if(gal!==lastGallery){lastGallery=gal;$('gallery').innerHTML=gal;}  // rebuilt only when it changed
   trend(s.trend,s.trend_hours);
   const f=s.feedback;
-  if(f){$('pending').textContent=f.pending_good+' marked good';$('refit').disabled=!f.pending_good||f.job.state==='running';
+  if(f){$('pending').textContent=f.pending_good+' marked good';$('refit').disabled=!!f.refit_refused||!f.pending_good||f.job.state==='running';
+    if(f.refit_refused)$('refit').title=f.refit_refused;
     $('undo').disabled=!f.can_undo||f.job.state==='running';
     $('job').textContent=f.job.state==='idle'?'':(f.job.action+': '+f.job.state+(f.job.result?' – '+f.job.result:''));}
   $('events').innerHTML=s.events.slice(-3).reverse().map(e=>`<div>${esc(e.time.slice(11))} ${esc(e.kind)}${e.state?' '+esc(e.state):''}`+

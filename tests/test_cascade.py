@@ -363,3 +363,39 @@ def test_the_target_check_reads_the_run_it_is_given():
     m["confusion"]["tp"], m["stages"][1]["share_ran"], m["time_ms_per_image"]["ratio"] = 18, 0.31, 0.61
     m["good_share"] = 0.5
     assert [ok for *_, ok in verdicts(m)] == [False, False, False, False]
+
+
+def test_info_describes_a_cascade_file(minimal_cascade, tiled_inspector, tmp_path):
+    r = CliRunner().invoke(cli, ["info", str(minimal_cascade)])
+    assert r.exit_code == 0, r.output
+    c = open_cascade(minimal_cascade, open_runtime=False)
+    out = r.output
+    assert f"cascade {c.id}" in out and "the last stage that ran decides" in out
+    assert "stage 1 'gate': PaDiM inspector" in out and "stage 2 'seg': PaDiM inspector" in out
+    assert "runs when gate's score >= 0.7" in out
+    assert "shares gate's backbone pass" in out and "backbone passes per image that reaches every stage: 1" in out
+    assert "all SHA-256 hashes match" in out
+    # a stage on other input tensors (tiles) and a supervised segmenter: each its own pass; a vote
+    from .tiny_supervised import make_supervised_bundle
+
+    make_supervised_bundle(tmp_path / "segm", "segmenter", calibration={"method": "f1", "min_area": {"bright": 30}})
+    shutil.copytree(tiled_inspector, tmp_path / "tiled")
+    (tmp_path / "vote.toml").write_text('vote = "any"\n[[stage]]\nname = "a"\ninspector = "insp"\n'
+                                        '[[stage]]\nname = "t"\ninspector = "tiled"\n'
+                                        '[[stage]]\nname = "s"\nmodel = "segm"\n')
+    r = CliRunner().invoke(cli, ["info", str(tmp_path / "vote.toml")])
+    assert r.exit_code == 0, r.output
+    assert "every stage runs and votes: NG when any of them say NG" in r.output
+    assert "stage 3 's': segmenter tiny-segmenter" in r.output and "bright 30 px" in r.output
+    assert "shares" not in r.output and "backbone passes per image that reaches every stage: 3" in r.output
+    # not a cascade: a file that is not TOML, and a TOML with problems
+    (tmp_path / "notes.txt").write_text("x")
+    r = CliRunner().invoke(cli, ["info", str(tmp_path / "notes.txt")])
+    assert r.exit_code == 2 and "cascade .toml" in r.output
+    (tmp_path / "bad.toml").write_text('[[stage]]\nname = "only"\ninspector = "insp"\n')
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "edge", "info", str(tmp_path / "bad.toml")], capture_output=True,
+                       text=True)
+    assert r.returncode == 5 and "two or more" in r.stderr and "Traceback" not in r.stderr

@@ -133,10 +133,17 @@ def _rows(outputs: dict[str, np.ndarray], idx: list[int], n: int) -> dict[str, n
 def shares_pass(a: ModelStage, b: ModelStage) -> bool:
     """Whether ``b`` can take ``a``'s backend outputs: the same bundle on the same runtime and model
     variant, fed the same tensors (checked on a probe image, so tiling or input differences show)."""
-    if a.backend is None or b.backend is None or a.bundle.id != b.bundle.id:
+    if a.backend is None or b.backend is None:
         return False
     if (getattr(a.backend, "name", None), getattr(a.backend, "variant", None)) != \
             (getattr(b.backend, "name", None), getattr(b.backend, "variant", None)):
+        return False
+    return same_backbone_input(a, b)
+
+
+def same_backbone_input(a: ModelStage, b: ModelStage) -> bool:
+    """The runtime-free half of :func:`shares_pass`: the same bundle fed the same tensors."""
+    if a.bundle.id != b.bundle.id:
         return False
     spec = a.bundle.input
     probe = np.random.default_rng(0).integers(0, 256, (spec.height, spec.width, 3), dtype=np.uint8)
@@ -174,4 +181,4 @@ def open_cascade(path: str | Path | CascadeSpec, backend: str = "auto", device: 
     return Cascade(spec, stages, source)
 
 
-__all__ = ["Cascade", "StageSpec", "open_cascade", "open_stages", "shares_pass"]
+__all__ = ["Cascade", "StageSpec", "open_cascade", "open_stages", "same_backbone_input", "shares_pass"]

@@ -581,16 +581,28 @@ def calibrate_cmd(category, inspector_dir, model_dir, method, target_recall, out
 
 
 @cli.command("info")
-@click.argument("path", type=click.Path(exists=True, file_okay=False))
+@click.argument("path", type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the whole manifest as JSON.")
 def info_cmd(path, as_json):
-    """Show what a backbone bundle, a supervised bundle (with its calibration) or an
-    inspector is, and check its file hashes."""
+    """Show what a backbone bundle, a supervised bundle (with its calibration), an
+    inspector or a cascade file (CASCADE.toml: its stages, what each runs, when, and
+    which share a backbone pass) is, and check its file hashes."""
     from ..bundle import load_bundle, read_manifest
     from ..inspector import Inspector
     from ..inspector_dir import is_inspector
     from ..padim import kernel
 
+    if Path(path).is_file():
+        if Path(path).suffix.lower() != ".toml":
+            raise click.UsageError(f"{path} is a file: info reads a bundle or inspector folder, or a cascade "
+                                   ".toml file (give the folder, e.g. edge-inspect info ./inspector)")
+        if as_json:
+            raise click.UsageError("--json prints a folder's manifest; a cascade file is TOML: read it as it is")
+        from .cascade_info import echo_cascade_info
+
+        echo_cascade_info(path)
+        click.echo("  files: all SHA-256 hashes match (every stage)")
+        return
     m = read_manifest(path)
     if as_json:
         click.echo(json.dumps(m, indent=2))

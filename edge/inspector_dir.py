@@ -124,11 +124,15 @@ def _shape_problems(m: dict) -> list[str]:
             x = v.get(f)
             if x is not None and (not isinstance(x, ftype) or isinstance(x, bool)):
                 out.append(f"{key}.{f} is {x!r}")
+    def section(name: str) -> dict:  # a section of the wrong type is reported above
+        v = m.get(name)
+        return v if isinstance(v, dict) else {}
+
     for key in ("grid",):
-        g = (m.get("padim") or {}).get(key)
+        g = section("padim").get(key)
         if isinstance(g, list) and (len(g) != 2 or not all(isinstance(v, int) and v > 0 for v in g)):
             out.append(f"padim.{key} is {g!r}, not two positive integers")
-    inp = (m.get("backbone") or {}).get("input")
+    inp = section("backbone").get("input")
     if isinstance(inp, list) and (len(inp) != 2 or not all(isinstance(v, int) and v > 0 for v in inp)):
         out.append(f"backbone.input is {inp!r}, not two positive integers")
     return out

@@ -161,6 +161,32 @@ def test_stages_on_the_same_backbone_share_one_pass(tiny_inspector_ro, second_in
     assert ct[0] == 1
 
 
+def test_stages_that_compute_in_another_precision_do_not_share_a_pass(tiny_inspector_ro, second_inspector,
+                                                                         tiny_category):
+    """Two inspectors on one bundle, one approved for bf16 on the runtime: the bf16 stage must not be fed
+    the fp32 stage's features (nor the reverse), so each runs its own pass; same precision still shares."""
+    from edge.backends import reduced_precisions
+    from edge.inspector import Inspector
+
+    _, imgs = _test_images(tiny_category, 4)
+    a = Inspector.load(tiny_inspector_ro, "openvino", "CPU", inference_precision="fp32")
+    if "bf16" not in reduced_precisions(a.backend):
+        pytest.skip("this CPU has no bf16 under OpenVINO")
+    b32 = Inspector.load(second_inspector, "openvino", "CPU", inference_precision="fp32")
+    b16 = Inspector.load(second_inspector, "openvino", "CPU", inference_precision={"openvino/cpu": "bf16"})
+    assert b16.backend.compute == "bf16"
+    assert _cascade([a, b32], gate=1e-9).shared == [True, True]
+    casc = _cascade([a, b16], gate=1e-9)
+    assert casc.shared == [True, False]
+    assert casc.describe()["stages"][1]["shares_first_pass"] is False
+    calls = _count_calls(b16)
+    res = run_stage(casc, imgs)
+    assert calls[0] == 1 and all(r.stages[1]["ran"] for r in res)  # its own (bf16) pass
+    # the reverse: a bf16 first stage and an fp32 later stage
+    a16 = Inspector.load(tiny_inspector_ro, "openvino", "CPU", inference_precision={"openvino/cpu": "bf16"})
+    assert _cascade([a16, b32], gate=1e-9).shared == [True, False]
+
+
 class FakeStage:
     """A model stage whose score is the image's mean grey level / 100 × ``factor`` (runs on a counting backend)."""
 

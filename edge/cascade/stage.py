@@ -3,7 +3,8 @@
 ``score``, ``eval``, ``run`` and the line pipeline run it like any stage: its ``tensors`` and
 ``backend`` are the first stage's, and :meth:`Cascade.results` decides the first stage, then runs
 each later stage on the images that pass its gate. A later stage that runs on the same backbone
-pass as the first (same bundle, runtime and model variant, and the same input tensors) takes the
+pass as the first (same bundle, runtime, device, model variant and inference precision, and the
+same input tensors) takes the
 first stage's outputs for its images (``run_stage(outputs=)``): the backbone runs once per image.
 
 Decision: the last stage that ran (the gate passes clean parts, the later stage judges the rest),
@@ -130,13 +131,17 @@ def _rows(outputs: dict[str, np.ndarray], idx: list[int], n: int) -> dict[str, n
     return out
 
 
+RUNS_ALIKE = ("name", "device", "variant", "compute")  # what must match for two backends to compute the same
+
+
 def shares_pass(a: ModelStage, b: ModelStage) -> bool:
-    """Whether ``b`` can take ``a``'s backend outputs: the same bundle on the same runtime and model
-    variant, fed the same tensors (checked on a probe image, so tiling or input differences show)."""
+    """Whether ``b`` can take ``a``'s backend outputs: the same bundle on the same runtime, device, model
+    variant and inference precision (a stage approved for bf16 must not be fed another stage's fp32
+    features, nor the reverse), fed the same tensors (checked on a probe image, so tiling or input
+    differences show)."""
     if a.backend is None or b.backend is None:
         return False
-    if (getattr(a.backend, "name", None), getattr(a.backend, "variant", None)) != \
-            (getattr(b.backend, "name", None), getattr(b.backend, "variant", None)):
+    if [getattr(a.backend, k, None) for k in RUNS_ALIKE] != [getattr(b.backend, k, None) for k in RUNS_ALIKE]:
         return False
     return same_backbone_input(a, b)
 

@@ -38,7 +38,7 @@ from .padim.moments import Moments
 from .padim.score import MODES, distance_maps, full_res_map, image_score
 from .padim.stats import GaussianStats, gaussian_from_moments
 from .padim.tiling import Tiling
-from .precision import choose_inference_precision
+from .precision import asked_at_fit, choose_inference_precision
 from .roi import ROI_FILE, Roi
 from .threshold import ExpectedFRR, frr_threshold
 
@@ -278,12 +278,18 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
 
 def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str = DEFAULT_BACKEND,
                      device: str | None = None, threads: int | None = None,
-                     progress: Progress | None = None, precision: str | None = None) -> FitReport:
+                     progress: Progress | None = None, precision: str | None = None,
+                     inference_precision: str | None = None) -> FitReport:
     """Add good images to an existing inspector without revisiting the old ones.
 
     The new images are first scored with the current statistics (they are unseen, like held-out
     images), their scores join the good-score distribution, and the threshold is recomputed for the
     same target false-reject rate. The model (aligned or texture) stays the one `fit` chose.
+
+    The statistics change, so a reduced inference precision fit approved is measured again against
+    fp32 (precision.py) on the new images and the old ones still on disk, on this runtime:
+    ``inference_precision`` None re-measures what fit was asked for (falling back to fp32, and
+    saying so, if it no longer agrees); a named one is refused as in fit.
     """
     t0 = time.perf_counter()
     root = Path(inspector_dir)
@@ -335,8 +341,23 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
     # the backbone is copied out of the old directory before the new one is renamed over it
     _write_inspector(root, root / "backbone", stats, total, cal, opts, history, streamer.errors,
                      insp.backend.variant, insp.mode, choice, n_images)
+    asked = inference_precision or asked_at_fit(insp.manifest)
+    inference = choose_inference_precision(root, _parity_images(list(good), history), asked, backend, device,
+                                           threads, opts.batch_size, refuse=inference_precision is not None)
     return FitReport(root, len(scores), 0, streamer.errors, cal, time.perf_counter() - t0, _peak_rss_mb(),
-                     stats.shrinkage, choice, est, _runtime(insp.backend))
+                     stats.shrinkage, choice, est, _runtime(insp.backend), inference)
+
+
+def _parity_images(new: list[Path], history: list[str], n: int = PARITY_IMAGES) -> list[Path]:
+    """Images for an update's precision check: the new good images first, then earlier ones still on disk."""
+    out = list(new[:n])
+    for p in reversed(history):
+        if len(out) >= n:
+            break
+        q = Path(p)
+        if q not in out and q.is_file():
+            out.append(q)
+    return out
 
 
 def _read_moments(root: Path, sha256: str, stats: GaussianStats, mode: str = "aligned"):

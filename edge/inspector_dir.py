@@ -106,7 +106,7 @@ _SHAPE = {
                      "batch_size": int, "choice": dict, "shrinkage": str}),
     "backbone": (dict, {"name": str, "id": str, "input": list, "fitted_with": str}),
     "thresholds": (dict, {"image": _NUM, "pixel": _NUM, "method": str}),
-    "inference": (dict, {"approved": dict, "note": str}),
+    "inference": (dict, {"approved": dict, "note": str, "asked": str}),
     "good_images": (list, {}),
 }
 

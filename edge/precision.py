@@ -72,26 +72,28 @@ def parity(precision: str, runtime: str, a: np.ndarray, b: np.ndarray, threshold
 
 def choose_inference_precision(root: Path, holdout: list[Path], asked: str = "auto", backend: str = "auto",
                                device: str | None = None, threads: int | None = None,
-                               batch_size: int = 8) -> str:
-    """After `fit` wrote the inspector at ``root``: measure the reduced precision (``asked``: auto picks
-    the runtime's best), record it in the manifest and return a one-line report. Raises DataError when
-    a precision asked for by name fails or this runtime does not have it."""
+                               batch_size: int = 8, refuse: bool = True) -> str:
+    """After `fit` (or `fit --update`) wrote the inspector at ``root``: measure the reduced precision
+    (``asked``: auto picks the runtime's best), record it in the manifest and return a one-line report.
+    Raises DataError when a precision asked for by name fails or this runtime does not have it, unless
+    ``refuse`` is off (an update re-measuring what fit asked for): then it falls back to fp32 and says so."""
     from .inspector import Inspector
 
     if asked not in CHOICES:
         raise DataError(f"inference precision {asked!r} is unknown", hint=f"choose {', '.join(CHOICES)}")
     if asked == "fp32":
-        return _record(root, None, "", "fp32 as asked")
+        return _record(root, None, "", "fp32 as asked", asked)
     fp32 = Inspector.load(root, backend, device, threads=threads, inference_precision="fp32")
     be = fp32.backend
     key = runtime_key(be.name, be.device)
     have = reduced_precisions(be)
     cand = have[0] if asked == "auto" and have else asked
     if cand == "auto" or cand not in have:
-        if asked != "auto":
+        if asked != "auto" and refuse:
             raise DataError(f"{be.describe()} cannot compute in {asked} (it has: {', '.join(have) or 'fp32 only'})",
                             hint="fit with --inference-precision auto or fp32, or on a runtime that has it")
-        return _record(root, None, key, f"fp32: {be.describe()} has no reduced precision")
+        what = "no reduced precision" if asked == "auto" else f"no {asked}"
+        return _record(root, None, key, f"fp32: {be.describe()} has {what}", asked)
     imgs = []
     for p in holdout:
         try:
@@ -103,23 +105,33 @@ def choose_inference_precision(root: Path, holdout: list[Path], asked: str = "au
     a, b = measure(fp32, low, imgs, batch_size)
     par = parity(cand, key, a, b, fp32.calibration.image_threshold)
     if par.passed:
-        return _record(root, par, key, f"{cand} on {key}: agrees with fp32 on {par.n_images} held-out good images "
+        return _record(root, par, key, asked=asked, note=f"{cand} on {key}: agrees with fp32 on {par.n_images} held-out good images "
                                        f"(rank corr {par.spearman:.4f}, decisions {par.decision_agreement:.0%}, "
                                        f"largest shift {par.max_score_shift:.2%} of the threshold)")
     why = (f"{cand} disagrees with fp32 on {par.n_images} held-out good images: rank corr {par.spearman:.4f} "
            f"(needs ≥ {MIN_SPEARMAN}), decisions agree {par.decision_agreement:.0%} (needs 100%), largest "
            f"shift {par.max_score_shift:.2%} of the threshold (needs ≤ {MAX_SCORE_SHIFT:.0%})")
-    msg = _record(root, par, key, "fp32: " + why)
-    if asked != "auto":
+    msg = _record(root, par, key, "fp32: " + why, asked)
+    if asked != "auto" and refuse:
         raise DataError(f"{cand} refused: {why}. The inspector at {root} runs fp32.",
                         hint="use --inference-precision fp32 (or auto, which falls back to fp32 by itself)")
     return msg
 
 
-def _record(root: Path, par: Parity | None, key: str, note: str) -> str:
+def _record(root: Path, par: Parity | None, key: str, note: str, asked: str) -> str:
     approved = {key: par.precision} if par is not None and par.passed else {}
-    set_manifest_entry(root, "inference", {"approved": approved, "parity": asdict(par) if par else None, "note": note})
+    set_manifest_entry(root, "inference", {"approved": approved, "parity": asdict(par) if par else None, "note": note,
+                                           "asked": asked})
     return note
+
+
+def asked_at_fit(manifest: dict) -> str:
+    """The --inference-precision `fit` was given (recorded since updates re-measure it; older inspectors:
+    fp32 when fit was told so, else auto)."""
+    inf = manifest.get("inference") or {}
+    if inf.get("asked") in CHOICES:
+        return inf["asked"]
+    return "fp32" if inf.get("note") == "fp32 as asked" else "auto"
 
 
 def approved(manifest: dict) -> dict[str, str]:

@@ -115,3 +115,68 @@ def test_parity_numbers():
     p = parity("bf16", "openvino/cpu", a, a + np.array([0, 0, 0, 1.5]), threshold=5.0)
     assert p.decision_agreement == 0.75 and p.max_score_shift == pytest.approx(0.3) and not p.passed
     assert parity("bf16", "openvino/cpu", a, a * 1.001, threshold=5.0).passed
+
+
+@pytest.fixture
+def exact_bf16(monkeypatch, has_bf16):
+    """A bf16 that computes exactly like fp32: parity passes."""
+    from edge.backends import openvino_backend
+
+    real_init = openvino_backend.OpenVinoBackend.__init__
+
+    def exact(self, *a, **k):
+        k["hint"] = "f32"
+        real_init(self, *a, **k)
+
+    monkeypatch.setattr(openvino_backend.OpenVinoBackend, "__init__", exact)
+
+
+def update(out, images, *extra):
+    return CliRunner().invoke(cli, ["fit", "--update", "--good", str(images), "--out", str(out), "--backend",
+                                    "openvino", *map(str, extra)])
+
+
+def test_update_measures_the_approved_precision_again_and_keeps_it(tmp_path, tiny_bundle, tiny_category,
+                                                                  exact_bf16, monkeypatch):
+    out, r = fit(tmp_path, tiny_bundle, tiny_category)
+    assert r.exit_code == 0 and json.loads((out / "manifest.json").read_text())["inference"]["approved"]
+    measured = []
+    real = precision.measure
+    monkeypatch.setattr(precision, "measure", lambda *a, **k: measured.append(len(a[2])) or real(*a, **k))
+    r = update(out, tiny_category / "test" / "good")
+    assert r.exit_code == 0, said(r)
+    assert measured and measured[0] >= 4  # re-measured, on the new images and the old ones still on disk
+    assert "inference precision: bf16 on openvino/cpu: agrees with fp32" in r.output
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["inference"]["approved"] == {"openvino/cpu": "bf16"} and m["inference"]["asked"] == "auto"
+    assert m["padim"]["n_images"] == 16 + 4
+    assert Inspector.load(out, "openvino").backend.compute == "bf16"
+
+
+def test_update_drops_a_precision_that_no_longer_agrees_and_says_so(tmp_path, tiny_bundle, tiny_category,
+                                                                   exact_bf16, monkeypatch):
+    out, r = fit(tmp_path, tiny_bundle, tiny_category, "--inference-precision", "bf16")
+    assert r.exit_code == 0, said(r)
+    # after the update bf16 disagrees: the update still lands (the images were added), and runs fp32
+    monkeypatch.setattr(precision, "parity", lambda p, k, a, b, t: precision.Parity(p, k, len(a), 0.5, 0.9, 0.3,
+                                                                                   False))
+    r = update(out, tiny_category / "test" / "good")
+    assert r.exit_code == 0, said(r)
+    assert "inference precision: fp32: bf16 disagrees with fp32" in r.output
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["inference"]["approved"] == {} and m["padim"]["n_images"] == 20
+    assert Inspector.load(out, "openvino").backend.compute == "fp32"
+    # naming it on the update refuses it, as fit does
+    r = update(out, tiny_category / "test" / "good", "--inference-precision", "bf16")
+    assert r.exit_code != 0 and "bf16 refused" in said(r)
+
+
+def test_update_of_an_fp32_inspector_stays_fp32_without_measuring(tmp_path, tiny_bundle, tiny_category,
+                                                                 exact_bf16, monkeypatch):
+    out, r = fit(tmp_path, tiny_bundle, tiny_category, "--inference-precision", "fp32")
+    assert r.exit_code == 0
+    monkeypatch.setattr(precision, "measure", lambda *a, **k: pytest.fail("fp32 was asked; nothing to measure"))
+    r = update(out, tiny_category / "test" / "good")
+    assert r.exit_code == 0, said(r)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["inference"]["note"] == "fp32 as asked" and m["inference"]["approved"] == {}

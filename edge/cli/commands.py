@@ -19,7 +19,8 @@ INFERENCE_HELP = ("Arithmetic inside the runtime. fit, auto: measure the runtime
                   "Intel CPUs that have it, fp16 on TensorRT/GPUs) against fp32 on the held-out good images and "
                   "use it only if scores rank alike (≥0.98), every decision agrees and no score moves over 2% of "
                   "the threshold; otherwise fp32, and it says so. Naming bf16/fp16 refuses it if it fails. "
-                  "Afterwards, auto runs what fit approved for this runtime; fp32 forces fp32.")
+                  "fit --update measures it again on the new images (the statistics change), as fit was "
+                  "asked. Afterwards, auto runs what fit approved for this runtime; fp32 forces fp32.")
 
 
 def backend_options(f):
@@ -186,7 +187,8 @@ def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, mode, aggregat
     total = len(paths) if update else fit_work(len(paths), opts)
     with progress_bar(total, "fitting" if not update else "updating") as bar:
         if update:
-            rep = update_inspector(out, paths, backend, device, threads, progress=bar, precision=precision)
+            rep = update_inspector(out, paths, backend, device, threads, progress=bar, precision=precision,
+                                   inference_precision=None if inference_precision == "auto" else inference_precision)
         else:
             rep = fit_inspector(paths, out, backbone or default_backbone_dir(), opts, backend, device, threads,
                                 progress=bar, precision=precision, inference_precision=inference_precision)

@@ -112,6 +112,11 @@ class _Streamer:
         for batch in iter_batches(paths, self.batch_size):
             ok_paths, imgs = [], []
             for p, img in batch:
+                if not isinstance(img, ImageError):
+                    try:
+                        self.tiling.check_image(img.shape[:2], self.bundle.input)
+                    except ImageError as e:  # a frame the model would squash: skipped like an unreadable one
+                        img = ImageError(f"{p}: {e.message}")
                 if isinstance(img, ImageError):
                     if record_errors:
                         self.errors.append(str(img))
@@ -226,6 +231,7 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     be = open_backend(bundle, backend, device, precision, threads)
     if opts.tiling.windowed and opts.tiling.image is None:  # windows are laid out on the first photo's size
         opts = dataclasses.replace(opts, tiling=opts.tiling.laid_out(*_first_size(good)))
+    opts.tiling.check_windows(bundle.input)
     grid = opts.tiling.stats_grid(spec.grid)
     modes = MODES if opts.mode == "auto" else (opts.mode,)
     if "aligned" in modes:

@@ -8,6 +8,27 @@ import cv2
 import numpy as np
 
 from .bundle import InputSpec
+from .errors import ImageError
+
+MAX_STRETCH = 2.0  # an image whose aspect ratio is this much off the model's is refused, not squashed
+
+
+def check_aspect(shape: tuple[int, int], target: tuple[int, int], what: str = "the model's input") -> None:
+    """Refuse resizing an image of ``shape`` (h, w) to ``target`` (h, w) when that would stretch it by more
+    than MAX_STRETCH (a strip fed to a square model, a camera turned by 90°): such a frame cannot be judged
+    by statistics fitted on the other shape. Milder differences (3872x3200 to 256x256) are resized."""
+    (ih, iw), (h, w) = shape[:2], target
+    if min(ih, iw, h, w) <= 0:
+        return
+    stretch = (iw / ih) / (w / h)
+    stretch = max(stretch, 1.0 / stretch)
+    if stretch > MAX_STRETCH:
+        side = 32 * max(1, round(256 * (ih / min(ih, iw)) / 32)), 32 * max(1, round(256 * (iw / min(ih, iw)) / 32))
+        raise ImageError(f"the image is {ih}x{iw} px (HxW) but {what} is {h}x{w}: resizing it would stretch it "
+                         f"{stretch:.1f}x (more than {MAX_STRETCH:g}x is refused, not squashed)",
+                         hint="turn the camera or the images to the model's orientation, or export a backbone of "
+                              f"this shape (`edge-export backbone ... --size {side[0]}x{side[1]}`, HxW) and fit "
+                              "on it")
 
 
 def _tables(spec: InputSpec) -> np.ndarray:
@@ -28,12 +49,15 @@ def _tables_for(mean: tuple, std: tuple, color: str) -> np.ndarray:
     return t
 
 
-def to_tensor(img_bgr: np.ndarray, spec: InputSpec, out: np.ndarray | None = None) -> np.ndarray:
+def to_tensor(img_bgr: np.ndarray, spec: InputSpec, out: np.ndarray | None = None, check: bool = True) -> np.ndarray:
     """One 8-bit BGR image → (3, H, W) float32, resized to the model input and normalised
-    (into ``out`` when given). Channel order: the manifest's ``color``."""
+    (into ``out`` when given). Channel order: the manifest's ``color``. An image whose shape is far
+    from the input's is refused (:func:`check_aspect`) unless ``check`` is off (windows, checked once)."""
     h, w = spec.height, spec.width
     ih, iw = img_bgr.shape[:2]
     if (ih, iw) != (h, w):
+        if check:
+            check_aspect((ih, iw), (h, w))
         shrinking = ih > h and iw > w
         img_bgr = cv2.resize(img_bgr, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
     if out is None:

@@ -56,7 +56,7 @@ def odd_valid(folder: Path, rng: np.random.Generator) -> dict[str, str]:
     cv2.imwrite(str(folder / "wide.png"), cv2.resize(bgr, (4000, 40)))
     return {"gray.png": "gray copied to 3 channels", "deep16.png": "top 8 bits", "rgba.png": "alpha dropped",
             "cmyk.jpg": "CMYK to BGR", "palette.png": "palette colours", "exif-rotated.jpg": "turned upright",
-            "wide.png": "scored like any other (resized to the model input)"}
+            "wide.png": "read as it is; scoring refuses it (100x too wide for a square model: stretched, not judged)"}
 
 
 def bad_folder(folder: Path, good_image: Path) -> dict[str, str]:

@@ -50,24 +50,50 @@ ROI_HELP = ("Region of interest: a mask image, white = inspect, black = ignore (
             "Outside it nothing is scored or masked.")
 
 
-def tile_options(f):
-    f = click.option("--roi", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help=ROI_HELP + " fit keeps it in the inspector, so score and the line runtime use it.")(f)
-    f = click.option("--tile-mode", type=click.Choice(["per-tile", "shared"]), default="per-tile", show_default=True,
-                     help="per-tile: a Gaussian for every position of the whole photo (positioned parts). "
-                          "shared: tiles share one set of statistics (textures, strip; less memory).")(f)
-    f = click.option("--tile-overlap", type=int, default=0, show_default=True, metavar="PX",
-                     help="With --tile: pixels shared by neighbouring windows; their maps are blended, so a "
-                          "defect on a seam is found once, where it is. 32-64 is typical.")(f)
+FITTED_TILING = ("With an inspector that is already fitted (score, eval --inspector), the tile options can "
+                 "only confirm the tiling it was fitted with (its statistics are laid out on it): one that "
+                 "differs is refused, saying what differs, so one script can pass the same options to fit, "
+                 "score and eval.")
+
+
+def tile_flags(f):
+    f = click.option("--tile-mode", type=click.Choice(["per-tile", "shared"]), default=None,
+                     help="per-tile (default): a Gaussian for every position of the whole photo (positioned "
+                          "parts). shared: tiles share one set of statistics (textures, strip; less memory).")(f)
+    f = click.option("--tile-overlap", type=int, default=None, metavar="PX",
+                     help="With --tile: pixels shared by neighbouring windows (default 0); their maps are "
+                          "blended, so a defect on a seam is found once, where it is. 32-64 is typical.")(f)
     f = click.option("--tile", "tile", metavar="PX|HxW", default=None,
                      help="Cut large photos at their own resolution into windows of this many pixels (e.g. 512 "
                           "or 480x640), each resized to the model's input; maps are stitched at full "
                           "resolution. Windows are laid out on the first good photo's size.")(f)
     f = click.option("--tiles", metavar="ROWSxCOLS", default=None,
                      help="Cut large photos into tiles at the model's input size, e.g. 2x2 or 1x6 for strip, "
-                          "so small defects keep their detail. Scoring uses the tiling the inspector was fitted "
-                          "with.")(f)
+                          "so small defects keep their detail. " + FITTED_TILING)(f)
     return f
+
+
+def tile_options(f):
+    f = click.option("--roi", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help=ROI_HELP + " fit keeps it in the inspector, so score and the line runtime use it; "
+                                     "eval --inspector applies it instead of the inspector's.")(f)
+    return tile_flags(f)
+
+
+def _confirm_tiling(stage, where: str, tiles, tile, overlap, mode) -> None:
+    """score / eval --inspector: tile options given must match the fitted inspector's tiling."""
+    if (tiles, tile, overlap, mode) == (None, None, None, None):
+        return
+    from ..errors import ConfigError
+
+    if not hasattr(stage, "tiling"):
+        raise click.UsageError(f"the tile options apply to PaDiM inspectors; {where} is a {stage.kind} model")
+    diff = stage.tiling.differences(tiles, tile, overlap, mode)
+    if diff:
+        raise ConfigError(f"{where} was fitted with {stage.tiling.describe()}, and scoring uses that: "
+                          + "; ".join(diff),
+                          hint="leave the tile options out when scoring, or refit with the ones you want "
+                               "(edge-inspect fit --tile ... --tile-overlap ...)")
 
 
 def _load_inspector(path, backend, device, precision, threads, factor_precision="auto", inference_precision="auto"):
@@ -85,6 +111,14 @@ def _roi(path):
     from ..roi import Roi
 
     return Roi.load(path) if path else None
+
+
+def _apply_roi(stage, path, where) -> None:
+    """--roi on an opened inspector: replaces the one it was fitted with."""
+    if path:
+        if not hasattr(stage, "roi"):
+            raise click.UsageError(f"--roi applies to PaDiM inspectors; {where} is a {stage.kind} model")
+        stage.roi = _roi(path)
 
 
 def _say_runtime(be) -> None:
@@ -258,12 +292,14 @@ def _stage_path(inspector_dir, model_dir, default="inspector"):
 @click.option("--strict", is_flag=True, help="Exit 1 if any image is NG or ERROR (for scripts and PLC hand-off).")
 @click.option("--roi", type=click.Path(exists=True, dir_okay=False), default=None,
               help=ROI_HELP + " Replaces the ROI the inspector was fitted with, if any.")
+@tile_flags
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @cascade_option
 @backend_options
 @factor_option
-def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict, roi, batch_size, cascade_file,
-              backend, device, threads, precision, inference_precision, factor_precision):
+def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict, roi, tiles, tile, tile_overlap,
+              tile_mode, batch_size, cascade_file, backend, device, threads, precision, inference_precision,
+              factor_precision):
     """Score images and folders (any mix) with a PaDiM inspector (--inspector), a
     classifier, segmenter or multitask bundle (--model), or a cascade of them
     (--cascade), and write decisions.
@@ -300,10 +336,8 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
         raise click.UsageError(f"no images found in {', '.join(inputs)}")
     insp = _load_stage(stage_dir, backend, device, precision, threads, factor_precision, cascade_file,
                        inference_precision=inference_precision)
-    if roi:
-        if not hasattr(insp, "roi"):
-            raise click.UsageError(f"--roi applies to PaDiM inspectors; {stage_dir or cascade_file} is a {insp.kind} model")
-        insp.roi = _roi(roi)
+    _confirm_tiling(insp, stage_dir or cascade_file, tiles, tile, tile_overlap, tile_mode)
+    _apply_roi(insp, roi, stage_dir or cascade_file)
     existing = Path(out) / "results.jsonl"
     if existing.is_file() and existing.stat().st_size:
         n = sum(1 for _ in open(existing))
@@ -390,12 +424,16 @@ def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_
     if cascade_file is not None:
         if inspector_dir is not None or model_dir is not None:
             raise click.UsageError("give --cascade, or --inspector / --model, not both")
+        if roi or (tiles, tile, tile_overlap, tile_mode) != (None, None, None, None):
+            raise click.UsageError("--roi and the tile options apply to one PaDiM inspector; a cascade's stages "
+                                   "use what each was fitted with")
         return _eval_cascade(category, cascade_file, out, good_share, seed, batch_size, backend, device, threads,
                              precision, factor_precision)
     if good_share is not None:
         raise click.UsageError("--good-share mixes the test set for --cascade")
     _stage_path(inspector_dir, model_dir)  # refuses both
-    if model_dir is None and inspector_dir is None:
+    fitted_here = model_dir is None and inspector_dir is None
+    if fitted_here:
         cat = load_category(category)
         inspector_dir = out / "inspector"
         opts = FitOptions(d=d, batch_size=batch_size, tiling=Tiling.from_options(tiles, tile, tile_overlap, tile_mode),
@@ -410,6 +448,9 @@ def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_
     else:
         insp = _load_inspector(inspector_dir, backend, device, precision, threads, factor_precision,
                                inference_precision)
+    if not fitted_here:  # an inspector fitted before: the options may only confirm its tiling; --roi replaces
+        _confirm_tiling(insp, model_dir or inspector_dir, tiles, tile, tile_overlap, tile_mode)
+        _apply_roi(insp, roi, model_dir or inspector_dir)
     n = len(load_category(category, need_train=False).test)
     with progress_bar(n, "scoring test set") as bar:
         res = evaluate(category, insp, out, batch_size, progress=bar)

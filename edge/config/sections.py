@@ -34,6 +34,16 @@ class InspectorSection:
     roi_polygon: list[list[float]] | None = setting(
         None, "Region of interest as one polygon of [x, y] points in the camera's pixels, e.g. "
               "[[0, 0], [1600, 0], [1600, 900], [0, 900]]; replaces the inspector's.")
+    tiles: str | None = setting(None, "Expected tiling, ROWSxCOLS (as fit --tiles). The tiling is the inspector's "
+                                      "own; a tile key that differs from it stops the station at start (on a reload "
+                                      "the running inspector is kept), saying what differs (a swapped "
+                                      "inspector is caught).")
+    tile: str | None = setting(None, "Expected window size, PX or HxW in photo pixels (as fit --tile); must match "
+                                     "the inspector's, like tiles.")
+    tile_overlap: int | None = setting(None, "Expected window overlap in pixels (as fit --tile-overlap); must "
+                                             "match the inspector's.", min=0)
+    tile_mode: Literal["per-tile", "shared"] | None = setting(
+        None, "Expected statistics of the tiles (as fit --tile-mode); must match the inspector's.")
     image_threshold: float | None = setting(
         None, "Override the inspector's image threshold (raw Mahalanobis units; score 1.0 = this).",
         min=0, min_exclusive=True)
@@ -45,7 +55,23 @@ class InspectorSection:
             return [("roi", "give roi or roi_polygon, not both")]
         if self.roi_polygon is not None and (len(self.roi_polygon) < 3 or any(len(p) != 2 for p in self.roi_polygon)):
             return [("roi_polygon", "needs at least 3 points, each [x, y]")]
+        if self.tiles and self.tile:
+            return [("tile", "give tiles (ROWSxCOLS) or tile (window pixels), not both")]
+        from ..errors import ConfigError
+        from ..padim.tiling import Tiling, parse_size
+
+        for key, check in (("tiles", lambda v: Tiling.parse(v)), ("tile", lambda v: parse_size(v, "tile"))):
+            value = getattr(self, key)
+            if value is not None:
+                try:
+                    check(value)
+                except ConfigError as e:
+                    return [(key, e.message)]
         return device_problems(self.backend, self.device)
+
+    def tiling_problems(self, fitted) -> list[str]:
+        """What the tile keys say that the opened inspector's tiling (``fitted``) does not do."""
+        return fitted.differences(self.tiles, self.tile, self.tile_overlap, self.tile_mode)
 
 
 def device_problems(backend: str, dev: str | None) -> list[tuple[str, str]]:

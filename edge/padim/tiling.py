@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 
 from ..bundle import InputSpec
-from ..errors import ConfigError
-from ..preprocess import to_tensor
+from ..errors import ConfigError, ImageError
+from ..preprocess import check_aspect, to_tensor
 
 MODES = ("per-tile", "shared")
 MAX_WINDOWS = 1024
@@ -82,12 +82,38 @@ class Tiling:
         return cls(mode=mode, tile=parse_size(size, "tile"), overlap=int(overlap))
 
     @classmethod
-    def from_options(cls, tiles: str | None, tile: str | None, overlap: int, mode: str) -> "Tiling":
-        """The CLI's --tiles / --tile / --tile-overlap / --tile-mode, one of the two layouts."""
+    def from_options(cls, tiles: str | None, tile: str | None, overlap: int | None, mode: str | None) -> "Tiling":
+        """The CLI's --tiles / --tile / --tile-overlap / --tile-mode, one of the two layouts (None: not given)."""
         if tiles and tile:
             raise ConfigError("give either --tiles RxC or --tile SIZE, not both")
+        overlap, mode = overlap or 0, mode or "per-tile"
         return cls.windows_of(tile, overlap, mode) if tile else cls.parse(tiles, mode) if not overlap else \
             cls(overlap=overlap)  # refused in __post_init__ with what to do
+
+    def differences(self, tiles: str | None = None, tile: str | None = None, overlap: int | None = None,
+                    mode: str | None = None) -> list[str]:
+        """What the options given to score/eval/a station (None: not given) say that this fitted tiling does
+        not do. Scoring always uses the fitted tiling (its statistics are laid out on it), so a flag can
+        only confirm it; each difference is one readable line."""
+        out = []
+        if tiles is not None:
+            want = Tiling.parse(tiles)
+            if self.windowed or (want.rows, want.cols) != (self.rows, self.cols):
+                out.append(f"tiles {tiles} asked, but it was fitted with {self.describe()}")
+        if tile is not None:
+            th, tw = parse_size(tile, "tile")
+            if not self.windowed:
+                out.append(f"tile {tile} px asked, but it was fitted with {self.describe()}")
+            elif (min(th, self.image[0]), min(tw, self.image[1])) != tuple(self.tile):
+                out.append(f"tile {th}x{tw} px asked, but its windows are {self.tile[0]}x{self.tile[1]} px")
+        if overlap is not None:
+            if self.windowed and min(overlap, max(0, min(self.tile) // 2 - 1)) != self.overlap:
+                out.append(f"tile overlap {overlap} px asked, but its windows overlap by {self.overlap} px")
+            elif not self.windowed and overlap:
+                out.append(f"tile overlap {overlap} px asked, but it was fitted with {self.describe()}")
+        if mode is not None and mode != self.mode:
+            out.append(f"tile mode {mode} asked, but its statistics are {self.mode}")
+        return out
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Tiling":
@@ -144,6 +170,7 @@ class Tiling:
         big_h, big_w = self.rows * h, self.cols * w
         ih, iw = img_bgr.shape[:2]
         if (ih, iw) != (big_h, big_w):
+            check_aspect((ih, iw), (big_h, big_w), f"the {self.rows}x{self.cols} tiles' canvas")
             shrink = ih > big_h and iw > big_w
             img_bgr = cv2.resize(img_bgr, (big_w, big_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         return np.stack([to_tensor(img_bgr[r * h:(r + 1) * h, c * w:(c + 1) * w], spec)
@@ -156,14 +183,36 @@ class Tiling:
     def _window_tensors(self, img_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
         ih, iw = self.image
         if img_bgr.shape[:2] != (ih, iw):
+            check_aspect(img_bgr.shape[:2], (ih, iw), "the photo size the windows were laid out on")
             shrink = img_bgr.shape[0] > ih and img_bgr.shape[1] > iw
             img_bgr = cv2.resize(img_bgr, (iw, ih), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         th, tw = self.tile
         wins = self.windows()
         out = np.empty((len(wins), 3, spec.height, spec.width), np.float32)
         for i, (y, x) in enumerate(wins):
-            to_tensor(img_bgr[y:y + th, x:x + tw], spec, out[i])  # resized to the model's input there
+            to_tensor(img_bgr[y:y + th, x:x + tw], spec, out[i], check=False)  # the window's shape: check_windows
         return out
+
+    def check_image(self, shape: tuple[int, int], spec: InputSpec) -> None:
+        """Refuse (ImageError) an image whose shape is far from what it is resized to (preprocess.check_aspect)."""
+        if self.windowed:
+            check_aspect(shape, self.image, "the photo size the windows were laid out on")
+        elif self.count > 1:
+            check_aspect(shape, (self.rows * spec.height, self.cols * spec.width),
+                         f"the {self.rows}x{self.cols} tiles' canvas")
+        else:
+            check_aspect(shape, (spec.height, spec.width))
+
+    def check_windows(self, spec: InputSpec) -> None:
+        """Windows whose shape is far from the model input's would be squashed in every photo: refuse them once."""
+        if self.windowed:
+            try:
+                check_aspect(self.tile, (spec.height, spec.width))
+            except ImageError as e:
+                raise ConfigError(f"windows of {self.tile[0]}x{self.tile[1]} px (HxW) do not fit the model's "
+                                  f"{spec.height}x{spec.width} input: " + e.message.split(": ", 1)[-1],
+                                  hint=f"use --tile with the input's shape, e.g. --tile "
+                                       f"{spec.height * 2}x{spec.width * 2}") from None
 
     def stats_grid(self, tile_grid: tuple[int, int]) -> tuple[int, int]:
         if self.shared or self.count == 1 and not self.windowed:

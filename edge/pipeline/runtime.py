@@ -107,6 +107,13 @@ class LineRuntime:
                          kernel.status(), insp.factor_precision)
             for w in insp.warnings:
                 log.warning(w)
+            if isinstance(insp, Inspector) and i.tiling_problems(insp.tiling):
+                from ..errors import ConfigError
+
+                raise ConfigError(f"inspector.tile*: {src.path} was fitted with {insp.tiling.describe()}: "
+                                  + "; ".join(i.tiling_problems(insp.tiling)),
+                                  hint="fix the tile keys in [inspector] to say what the inspector does, or "
+                                       "refit it with the tiling you want")
             if (i.roi or i.roi_polygon) and isinstance(insp, Inspector):
                 from ..roi import Roi
 

@@ -46,7 +46,7 @@ Progress = Callable[[int], None]
 FIT_MODES = ("auto",) + MODES
 PARITY_IMAGES = 32  # held-out good images the reduced-precision check scores twice (precision.py)
 MAX_CROSSFIT = 200  # good images scored held-out in pass 2; more add little to a threshold and cost time
-DEFAULT_AGGREGATE = 3
+AGGREGATE_FOR_MODE = {"aligned": 1, "texture": 3}  # the default k×k average of each tap, per model (see below)
 GOOD_ONLY_METHODS = ("good-crossfit", "good-holdout")  # good-holdout: inspectors fitted before cross-fitting
 
 
@@ -57,7 +57,7 @@ class FitOptions:
     eps: float = 0.01
     shrinkage: str = "none"
     mode: str = "auto"  # aligned | texture | auto (chosen from good images)
-    aggregate: int = DEFAULT_AGGREGATE  # k×k average of each tap before embedding (1 = none)
+    aggregate: int | None = None  # k×k average of each tap before embedding (1 = none); None: per mode
     target_frr: float = 0.01
     folds: int = 10  # position-free folds (at most one per image)
     max_crossfit: int = MAX_CROSSFIT
@@ -70,6 +70,12 @@ class FitOptions:
     def __post_init__(self):
         if self.mode not in FIT_MODES:
             raise DataError(f"mode {self.mode!r} is unknown", hint=f"use one of {', '.join(FIT_MODES)}")
+
+    def aggregate_for(self, mode: str) -> int:
+        """The neighbourhood average a model sees. By default none for per-position statistics (their
+        cells are already aligned; averaging blurs the small defects they find) and 3x3 for the
+        position-free model (each cell then describes a patch of the texture)."""
+        return AGGREGATE_FOR_MODE[mode] if self.aggregate is None else self.aggregate
 
 
 def fit_work(n_images: int, opts: FitOptions = FitOptions()) -> int:
@@ -94,21 +100,27 @@ class FitReport:
 
 
 class _Streamer:
-    """Runs batches of images through the backbone into embeddings; collects image errors."""
+    """Runs batches of images through the backbone into embeddings, one per candidate model (each
+    model's own :class:`EmbeddingSpec`; the backbone runs once); collects image errors."""
 
-    def __init__(self, backend, bundle, spec: EmbeddingSpec, batch_size: int, progress: Progress | None,
-                 tiling: Tiling = Tiling()):
-        self.backend, self.bundle, self.spec, self.tiling = backend, bundle, spec, tiling
+    def __init__(self, backend, bundle, specs: dict[str, EmbeddingSpec], batch_size: int,
+                 progress: Progress | None, tiling: Tiling = Tiling()):
+        self.backend, self.bundle, self.specs, self.tiling = backend, bundle, specs, tiling
         self.batch_size, self.progress = batch_size, progress
         self.errors: list[str] = []
 
-    def samples(self, imgs: list[np.ndarray]) -> np.ndarray:
-        """Images → embeddings (B, d, P), or with tiles, what :meth:`Tiling.samples` makes of them."""
+    def samples(self, imgs: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Images → {mode: embeddings (B, d, P)}, or with tiles, what :meth:`Tiling.samples` makes of them."""
         x = self.tiling.batch(imgs, self.bundle.input)
-        return self.tiling.samples(embed(self.backend.infer({self.backend.input_name: x}), self.spec), self.spec.grid)
+        feats = self.backend.infer({self.backend.input_name: x})
+        made: dict[int, np.ndarray] = {}  # models with the same aggregation share one embedding
+        for spec in self.specs.values():
+            if spec.aggregate not in made:
+                made[spec.aggregate] = self.tiling.samples(embed(feats, spec), spec.grid)
+        return {mode: made[spec.aggregate] for mode, spec in self.specs.items()}
 
     def run(self, paths: list[Path], record_errors: bool = True):
-        """Yield (paths, images, samples) for the readable images of each batch."""
+        """Yield (paths, images, {mode: samples}) for the readable images of each batch."""
         for batch in iter_batches(paths, self.batch_size):
             ok_paths, imgs = [], []
             for p, img in batch:
@@ -227,16 +239,18 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
         raise BundleError(f"{backbone} is a {bundle.kind} bundle without feature taps, not a PaDiM backbone",
                           hint="fit needs a bundle from `edge-export backbone`; classifiers and segmenters "
                                "are run, not fitted")
-    spec = make_spec(bundle.taps, (bundle.input.height, bundle.input.width), opts.d, opts.seed, opts.aggregate)
+    modes = MODES if opts.mode == "auto" else (opts.mode,)
+    specs = {m: make_spec(bundle.taps, (bundle.input.height, bundle.input.width), opts.d, opts.seed,
+                          opts.aggregate_for(m)) for m in modes}
+    spec = specs[modes[0]]  # channels and grid are the same for every mode; only the aggregation differs
     be = open_backend(bundle, backend, device, precision, threads)
     if opts.tiling.windowed and opts.tiling.image is None:  # windows are laid out on the first photo's size
         opts = dataclasses.replace(opts, tiling=opts.tiling.laid_out(*_first_size(good)))
     opts.tiling.check_windows(bundle.input)
     grid = opts.tiling.stats_grid(spec.grid)
-    modes = MODES if opts.mode == "auto" else (opts.mode,)
     if "aligned" in modes:
         _check_memory(grid, spec.d, opts.tiling)
-    streamer = _Streamer(be, bundle, spec, opts.batch_size, progress, opts.tiling)
+    streamer = _Streamer(be, bundle, specs, opts.batch_size, progress, opts.tiling)
     rows = opts.tiling.count if opts.tiling.shared else 1
     index = {p: i for i, p in enumerate(good)}
 
@@ -247,10 +261,10 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     for paths, _, emb in streamer.run(good):
         read += paths
         if aligned is not None:
-            aligned.add(emb)
+            aligned.add(emb["aligned"])
         if folds is not None:
             for j, p in enumerate(paths):
-                folds.add(folds.fold_of(index[p]), emb[j * rows:(j + 1) * rows])
+                folds.add(folds.fold_of(index[p]), emb["texture"][j * rows:(j + 1) * rows])
     if len(read) < 3:
         raise DataError(f"only {len(read)} of the good images could be read; fit needs at least 3:\n  "
                         + "\n  ".join(streamer.errors[:5]))
@@ -274,7 +288,7 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     cal, est = _calibration(chosen.good_scores, chosen.good_pixel_q999, opts.target_frr, len(read),
                             {"model_choice": choice.to_dict()}, opts.seed)
     _write_inspector(out, bundle.root, stats, total, cal, opts, [str(p) for p in good], streamer.errors,
-                     be.variant, mode, choice, len(read))
+                     be.variant, mode, choice, len(read), specs[mode].aggregate)
     # reduced precision against fp32 on (a share of) the images scored held-out above
     inference = choose_inference_precision(out, cf_paths[:PARITY_IMAGES], inference_precision, backend, device,
                                            threads, opts.batch_size)
@@ -313,11 +327,12 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
                       target_frr=float(details.get("target_frr", FitOptions.target_frr)),
                       blur_sigma=insp.post.blur_sigma, open_radius=insp.post.open_radius,
                       batch_size=p.get("batch_size", 8))
-    streamer = _Streamer(insp.backend, insp.bundle, insp.spec, opts.batch_size, progress, insp.tiling)
+    streamer = _Streamer(insp.backend, insp.bundle, {insp.mode: insp.spec}, opts.batch_size, progress, insp.tiling)
     n_old = acc.n
     buf = acc if insp.mode == "texture" else _Accumulator(acc)  # pooled sums are small: added per batch
     scores, p999 = [], []
-    for _, imgs, emb in streamer.run(list(good)):
+    for _, imgs, embs in streamer.run(list(good)):
+        emb = embs[insp.mode]
         g = insp.tiling.stitch(distance_maps(emb, insp.stats, insp.mode, insp.sample_grid))
         for img, gm in zip(imgs, g):
             inside = opts.roi.inside(img.shape[:2]) if opts.roi is not None else None
@@ -346,7 +361,7 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
     n_images = int(p.get("n_images", 0)) + len(scores)
     # the backbone is copied out of the old directory before the new one is renamed over it
     _write_inspector(root, root / "backbone", stats, total, cal, opts, history, streamer.errors,
-                     insp.backend.variant, insp.mode, choice, n_images)
+                     insp.backend.variant, insp.mode, choice, n_images, insp.spec.aggregate)
     asked = inference_precision or asked_at_fit(insp.manifest)
     inference = choose_inference_precision(root, _parity_images(list(good), history), asked, backend, device,
                                            threads, opts.batch_size, refuse=inference_precision is not None)
@@ -388,11 +403,11 @@ def _read_moments(root: Path, sha256: str, stats: GaussianStats, mode: str = "al
 
 def _write_inspector(out: Path, backbone_dir: Path, stats: GaussianStats, moments: Moments, cal: Calibration,
                      opts: FitOptions, images: list[str], errors: list[str], variant: str, mode: str,
-                     choice: ModelChoice, n_images: int) -> None:
+                     choice: ModelChoice, n_images: int, aggregate: int) -> None:
     padim = {"d": stats.d, "seed": opts.seed, "eps": stats.eps, "shrinkage": opts.shrinkage,
              "shrinkage_applied": stats.shrinkage, "shrink_mean": stats.shrink_mean,
              "grid": list(stats.grid), "tiling": opts.tiling.to_dict(),
-             "mode": mode, "aggregate": opts.aggregate,
+             "mode": mode, "aggregate": aggregate,
              "choice": {"mode": choice.mode, "reason": choice.reason, "asked": opts.mode},
              "n_images": n_images, "n_samples": stats.n,
              "blur_sigma": opts.blur_sigma,

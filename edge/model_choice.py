@@ -92,15 +92,17 @@ def cross_fit(streamer, paths, index: dict, infer_samples, aligned: LeaveOneOut 
               sigma: float, synthetic: bool, seed: int = 0, roi=None) -> dict[str, CandidateResult]:
     """Score ``paths`` (good images already in the moments) with held-out statistics of each candidate.
 
-    ``infer_samples(images) -> samples`` runs images through the backbone into what the statistics
-    see (tiles included); ``streamer.tiling.stitch`` turns distance grids back into one map per image.
+    ``infer_samples(images) -> {mode: samples}`` runs images through the backbone into what each
+    candidate's statistics see (tiles included); ``streamer.tiling.stitch`` turns distance grids back into one map per image.
     """
     rng = np.random.default_rng(seed + 7)
     cols = {m: _Collector(m) for m, on in (("aligned", aligned is not None), ("texture", folds is not None)) if on}
     donor = None
     r = rows_per_image
 
-    def grids(mode, emb, img_paths, emb_src=None):
+    def grids(mode, embs, img_paths, embs_src=None):
+        emb = embs[mode]
+        emb_src = None if embs_src is None else embs_src[mode]
         if mode == "aligned":
             g = aligned.own(emb) if emb_src is None else aligned.other(emb, emb_src)
         else:
@@ -122,7 +124,7 @@ def cross_fit(streamer, paths, index: dict, infer_samples, aligned: LeaveOneOut 
         donor = imgs[-1]
         emb_syn = infer_samples([p[0] for p in planted])
         for mode, col in cols.items():
-            for (img, mask, _), g in zip(planted, grids(mode, emb_syn, batch_paths, emb_src=emb)):
+            for (img, mask, _), g in zip(planted, grids(mode, emb_syn, batch_paths, embs_src=emb)):
                 inside = roi.inside(img.shape[:2]) if roi is not None else None
                 col.add_synthetic(full_res_map(g, img.shape[:2], sigma, inside),
                                   mask if inside is None else mask & inside)

@@ -86,6 +86,58 @@ def test_the_choice_is_recorded_and_printed_and_mode_overrides_it(tmp_path, tiny
     assert Inspector.load(tmp_path / "forced").mode == other
 
 
+def test_each_model_gets_its_own_aggregation_and_the_flag_overrides_it(tmp_path, tiny_bundle, tiny_category):
+    """By default aligned statistics see raw cells and the texture model 3x3 averages; the inspector
+    records the aggregation of the model it kept, and scoring uses it."""
+    from edge.fitting import AGGREGATE_FOR_MODE
+
+    good = tiny_category / "train" / "good"
+    for mode in ("aligned", "texture"):
+        r = _fit("--good", good, "--backbone", tiny_bundle, "--out", tmp_path / mode, "-d", 12, "--mode", mode)
+        assert r.exit_code == 0, r.output
+        m = json.loads((tmp_path / mode / "manifest.json").read_text())
+        assert m["padim"]["aggregate"] == AGGREGATE_FOR_MODE[mode]
+        assert Inspector.load(tmp_path / mode).spec.aggregate == AGGREGATE_FOR_MODE[mode]
+    assert AGGREGATE_FOR_MODE == {"aligned": 1, "texture": 3}
+    r = _fit("--good", good, "--backbone", tiny_bundle, "--out", tmp_path / "auto", "-d", 12)
+    m = json.loads((tmp_path / "auto" / "manifest.json").read_text())
+    assert m["padim"]["aggregate"] == AGGREGATE_FOR_MODE[m["padim"]["mode"]]
+    r = _fit("--good", good, "--backbone", tiny_bundle, "--out", tmp_path / "k3", "-d", 12, "--mode", "aligned",
+             "--aggregate", 3)
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "k3" / "manifest.json").read_text())["padim"]["aggregate"] == 3
+
+
+def test_auto_embeds_each_candidate_as_it_would_run_from_one_backbone_pass(tiny_bundle, tiny_category):
+    """In auto, each candidate is cross-fitted on the embedding it would score with (aligned: raw
+    cells; texture: 3x3 averages), and the backbone runs once for both."""
+    from edge.backends import open_backend
+    from edge.bundle import load_bundle
+    from edge.fitting import _Streamer
+    from edge.imageio import read_image
+    from edge.padim.embed import embed, make_spec
+
+    bundle = load_bundle(tiny_bundle)
+    be = open_backend(bundle, "onnxruntime")
+    calls = []
+    real = be.infer
+
+    def counting(feeds):
+        calls.append(1)
+        return real(feeds)
+
+    be.infer = counting
+    hw = (bundle.input.height, bundle.input.width)
+    specs = {m: make_spec(bundle.taps, hw, 12, 0, k) for m, k in (("aligned", 1), ("texture", 3))}
+    imgs = [read_image(p) for p in sorted((tiny_category / "train" / "good").glob("*.png"))[:3]]
+    got = _Streamer(be, bundle, specs, 4, None).samples(imgs)
+    assert len(calls) == 1
+    feats = real({be.input_name: _Streamer(be, bundle, specs, 4, None).tiling.batch(imgs, bundle.input)})
+    for mode, spec in specs.items():
+        np.testing.assert_array_equal(got[mode], embed(feats, spec))
+    assert not np.array_equal(got["aligned"], got["texture"])
+
+
 def test_fit_on_few_images_prints_the_expected_frr_and_warns(tmp_path, tiny_bundle, tiny_category):
     few = tmp_path / "few"
     few.mkdir()

@@ -107,6 +107,11 @@ def _load_inspector(path, backend, device, precision, threads, factor_precision=
     return insp
 
 
+def _aggregate(value: str) -> int | None:
+    """--aggregate: "auto" (each model's own default) or k."""
+    return None if value == "auto" else int(value)
+
+
 def _roi(path):
     from ..roi import Roi
 
@@ -182,9 +187,10 @@ def _load_stage(path, backend, device, precision, threads, factor_precision="aut
                    "texture: one Gaussian for all positions (textures, surfaces that shift or rotate). auto: fit "
                    "both, plant synthetic defects into held-out good images, keep the one that finds them better "
                    "(the choice and why are printed and stored in the inspector).")
-@click.option("--aggregate", type=click.Choice(["1", "3", "5"]), default="3", show_default=True,
+@click.option("--aggregate", type=click.Choice(["auto", "1", "3", "5"]), default="auto", show_default=True,
               help="Average each feature over k×k neighbours before embedding, so a position describes a patch "
-                   "(1 = off, as in the PaDiM paper).")
+                   "(1 = off, as in the PaDiM paper). auto: 1 for aligned (averaging blurs the small defects "
+                   "per-position statistics find), 3 for texture.")
 @click.option("--target-frr", type=float, default=0.01, show_default=True,
               help="False-reject rate the threshold aims for: the share of GOOD parts that will be called NG. "
                    "Lower it for fewer false rejects, at the cost of missing faint defects.")
@@ -215,7 +221,7 @@ def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, mode, aggregat
     paths = list_images(list(good))
     if not paths:
         raise click.UsageError(f"no images found in {', '.join(good)}")
-    opts = FitOptions(d=d, seed=seed, eps=eps, shrinkage=shrinkage, mode=mode, aggregate=int(aggregate),
+    opts = FitOptions(d=d, seed=seed, eps=eps, shrinkage=shrinkage, mode=mode, aggregate=_aggregate(aggregate),
                       target_frr=target_frr, blur_sigma=blur_sigma, batch_size=batch_size,
                       tiling=Tiling.from_options(tiles, tile, tile_overlap, tile_mode), roi=_roi(roi))
     total = len(paths) if update else fit_work(len(paths), opts)
@@ -366,7 +372,7 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
               help="Model when fitting (see `fit --help`).")
 @click.option("--target-frr", type=float, default=0.01, show_default=True,
               help="False-reject rate the threshold aims for when fitting (see `fit --help`).")
-@click.option("--aggregate", type=click.Choice(["1", "3", "5"]), default="3", show_default=True,
+@click.option("--aggregate", type=click.Choice(["auto", "1", "3", "5"]), default="auto", show_default=True,
               help="k×k feature average when fitting (see `fit --help`).")
 @tile_options
 @click.option("--batch-size", type=int, default=8, show_default=True)
@@ -437,7 +443,7 @@ def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_
         cat = load_category(category)
         inspector_dir = out / "inspector"
         opts = FitOptions(d=d, batch_size=batch_size, tiling=Tiling.from_options(tiles, tile, tile_overlap, tile_mode),
-                          roi=_roi(roi), mode=mode, target_frr=target_frr, aggregate=int(aggregate))
+                          roi=_roi(roi), mode=mode, target_frr=target_frr, aggregate=_aggregate(aggregate))
         with progress_bar(fit_work(len(cat.train_good), opts), "fitting") as bar:
             fit_inspector(cat.train_good, inspector_dir, backbone or default_backbone_dir(), opts, backend, device,
                           threads, progress=bar, precision=precision,

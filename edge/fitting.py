@@ -5,7 +5,7 @@ Two passes over the images, nothing but O(P·d²) moments kept (flat in the numb
      sums for ``aligned``; per-fold position-free sums, K·d², for ``texture``);
   2. the good images (up to MAX_CROSSFIT of them, seeded) are read again and scored by statistics
      that never saw them (padim/crossfit.py: exact leave-one-out for aligned, K folds for texture).
-     With ``--mode auto`` each also gets one synthetic defect, and the model that separates those
+     With ``--mode auto`` each also gets synthetic defects, and the model that separates those
      best is chosen (model_choice.py).
 The threshold targets a false-reject rate from the held-out scores of the chosen model, with an
 estimate of the rate it will give (threshold.py).

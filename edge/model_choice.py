@@ -2,8 +2,9 @@
 
 For each candidate (``aligned``: per-position Gaussians; ``texture``: one position-free Gaussian),
 every cross-fitted good image is scored by statistics that never saw it (padim/crossfit.py). When
-`fit` chooses (``--mode auto``), each of those images also gets one generic synthetic defect
-(synthetic_defects.py), scored by the same held-out statistics. The candidate that separates the
+`fit` chooses (``--mode auto``), each of those images also gets generic synthetic defects
+(synthetic_defects.py; one each, or up to three when there are fewer than MIN_SYNTHETIC images),
+scored by the same held-out statistics. The candidate that separates the
 synthetic defects from the held-out good images best (mean of image and pixel AUROC) is chosen;
 within 0.01, ``aligned`` (the paper's PaDiM) is kept. Only good images are used.
 """
@@ -21,6 +22,13 @@ from .padim.score import full_res_map, image_score
 from .synthetic_defects import plant
 
 TIE = 0.01  # choices closer than this keep the aligned model
+MIN_SYNTHETIC = 60  # with fewer good images, each gets several synthetic defects (at most MAX_PER_IMAGE)
+MAX_PER_IMAGE = 3
+
+
+def synthetic_per_image(n_images: int) -> int:
+    """Synthetic defects planted into each held-out good image: enough for a steady comparison at small N."""
+    return max(1, min(MAX_PER_IMAGE, -(-MIN_SYNTHETIC // max(1, n_images))))
 MAP_SIDE = 64  # synthetic maps are reduced to this for the pixel AUROC (bounded memory)
 
 
@@ -99,6 +107,7 @@ def cross_fit(streamer, paths, index: dict, infer_samples, aligned: LeaveOneOut 
     cols = {m: _Collector(m) for m, on in (("aligned", aligned is not None), ("texture", folds is not None)) if on}
     donor = None
     r = rows_per_image
+    per_image = synthetic_per_image(len(paths))
 
     def grids(mode, embs, img_paths, embs_src=None):
         emb = embs[mode]
@@ -117,17 +126,18 @@ def cross_fit(streamer, paths, index: dict, infer_samples, aligned: LeaveOneOut 
                 col.add_good(full_res_map(g, img.shape[:2], sigma, inside), keep_map=synthetic, inside=inside)
         if not synthetic:
             continue
-        planted = []
-        for j, img in enumerate(imgs):
-            other = imgs[(j + 1) % len(imgs)] if len(imgs) > 1 else (donor if donor is not None else img)
-            planted.append(plant(img, other, rng))
+        for _ in range(per_image):
+            planted = []
+            for j, img in enumerate(imgs):
+                other = imgs[(j + 1) % len(imgs)] if len(imgs) > 1 else (donor if donor is not None else img)
+                planted.append(plant(img, other, rng))
+            emb_syn = infer_samples([p[0] for p in planted])
+            for mode, col in cols.items():
+                for (img, mask, _), g in zip(planted, grids(mode, emb_syn, batch_paths, embs_src=emb)):
+                    inside = roi.inside(img.shape[:2]) if roi is not None else None
+                    col.add_synthetic(full_res_map(g, img.shape[:2], sigma, inside),
+                                      mask if inside is None else mask & inside)
         donor = imgs[-1]
-        emb_syn = infer_samples([p[0] for p in planted])
-        for mode, col in cols.items():
-            for (img, mask, _), g in zip(planted, grids(mode, emb_syn, batch_paths, embs_src=emb)):
-                inside = roi.inside(img.shape[:2]) if roi is not None else None
-                col.add_synthetic(full_res_map(g, img.shape[:2], sigma, inside),
-                                  mask if inside is None else mask & inside)
     return {m: c.result() for m, c in cols.items()}
 
 

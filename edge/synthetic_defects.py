@@ -9,8 +9,13 @@ meant to look like any real defect, only to be local changes of the kinds defect
 * ``blur``: the region loses its detail (a smudge, a worn or out-of-focus spot);
 * ``noise``: the region gains grain (contamination, a rough spot);
 * ``stain``: the region's brightness and colour shift smoothly (a stain, a burn mark);
-* ``scratch``: a thin line of another brightness.
+* ``scratch``: a thin line of another brightness;
+* ``warp``: the region's content is pushed a few percent of the image aside (a bent, shifted or
+  misplaced piece). Only statistics that know where things belong can see it; on a texture it
+  leaves a texture, as it should.
 
+Each is blended in at a random strength (``MIN_STRENGTH``..1), so that some are faint: with only
+clear defects, every model would separate them and the comparison would say nothing.
 Sizes are relative to the image's shorter side, so they mean the same at any resolution.
 """
 
@@ -19,7 +24,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-KINDS = ("paste", "blur", "noise", "stain", "scratch")
+KINDS = ("paste", "blur", "noise", "stain", "scratch", "warp")
+MIN_STRENGTH = 0.4
 
 
 def _region(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -47,6 +53,19 @@ def _scratch(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     return cv2.GaussianBlur(alpha, (0, 0), max(0.5, 0.003 * side))
 
 
+def _warp(base: np.ndarray, alpha: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Push the content under ``alpha`` by 4-8% of the shorter side in a random direction (smoothly, as a
+    bent piece moves), and the mask of the pixels whose content really changed."""
+    h, w = alpha.shape
+    amount = rng.uniform(0.04, 0.08) * min(h, w)
+    ang = rng.uniform(0, 2 * np.pi)
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    dx, dy = np.float32(amount * np.cos(ang)), np.float32(amount * np.sin(ang))
+    out = cv2.remap(base, gx - alpha * dx, gy - alpha * dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
+    changed = np.abs(out - base).max(axis=-1) if out.ndim == 3 else np.abs(out - base)
+    return out, (alpha > 0.5) & (changed > 8.0)
+
+
 def plant(img: np.ndarray, donor: np.ndarray, rng: np.random.Generator, kind: str | None = None
           ) -> tuple[np.ndarray, np.ndarray, str]:
     """One synthetic defect in a copy of ``img`` (8-bit BGR). Returns (image, mask bool, kind)."""
@@ -54,6 +73,11 @@ def plant(img: np.ndarray, donor: np.ndarray, rng: np.random.Generator, kind: st
     h, w = img.shape[:2]
     base = img.astype(np.float32)
     alpha = _scratch((h, w), rng) if kind == "scratch" else _region((h, w), rng)
+    if kind == "warp":
+        out, mask = _warp(base, alpha, rng)
+        return np.clip(out, 0, 255).astype(np.uint8), mask, kind
+    mask = alpha > 0.5
+    alpha = alpha * rng.uniform(MIN_STRENGTH, 1.0)
     if kind == "paste":
         src = cv2.resize(donor, (w, h)) if donor.shape[:2] != (h, w) else donor
         src = np.rot90(src, int(rng.integers(1, 4))) if h == w else src[::-1, ::-1]
@@ -72,4 +96,4 @@ def plant(img: np.ndarray, donor: np.ndarray, rng: np.random.Generator, kind: st
     else:
         raise ValueError(f"unknown synthetic defect {kind!r} (known: {', '.join(KINDS)})")
     out = base * (1 - alpha[..., None]) + other * alpha[..., None]
-    return np.clip(out, 0, 255).astype(np.uint8), alpha > 0.5, kind
+    return np.clip(out, 0, 255).astype(np.uint8), mask, kind

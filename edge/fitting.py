@@ -174,16 +174,29 @@ class _Accumulator:
 MEMORY_LIMIT_GB = 6.0  # a Jetson Orin Nano has 8 GB in all
 
 
-def _check_memory(grid: tuple[int, int], d: int, tiling: Tiling) -> None:
-    """Refuse a fit whose statistics would not fit a line device, before reading any image."""
-    p = grid[0] * grid[1]
-    gb = p * d * d * 16 / 1e9  # float64 co-moments + float32 factor and its scoring bands
-    if gb > MEMORY_LIMIT_GB:
-        hint = ("use a larger --tile or a smaller --tile-overlap (fewer windows)" if tiling.windowed else
-                "use fewer tiles") + (", --tile-mode shared or --mode texture (textures, strip: memory as without "
-                                      "tiles), or a smaller -d")
-        raise DataError(f"the statistics for a {grid[0]}x{grid[1]} grid at d={d} need about {gb:.1f} GB "
-                        f"(limit {MEMORY_LIMIT_GB:g} GB)", hint=hint)
+def statistics_gb(grid: tuple[int, int], d: int) -> float:
+    """Memory of aligned statistics on ``grid``: float64 co-moments + float32 factor and its scoring layout."""
+    return grid[0] * grid[1] * d * d * 16 / 1e9
+
+
+def _check_memory(grid: tuple[int, int], d: int, tiling: Tiling, tile_grid: tuple[int, int]) -> None:
+    """Refuse a fit whose statistics would not fit a line device, before reading any image; the hint
+    names the --stats-cell that would fit (positioned parts keep per-position statistics, coarser)."""
+    gb = statistics_gb(grid, d)
+    if gb <= MEMORY_LIMIT_GB:
+        return
+    cells = []
+    for k in range(tiling.cell + 1, 17):
+        if tile_grid[0] % k == 0 and tile_grid[1] % k == 0:
+            g = statistics_gb(dataclasses.replace(tiling, cell=k).stats_grid(tile_grid), d)
+            if g <= MEMORY_LIMIT_GB:
+                cells.append(f"--stats-cell {k} (a Gaussian per {k}x{k} grid cells, about {g:.2g} GB)")
+                break
+    hint = ((cells[0] + " keeps per-position statistics for positioned parts; or ") if cells else "") + \
+        ("use a larger --tile or a smaller --tile-overlap (fewer windows)" if tiling.windowed else "use fewer tiles") \
+        + ", --tile-mode shared or --mode texture (textures, strip: memory as without tiles), or a smaller -d"
+    raise DataError(f"the statistics for a {grid[0]}x{grid[1]} grid at d={d} need about {gb:.3g} GB "
+                    f"(limit {MEMORY_LIMIT_GB:g} GB)", hint=hint)
 
 
 def _first_size(paths: list[Path]) -> tuple[int, int]:
@@ -247,11 +260,12 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     if opts.tiling.windowed and opts.tiling.image is None:  # windows are laid out on the first photo's size
         opts = dataclasses.replace(opts, tiling=opts.tiling.laid_out(*_first_size(good)))
     opts.tiling.check_windows(bundle.input)
+    opts.tiling.check_cells(spec.grid)
     grid = opts.tiling.stats_grid(spec.grid)
     if "aligned" in modes:
-        _check_memory(grid, spec.d, opts.tiling)
+        _check_memory(grid, spec.d, opts.tiling, spec.grid)
     streamer = _Streamer(be, bundle, specs, opts.batch_size, progress, opts.tiling)
-    rows = opts.tiling.count if opts.tiling.shared else 1
+    rows = opts.tiling.samples_per_image
     index = {p: i for i, p in enumerate(good)}
 
     # pass 1: every image into the moments of each candidate

@@ -56,7 +56,14 @@ FITTED_TILING = ("With an inspector that is already fitted (score, eval --inspec
                  "score and eval.")
 
 
+STATS_CELL_HELP = ("Per-position statistics shared by K×K neighbouring grid cells (default 1: a Gaussian for "
+                   "every cell): memory and fit time ÷ K², a Gaussian per K·4 model-input pixels. For positioned "
+                   "parts in large photos whose per-tile statistics would not fit (fit's memory check names the K "
+                   "that fits). K must divide the model's feature grid (64x64 for a 256 input: 2, 4, 8, 16).")
+
+
 def tile_flags(f):
+    f = click.option("--stats-cell", "stats_cell", type=int, default=None, metavar="K", help=STATS_CELL_HELP)(f)
     f = click.option("--tile-mode", type=click.Choice(["per-tile", "shared"]), default=None,
                      help="per-tile (default): a Gaussian for every position of the whole photo (positioned "
                           "parts). shared: tiles share one set of statistics (textures, strip; less memory).")(f)
@@ -80,15 +87,15 @@ def tile_options(f):
     return tile_flags(f)
 
 
-def _confirm_tiling(stage, where: str, tiles, tile, overlap, mode) -> None:
+def _confirm_tiling(stage, where: str, tiles, tile, overlap, mode, cell=None) -> None:
     """score / eval --inspector: tile options given must match the fitted inspector's tiling."""
-    if (tiles, tile, overlap, mode) == (None, None, None, None):
+    if (tiles, tile, overlap, mode, cell) == (None, None, None, None, None):
         return
     from ..errors import ConfigError
 
     if not hasattr(stage, "tiling"):
         raise click.UsageError(f"the tile options apply to PaDiM inspectors; {where} is a {stage.kind} model")
-    diff = stage.tiling.differences(tiles, tile, overlap, mode)
+    diff = stage.tiling.differences(tiles, tile, overlap, mode, cell)
     if diff:
         raise ConfigError(f"{where} was fitted with {stage.tiling.describe()}, and scoring uses that: "
                           + "; ".join(diff),
@@ -199,7 +206,7 @@ def _load_stage(path, backend, device, precision, threads, factor_precision="aut
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
 def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, mode, aggregate, target_frr, blur_sigma, roi,
-            tiles, tile, tile_overlap, tile_mode, batch_size, backend, device, threads, precision,
+            tiles, tile, tile_overlap, tile_mode, stats_cell, batch_size, backend, device, threads, precision,
             inference_precision):
     """Fit PaDiM statistics from good images, and set the threshold from good images alone.
 
@@ -223,7 +230,7 @@ def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, mode, aggregat
         raise click.UsageError(f"no images found in {', '.join(good)}")
     opts = FitOptions(d=d, seed=seed, eps=eps, shrinkage=shrinkage, mode=mode, aggregate=_aggregate(aggregate),
                       target_frr=target_frr, blur_sigma=blur_sigma, batch_size=batch_size,
-                      tiling=Tiling.from_options(tiles, tile, tile_overlap, tile_mode), roi=_roi(roi))
+                      tiling=Tiling.from_options(tiles, tile, tile_overlap, tile_mode, stats_cell), roi=_roi(roi))
     total = len(paths) if update else fit_work(len(paths), opts)
     with progress_bar(total, "fitting" if not update else "updating") as bar:
         if update:
@@ -304,7 +311,7 @@ def _stage_path(inspector_dir, model_dir, default="inspector"):
 @backend_options
 @factor_option
 def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict, roi, tiles, tile, tile_overlap,
-              tile_mode, batch_size, cascade_file, backend, device, threads, precision, inference_precision,
+              tile_mode, stats_cell, batch_size, cascade_file, backend, device, threads, precision, inference_precision,
               factor_precision):
     """Score images and folders (any mix) with a PaDiM inspector (--inspector), a
     classifier, segmenter or multitask bundle (--model), or a cascade of them
@@ -342,7 +349,7 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
         raise click.UsageError(f"no images found in {', '.join(inputs)}")
     insp = _load_stage(stage_dir, backend, device, precision, threads, factor_precision, cascade_file,
                        inference_precision=inference_precision)
-    _confirm_tiling(insp, stage_dir or cascade_file, tiles, tile, tile_overlap, tile_mode)
+    _confirm_tiling(insp, stage_dir or cascade_file, tiles, tile, tile_overlap, tile_mode, stats_cell)
     _apply_roi(insp, roi, stage_dir or cascade_file)
     existing = Path(out) / "results.jsonl"
     if existing.is_file() and existing.stat().st_size:
@@ -384,7 +391,7 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
 @backend_options
 @factor_option
 def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_frr, aggregate, roi, tiles, tile,
-             tile_overlap, tile_mode, batch_size, cascade_file, good_share, seed, backend, device, threads, precision,
+             tile_overlap, tile_mode, stats_cell, batch_size, cascade_file, good_share, seed, backend, device, threads, precision,
              inference_precision,
              factor_precision):
     """Measure an inspector (or, with --model, a classifier, segmenter or
@@ -430,7 +437,7 @@ def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_
     if cascade_file is not None:
         if inspector_dir is not None or model_dir is not None:
             raise click.UsageError("give --cascade, or --inspector / --model, not both")
-        if roi or (tiles, tile, tile_overlap, tile_mode) != (None, None, None, None):
+        if roi or (tiles, tile, tile_overlap, tile_mode, stats_cell) != (None, None, None, None, None):
             raise click.UsageError("--roi and the tile options apply to one PaDiM inspector; a cascade's stages "
                                    "use what each was fitted with")
         return _eval_cascade(category, cascade_file, out, good_share, seed, batch_size, backend, device, threads,
@@ -442,8 +449,9 @@ def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_
     if fitted_here:
         cat = load_category(category)
         inspector_dir = out / "inspector"
-        opts = FitOptions(d=d, batch_size=batch_size, tiling=Tiling.from_options(tiles, tile, tile_overlap, tile_mode),
-                          roi=_roi(roi), mode=mode, target_frr=target_frr, aggregate=_aggregate(aggregate))
+        tiling = Tiling.from_options(tiles, tile, tile_overlap, tile_mode, stats_cell)
+        opts = FitOptions(d=d, batch_size=batch_size, tiling=tiling, roi=_roi(roi), mode=mode, target_frr=target_frr,
+                          aggregate=_aggregate(aggregate))
         with progress_bar(fit_work(len(cat.train_good), opts), "fitting") as bar:
             fit_inspector(cat.train_good, inspector_dir, backbone or default_backbone_dir(), opts, backend, device,
                           threads, progress=bar, precision=precision,
@@ -455,7 +463,7 @@ def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_
         insp = _load_inspector(inspector_dir, backend, device, precision, threads, factor_precision,
                                inference_precision)
     if not fitted_here:  # an inspector fitted before: the options may only confirm its tiling; --roi replaces
-        _confirm_tiling(insp, model_dir or inspector_dir, tiles, tile, tile_overlap, tile_mode)
+        _confirm_tiling(insp, model_dir or inspector_dir, tiles, tile, tile_overlap, tile_mode, stats_cell)
         _apply_roi(insp, roi, model_dir or inspector_dir)
     n = len(load_category(category, need_train=False).test)
     with progress_bar(n, "scoring test set") as bar:

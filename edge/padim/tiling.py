@@ -35,6 +35,7 @@ from ..preprocess import check_aspect, to_tensor
 
 MODES = ("per-tile", "shared")
 MAX_WINDOWS = 1024
+MAX_CELL = 16
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,13 @@ class Tiling:
     tile: tuple[int, int] | None = None  # window (h, w) in photo pixels (--tile); None: rows x cols
     overlap: int = 0  # pixels shared by neighbouring windows (--tile-overlap)
     image: tuple[int, int] | None = None  # the photo size the windows are laid out on
+    cell: int = 1  # --stats-cell: K×K neighbouring grid positions share one Gaussian (memory ÷ K²)
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ConfigError(f"tile mode {self.mode!r} is unknown; choose {' or '.join(MODES)}")
+        if not 1 <= self.cell <= MAX_CELL:
+            raise ConfigError(f"stats cell {self.cell}: must be 1 (a Gaussian per position) to {MAX_CELL}")
         if self.tile is not None:
             if min(self.tile) < 16:
                 raise ConfigError(f"tile {self.tile[0]}x{self.tile[1]}: each side must be at least 16 pixels")
@@ -82,16 +86,19 @@ class Tiling:
         return cls(mode=mode, tile=parse_size(size, "tile"), overlap=int(overlap))
 
     @classmethod
-    def from_options(cls, tiles: str | None, tile: str | None, overlap: int | None, mode: str | None) -> "Tiling":
-        """The CLI's --tiles / --tile / --tile-overlap / --tile-mode, one of the two layouts (None: not given)."""
+    def from_options(cls, tiles: str | None, tile: str | None, overlap: int | None, mode: str | None,
+                     cell: int | None = None) -> "Tiling":
+        """The CLI's --tiles / --tile / --tile-overlap / --tile-mode / --stats-cell, one of the two layouts
+        (None: not given)."""
         if tiles and tile:
             raise ConfigError("give either --tiles RxC or --tile SIZE, not both")
         overlap, mode = overlap or 0, mode or "per-tile"
-        return cls.windows_of(tile, overlap, mode) if tile else cls.parse(tiles, mode) if not overlap else \
+        t = cls.windows_of(tile, overlap, mode) if tile else cls.parse(tiles, mode) if not overlap else \
             cls(overlap=overlap)  # refused in __post_init__ with what to do
+        return replace(t, cell=int(cell or 1))
 
     def differences(self, tiles: str | None = None, tile: str | None = None, overlap: int | None = None,
-                    mode: str | None = None) -> list[str]:
+                    mode: str | None = None, cell: int | None = None) -> list[str]:
         """What the options given to score/eval/a station (None: not given) say that this fitted tiling does
         not do. Scoring always uses the fitted tiling (its statistics are laid out on it), so a flag can
         only confirm it; each difference is one readable line."""
@@ -113,13 +120,15 @@ class Tiling:
                 out.append(f"tile overlap {overlap} px asked, but it was fitted with {self.describe()}")
         if mode is not None and mode != self.mode:
             out.append(f"tile mode {mode} asked, but its statistics are {self.mode}")
+        if cell is not None and cell != self.cell:
+            out.append(f"stats cell {cell} asked, but {self.cell}x{self.cell} grid cells share each Gaussian")
         return out
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Tiling":
         d = d or {}
         t = cls(int(d.get("rows", 1)), int(d.get("cols", 1)), d.get("mode", "per-tile"),
-                tuple(d["tile"]) if d.get("tile") else None, int(d.get("overlap", 0)))
+                tuple(d["tile"]) if d.get("tile") else None, int(d.get("overlap", 0)), cell=int(d.get("cell", 1)))
         return t.laid_out(*d["image"]) if t.tile is not None and d.get("image") else t
 
     @property
@@ -152,13 +161,33 @@ class Tiling:
         d = {"rows": self.rows, "cols": self.cols, "mode": self.mode}
         if self.windowed:
             d.update(tile=list(self.tile), overlap=self.overlap, image=list(self.image) if self.image else None)
+        if self.cell > 1:
+            d["cell"] = self.cell
         return d
 
     def describe(self) -> str:
+        cells = f", statistics shared by {self.cell}x{self.cell} grid cells" if self.cell > 1 else ""
         if self.windowed:
             return (f"{self.count} windows of {self.tile[0]}x{self.tile[1]} px, {self.overlap} px overlap, on "
-                    f"{self.image[0]}x{self.image[1]} photos ({self.mode})")
-        return f"{self.rows}x{self.cols} tiles ({self.mode})" if self.count > 1 else "no tiles"
+                    f"{self.image[0]}x{self.image[1]} photos ({self.mode}{cells})")
+        return (f"{self.rows}x{self.cols} tiles ({self.mode}{cells})" if self.count > 1 else
+                f"no tiles{cells}")
+
+    @property
+    def samples_per_image(self) -> int:
+        """Rows of :meth:`samples` per image: its tiles when they share statistics, times the cells."""
+        return (self.count if self.shared else 1) * self.cell ** 2
+
+    def check_cells(self, tile_grid: tuple[int, int]) -> None:
+        """--stats-cell K must divide the statistics grid (per tile, K×K cells never straddle two tiles)."""
+        if self.cell == 1:
+            return
+        gh, gw = tile_grid
+        if gh % self.cell or gw % self.cell:
+            fits = [k for k in range(2, MAX_CELL + 1) if gh % k == 0 and gw % k == 0]
+            raise ConfigError(f"--stats-cell {self.cell} does not divide the model's {gh}x{gw} feature grid",
+                              hint=f"use --stats-cell {' or '.join(map(str, fits))}" if fits else
+                              "this backbone's grid has no common divisor; use --tile-mode shared or --mode texture")
 
     def tensors(self, img_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
         """One image → (tiles, 3, H, W), tiles in row-major order."""
@@ -215,6 +244,11 @@ class Tiling:
                                        f"{spec.height * 2}x{spec.width * 2}") from None
 
     def stats_grid(self, tile_grid: tuple[int, int]) -> tuple[int, int]:
+        """The grid of the statistics: one Gaussian per cell of it."""
+        gh, gw = self._position_grid(tile_grid)
+        return gh // self.cell, gw // self.cell
+
+    def _position_grid(self, tile_grid: tuple[int, int]) -> tuple[int, int]:
         if self.shared or self.count == 1 and not self.windowed:
             return tile_grid
         if self.windowed:
@@ -223,7 +257,28 @@ class Tiling:
 
     def samples(self, emb: np.ndarray, tile_grid: tuple[int, int]) -> np.ndarray:
         """Tile embeddings (B·T, d, gh·gw) → what the statistics are fitted on and scored against:
-        shared: the tiles themselves; per-tile: one stitched (B, d, rows·gh·cols·gw) embedding per image."""
+        shared: the tiles themselves; per-tile: one stitched (B, d, rows·gh·cols·gw) embedding per image.
+        With --stats-cell K, the K² positions of each K×K cell become K² samples of that cell's Gaussian
+        (rows cell-offset-major: (B·K², d, cells))."""
+        e = self._tile_samples(emb, tile_grid)
+        k = self.cell
+        if k == 1:
+            return e
+        gh, gw = self._position_grid(tile_grid)
+        b, d, _ = e.shape
+        e = e.reshape(b, d, gh // k, k, gw // k, k).transpose(0, 3, 5, 1, 2, 4)
+        return np.ascontiguousarray(e.reshape(b * k * k, d, (gh // k) * (gw // k)))
+
+    def _uncell(self, grids: np.ndarray) -> np.ndarray:
+        """Distance grids of cell samples (B·K², GH/K, GW/K) → one (B, GH, GW) grid per sample of the tiles."""
+        k = self.cell
+        if k == 1:
+            return grids
+        bk, ch, cw = grids.shape
+        g = grids.reshape(bk // (k * k), k, k, ch, cw).transpose(0, 3, 1, 4, 2)
+        return g.reshape(bk // (k * k), ch * k, cw * k)
+
+    def _tile_samples(self, emb: np.ndarray, tile_grid: tuple[int, int]) -> np.ndarray:
         if self.count == 1 and not self.windowed or self.shared:
             return emb
         gh, gw = tile_grid
@@ -237,6 +292,7 @@ class Tiling:
     def stitch(self, grids: np.ndarray) -> np.ndarray:
         """Distance maps of ``samples`` → one (B, rows·gh, cols·gw) map per image (windows: one blended
         canvas per image, at the tiles' own grid resolution)."""
+        grids = self._uncell(grids)
         if self.windowed:
             return self._blend(grids)
         if self.count == 1 or not self.shared:

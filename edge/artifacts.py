@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .imageio import write_png
@@ -45,14 +46,26 @@ def error_record(image: str, error: str, inspector_id: str | None, *, timings_ms
                           timestamp=timestamp or utc_now(), timings_ms=dict(timings_ms or {}))
 
 
+OVERLAY_SIDE = 2048  # overlays are for looking at: larger photos are drawn at this long side (masks stay full size)
+
+
 def overlay_image(img: np.ndarray, res: Inspection, threshold: float) -> np.ndarray:
-    """Heat map + mask outline + "NG  score 1.23" caption (a classifier without maps: the caption only)."""
+    """Heat map + mask outline + "NG  score 1.23" caption (a classifier without maps: the caption only).
+    A photo over OVERLAY_SIDE pixels is drawn at that long side (a 3872x3200 overlay PNG took seconds
+    to draw and encode); the mask PNG keeps the photo's size."""
     caption = f"{res.decision}  score {res.score:.2f}" + (f"  {res.label}" if res.label else "")
     if res.map_threshold is not None:  # the map is in other units than the score (a probability)
         threshold = res.map_threshold
-    if res.anomaly_map is None:
+    amap, mask = res.anomaly_map, res.mask
+    f = OVERLAY_SIDE / max(img.shape[:2])
+    if f < 1:
+        size = (max(1, round(img.shape[1] * f)), max(1, round(img.shape[0] * f)))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        amap = None if amap is None else cv2.resize(amap, size, interpolation=cv2.INTER_AREA)
+        mask = None if mask is None else cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+    if amap is None:
         return heat_overlay(img, np.zeros(img.shape[:2], np.float32), None, 1.0, caption)
-    return heat_overlay(img, res.anomaly_map, res.mask, threshold, caption)
+    return heat_overlay(img, amap, mask, threshold, caption)
 
 
 def write_overlay(path: Path, img: np.ndarray, res: Inspection, threshold: float) -> None:

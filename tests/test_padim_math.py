@@ -122,6 +122,25 @@ def test_embed_gathers_channels_and_upsamples_nearest():
     assert np.array_equal(sub.channel_idx, make_spec(taps, (16, 16), d=3, seed=7).channel_idx)  # seeded
 
 
+@pytest.mark.parametrize("size", [(16, 16), (16, 40), (20, 28), (13, 9)])
+def test_embed_equals_the_nearest_cell_definition_on_any_grid(size):
+    """Every output cell (c, y, x) holds its tap's channel at (y // ry, x // rx), whether the grid divides
+    evenly (one strided write) or not (repeat and crop)."""
+    taps = (Tap("a", 4, 3), Tap("b", 8, 2), Tap("c", 16, 4))
+    spec = make_spec(taps, size, d=6, seed=1)
+    rng = np.random.default_rng(0)
+    outs = {t.name: rng.normal(size=(2, t.channels, -(-size[0] // t.stride), -(-size[1] // t.stride)))
+            .astype(np.float32) for t in taps}
+    gh, gw = spec.grid
+    e = embed(outs, spec).reshape(2, spec.d, gh, gw)
+    want = []
+    for t, local in zip(taps, spec.per_tap()):
+        f = outs[t.name][:, local]
+        ry, rx = -(-gh // f.shape[2]), -(-gw // f.shape[3])
+        want.append(f[:, :, np.arange(gh)[:, None] // ry, np.arange(gw)[None, :] // rx])
+    np.testing.assert_array_equal(e, np.concatenate(want, axis=1))
+
+
 def test_postprocess_sizes_and_mask_opening():
     grid = np.zeros((8, 8), np.float32)
     grid[3:5, 3:5] = 10

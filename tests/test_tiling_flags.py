@@ -203,3 +203,18 @@ def test_station_tile_keys_must_match_the_inspector(tmp_path, windowed, photos):
     malformed = tmp_path / "malformed.toml"
     malformed.write_text(base.replace("{keys}", 'tiles = "two by two"'))
     assert any("inspector.tiles" in p for p in config_problems(malformed))
+
+
+def test_overlays_of_large_photos_are_drawn_at_2048_px_and_masks_stay_full_size():
+    from edge.artifacts import OVERLAY_SIDE, overlay_image
+    from edge.stage import Inspection
+
+    img = np.full((2400, 3000, 3), 90, np.uint8)
+    amap = np.zeros((2400, 3000), np.float32)
+    amap[1000:1100, 2000:2100] = 5.0
+    mask = (amap > 1).astype(np.uint8) * 255
+    ov = overlay_image(img, Inspection(5.0, 2.5, "NG", amap, mask), threshold=2.0)
+    assert max(ov.shape[:2]) == OVERLAY_SIDE == 2048 and ov.shape[:2] == (1638, 2048)
+    assert ov[int(1050 * 2048 / 3000), int(2050 * 2048 / 3000), 2] > ov[100, 100, 2]  # the hot spot is red, in place
+    small = overlay_image(img[:600, :800], Inspection(5.0, 2.5, "NG", amap[:600, :800], mask[:600, :800]), 2.0)
+    assert small.shape[:2] == (600, 800)

@@ -136,20 +136,37 @@ def measure(data: Path, names: list[str], kinds: dict[str, str], n: int, configs
     return rows
 
 
+def saved_rows(path: Path, desc: dict) -> list[ChoiceRow]:
+    """Rows of an earlier results .json measured on the same data (none from other data)."""
+    if not path.is_file():
+        return []
+    saved = json.loads(path.read_text())
+    if saved.get("data") != {k: desc.get(k) for k in ("version", "group", "size", "seed")}:
+        return []
+    return [ChoiceRow(**r) for r in saved["rows"]]
+
+
+def merge(old: list[ChoiceRow], new: list[ChoiceRow]) -> list[ChoiceRow]:
+    """Old rows, except those measured again (same configuration, category and N), then the new ones."""
+    done = {(r.config, r.category, r.n) for r in new}
+    return [r for r in old if (r.config, r.category, r.n) not in done] + new
+
+
 def write_results(rows: list[ChoiceRow], out: Path, data: Path, baseline: str) -> str:
     desc = json.loads((data / "dataset.json").read_text())
     parts = [
         "# Measured choices of backbone, d and taps (issue #9), real-photo dev set", "",
-        f"Data: benchmarks/realdata.py v{VERSION}, group `{desc.get('group')}` ({data}), {desc.get('size')}² px, "
-        f"seed {desc.get('seed')}: real photographs from the scikit-image/scikit-learn wheels with planted defects, "
-        "80 train/good, 30 test/good, 48 defective images per category (see the set's README.txt). Never the holdout.",
+        (f"Data: benchmarks/realdata.py v{VERSION}, group `{desc.get('group')}` ({data}), {desc.get('size')}² px, "
+         f"seed {desc.get('seed')}: real photographs from the scikit-image/scikit-learn wheels with planted defects, "
+         "80 train/good, 30 test/good, 48 defective images per category (see the set's README.txt). Never the "
+         "holdout."),
         "",
-        "Each row: `edge-inspect fit --good DIR --backbone B -d D` with every other option at its default "
-        "(`--mode auto`, `--aggregate auto`), fitted on the first N good images, then `edge-inspect eval`. "
-        "Good rejected / defects caught are at the product's own threshold. fit s: wall time of the fit "
-        "(niced, on a 2-core VM shared with other jobs: only rough). Scoring: median ms per image, batch 1, "
-        "every configuration of a run interleaved on the same images in one process; × first is the ratio to "
-        "the run's first configuration (the one to compare against). stats MB: stats.npz, what scoring loads.",
+        ("Each row: `edge-inspect fit --good DIR --backbone B -d D` with every other option at its default "
+         "(`--mode auto`, `--aggregate auto`), fitted on the first N good images, then `edge-inspect eval`. "
+         "Good rejected / defects caught are at the product's own threshold. fit s: wall time of the fit "
+         "(niced, on a 2-core VM shared with other jobs: only rough). Scoring: median ms per image, batch 1, "
+         "every configuration of a run interleaved on the same images in one process; × first is the ratio to "
+         "the run's first configuration (the one to compare against). stats MB: stats.npz, what scoring loads."),
         ""]
     for n in sorted({r.n for r in rows}):
         sel = [r for r in rows if r.n == n]
@@ -194,13 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.keep:
         a.keep.mkdir(parents=True, exist_ok=True)
     new = measure(a.data, names, {x: specs[x].kind for x in names}, a.n, configs, a.reps, command, a.keep)
-    old = []
-    if a.out.with_suffix(".json").is_file():
-        saved = json.loads(a.out.with_suffix(".json").read_text())
-        if saved.get("data") == {k: desc.get(k) for k in ("version", "group", "size", "seed")}:
-            old = [ChoiceRow(**r) for r in saved["rows"]]
-    done = {(r.config, r.category, r.n) for r in new}
-    rows = [r for r in old if (r.config, r.category, r.n) not in done] + new
+    rows = merge(saved_rows(a.out.with_suffix(".json"), desc), new)
     print(write_results(rows, a.out, a.data, a.baseline))
     print(f"written: {a.out} and {a.out.with_suffix('.json')}", file=sys.stderr)
     return 0

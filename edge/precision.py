@@ -53,13 +53,16 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def measure(fp32, low, images: list[np.ndarray], batch_size: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """Raw image scores of the same images through two opened inspectors."""
-    a, b = [], []
-    for i in range(0, len(images), batch_size):
-        chunk = images[i:i + batch_size]
-        a += [r.raw_score for r in fp32.inspect(chunk)]
-        b += [r.raw_score for r in low.inspect(chunk)]
-    return np.asarray(a), np.asarray(b)
+    """Raw image scores of the same images through two inspectors: ``fp32`` first, then ``low`` (an opened
+    inspector, or a function that opens it, called once fp32's scores are in, so that only one set of
+    statistics is in memory when ``fp32`` is not kept elsewhere)."""
+    def scores(insp):
+        return np.asarray([r.raw_score for i in range(0, len(images), batch_size)
+                           for r in insp.inspect(images[i:i + batch_size])])
+
+    a = scores(fp32)
+    del fp32  # the caller handed over its only reference: freed before ``low`` opens
+    return a, scores(low() if callable(low) else low)
 
 
 def parity(precision: str, runtime: str, a: np.ndarray, b: np.ndarray, threshold: float) -> Parity:
@@ -100,10 +103,18 @@ def choose_inference_precision(root: Path, holdout: list[Path], asked: str = "au
             imgs.append(read_image(p))
         except Exception:
             continue
-    low = Inspector.load(root, backend if backend != "auto" else be.name, be.device, threads=threads,
-                         inference_precision={key: cand}, verify=False)
-    a, b = measure(fp32, low, imgs, batch_size)
-    par = parity(cand, key, a, b, fp32.calibration.image_threshold)
+    threshold = fp32.calibration.image_threshold
+    name, dev = be.name, be.device
+    del be
+
+    def low():
+        return Inspector.load(root, backend if backend != "auto" else name, dev, threads=threads,
+                              inference_precision={key: cand}, verify=False)
+
+    holder = [fp32]  # measure() gets the only reference, so the fp32 inspector is freed before low() opens
+    del fp32
+    a, b = measure(holder.pop(), low, imgs, batch_size)
+    par = parity(cand, key, a, b, threshold)
     if par.passed:
         return _record(root, par, key, asked=asked, note=f"{cand} on {key}: agrees with fp32 on {par.n_images} held-out good images "
                                        f"(rank corr {par.spearman:.4f}, decisions {par.decision_agreement:.0%}, "

@@ -57,7 +57,7 @@ FITTED_TILING = ("With an inspector that is already fitted (score, eval --inspec
 
 
 STATS_CELL_HELP = ("Per-position statistics shared by K×K neighbouring grid cells (default 1: a Gaussian for "
-                   "every cell): memory and fit time ÷ K², a Gaussian per K·4 model-input pixels. For positioned "
+                   "every cell): the statistics' memory ÷ K², a Gaussian per K·4 model-input pixels. For positioned "
                    "parts in large photos whose per-tile statistics would not fit (fit's memory check names the K "
                    "that fits). K must divide the model's feature grid (64x64 for a 256 input: 2, 4, 8, 16).")
 

@@ -116,9 +116,10 @@ def choose_inference_precision(root: Path, holdout: list[Path], asked: str = "au
     a, b = measure(holder.pop(), low, imgs, batch_size)
     par = parity(cand, key, a, b, threshold)
     if par.passed:
-        return _record(root, par, key, asked=asked, note=f"{cand} on {key}: agrees with fp32 on {par.n_images} held-out good images "
-                                       f"(rank corr {par.spearman:.4f}, decisions {par.decision_agreement:.0%}, "
-                                       f"largest shift {par.max_score_shift:.2%} of the threshold)")
+        return _record(root, par, key, asked=asked,
+                       note=f"{cand} on {key}: agrees with fp32 on {par.n_images} held-out good images "
+                            f"(rank corr {par.spearman:.4f}, decisions {par.decision_agreement:.0%}, "
+                            f"largest shift {par.max_score_shift:.2%} of the threshold)")
     why = (f"{cand} disagrees with fp32 on {par.n_images} held-out good images: rank corr {par.spearman:.4f} "
            f"(needs ≥ {MIN_SPEARMAN}), decisions agree {par.decision_agreement:.0%} (needs 100%), largest "
            f"shift {par.max_score_shift:.2%} of the threshold (needs ≤ {MAX_SCORE_SHIFT:.0%})")

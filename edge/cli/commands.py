@@ -391,9 +391,8 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
 @backend_options
 @factor_option
 def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_frr, aggregate, roi, tiles, tile,
-             tile_overlap, tile_mode, stats_cell, batch_size, cascade_file, good_share, seed, backend, device, threads, precision,
-             inference_precision,
-             factor_precision):
+             tile_overlap, tile_mode, stats_cell, batch_size, cascade_file, good_share, seed, backend, device, threads,
+             precision, inference_precision, factor_precision):
     """Measure an inspector (or, with --model, a classifier, segmenter or
     multitask bundle, or with --cascade a cascade) on an MVTec-layout folder
     with ground truth.

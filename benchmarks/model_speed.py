@@ -1,0 +1,100 @@
+"""Scoring speed of the models `fit` can choose, side by side: #9's target "scoring with the defaults stays
+at least as fast as today".
+
+Before #9, every inspector was per-position PaDiM on raw cells (``aligned``, no neighbourhood average).
+Now `fit --mode auto` keeps either that same model (aligned parts) or the position-free one with a 3×3
+average (``texture``). This fits each variant on the same demo images, then times `score` over the same
+folder end to end (decode, backbone, statistics, maps, masks, records; the product's own score path),
+interleaved so that all variants see the same load, and prints each one's time as a ratio to the
+before-#9 model.
+
+    python -m benchmarks.model_speed [--quick] [--out benchmarks/model_speed_results.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from edge.demo_data import make_category
+from edge.fitting import FitOptions, fit_inspector
+from edge.inspector import Inspector
+from edge.paths import default_backbone_dir
+from edge.scoring import score_paths
+
+from .run import machine
+from .timing import interleaved, summary_ms
+
+BEFORE = "aligned, no average (before #9; now aligned's default)"
+VARIANTS = {  # name -> FitOptions fields
+    BEFORE: {"mode": "aligned", "aggregate": 1},
+    "aligned, 3x3 average (#9's first default)": {"mode": "aligned", "aggregate": 3},
+    "texture, 3x3 average (now texture's default)": {"mode": "texture", "aggregate": None},
+}
+
+
+def run(work: Path, quick: bool, reps: int) -> dict:
+    n_train, n_img = (20, 8) if quick else (60, 16)
+    data = make_category(work / "metal", "metal", n_train, 20, 5, seed=11)
+    good = sorted((data / "train" / "good").glob("*.png"))
+    paths = sorted((data / "test").rglob("*.png"))[:n_img]
+    insps = {}
+    for name, fields in VARIANTS.items():
+        out = work / f"insp-{len(insps)}"
+        fit_inspector(good, out, default_backbone_dir(), FitOptions(**fields), "auto")
+        insps[name] = Inspector.load(out)
+    auto = work / "insp-auto"
+    chosen = fit_inspector(good, auto, default_backbone_dir(), FitOptions(), "auto").choice.mode
+
+    def score_fn(insp):
+        def f(i):
+            out = work / f"run-{i}"
+            score_paths(insp, paths, out, batch_size=8)
+            shutil.rmtree(out, ignore_errors=True)
+        return f
+
+    lat = {k: summary_ms(v, per=len(paths))
+           for k, v in interleaved({k: score_fn(v) for k, v in insps.items()}, reps, warmup=1).items()}
+    base = lat[BEFORE]["median_ms"]
+    return {"machine": machine(), "n_images": len(paths), "reps": reps, "runtime": insps[BEFORE].backend.describe(),
+            "auto_chose_on_this_data": chosen,
+            "variants": {k: {**v, "ratio_to_before": v["median_ms"] / base} for k, v in lat.items()}}
+
+
+def table(res: dict) -> str:
+    rows = ["| model | score, ms/image (median) | p99 | time ÷ before #9 |", "|---|---:|---:|---:|"]
+    for k, v in res["variants"].items():
+        rows.append(f"| {k} | {v['median_ms']:.1f} | {v['p99_ms']:.1f} | {v['ratio_to_before']:.2f} |")
+    return "\n".join(rows)
+
+
+def _machine(m: dict) -> str:
+    return (f"{m.get('cpu', '?')}, {m.get('cpus', '?')} CPUs, {m.get('memory_gib', '?')} GiB, {m.get('simd', '')}, "
+            f"onnxruntime {m.get('onnxruntime', '?')}, OpenVINO {m.get('openvino', '?')}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer images and rounds (a smoke run)")
+    ap.add_argument("--reps", type=int, default=None, help="interleaved rounds (default 15, quick 3)")
+    ap.add_argument("--out", type=Path, default=None, help="write a markdown table (+ .json) here")
+    a = ap.parse_args(argv)
+    reps = a.reps or (3 if a.quick else 15)
+    with tempfile.TemporaryDirectory(prefix="edge-model-speed-") as tmp:
+        res = run(Path(tmp), a.quick, reps)
+    text = (f"# Scoring speed per model\n\n`python -m benchmarks.model_speed{' --quick' if a.quick else ''}`: "
+            f"`score` over {res['n_images']} demo images (256², metal), end to end, {res['reps']} interleaved "
+            f"rounds, {res['runtime']}; machine: {_machine(res['machine'])}. `fit --mode auto` chose "
+            f"{res['auto_chose_on_this_data']} on these images.\n\n{table(res)}\n")
+    print(text)
+    if a.out:
+        a.out.write_text(text)
+        a.out.with_suffix(".json").write_text(json.dumps(res, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

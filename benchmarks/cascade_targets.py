@@ -9,6 +9,8 @@ images side by side (alternating which went first on each batch):
   share      the last stage runs on at most 30% of the images
   time       the cascade costs at most 60% of the last stage's time per image
   mix        the run was on a mix of at least ~90% good parts (what the other targets assume)
+
+On real photographs, end to end (train, eval --model, eval --cascade): benchmarks/cascade_realdata.py.
 """
 
 from __future__ import annotations

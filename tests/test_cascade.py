@@ -391,6 +391,19 @@ def test_the_target_check_reads_the_run_it_is_given():
     assert [ok for *_, ok in verdicts(m)] == [False, False, False, False]
 
 
+def test_the_real_photo_benchmark_picks_its_gate_from_the_training_folder(tmp_path):
+    from benchmarks.cascade_realdata import pick_gate
+
+    rows = [{"kind": "good", "score": s} for s in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)] + \
+           [{"kind": "scratch", "score": s} for s in (0.35, 0.9, 1.5, 2.0)]
+    (tmp_path / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    g, share = pick_gate(tmp_path / "scores.jsonl", 0.9, 0.25)
+    # at 0.9: 2 of 10 good (0.9 x 0.2) and 3 of 4 defects (0.1 x 0.75) go on = 25.5% > 25%; at 1.0: 14%
+    assert g == 1.0 and share == pytest.approx(0.9 * 0.1 + 0.1 * 0.5)
+    g, share = pick_gate(tmp_path / "scores.jsonl", 0.9, 0.6)
+    assert g == 0.6 and share == pytest.approx(0.9 * 0.5 + 0.1 * 0.75)  # at 0.5: 61.5%
+
+
 def test_info_describes_a_cascade_file(minimal_cascade, tiled_inspector, tmp_path):
     r = CliRunner().invoke(cli, ["info", str(minimal_cascade)])
     assert r.exit_code == 0, r.output

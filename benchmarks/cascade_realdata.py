@@ -1,0 +1,149 @@
+"""Issue #10's "Done when" on real photographs: train a segmenter on one labelled folder of a part,
+judge it and a PaDiM → segmenter cascade on a second folder of the same part it never saw.
+
+    python -m benchmarks.cascade_realdata --work /tmp/cascade-real            # holdout `cup`
+    python -m benchmarks.cascade_realdata --work W --segmenter W/segmenter    # reuse a trained bundle
+
+Steps, all through the CLIs as a new user would run them:
+  1. two labelled folders of one part from benchmarks/realdata.py, with different seeds: TRAIN
+     (--train-seed, --train-defects defective images) and LINE (--line-seed; 270 good and 32
+     defective test images, about 90% good, and 80 train/good images for the gate);
+  2. `edge-export train segmenter TRAIN` (unless --segmenter is given);
+  3. `edge-inspect eval LINE --model SEG`: image AUROC >= 0.90 and Dice >= 0.40;
+  4. the gate: `edge-export backbone efficientnet-lite0 --size 128`, `edge-inspect fit` on LINE's
+     train/good; its gate value is picked on TRAIN (scored by `edge-inspect eval TRAIN --inspector`),
+     never on LINE: the smallest gate that would send at most --target-share of a 90%-good mix on
+     to the segmenter;
+  5. `edge-inspect eval LINE --cascade cascade.toml --good-share 0.9`, judged by
+     benchmarks/cascade_targets.py (detection within 1 of the segmenter alone, the segmenter on
+     <= 30% of the images, <= 60% of its time per image, measured side by side in that run).
+Results: a table on stdout and cascade_realdata.json in --work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .cascade_targets import verdicts
+
+MIN_AUROC, MIN_DICE = 0.90, 0.40
+
+
+def _run(cmd: list[str], log) -> str:
+    log("$ " + " ".join(cmd))
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    log(f"  ({time.perf_counter() - t0:.0f} s)")
+    return r.stdout
+
+
+def pick_gate(scores_jsonl: Path, good_share: float, target_share: float) -> tuple[float, float]:
+    """The smallest gate (first-stage normalised score) at which a ``good_share`` mix of these
+    parts would reach the second stage at most ``target_share`` of the time: (gate, that share)."""
+    rows = [json.loads(line) for line in scores_jsonl.read_text().splitlines() if line.strip()]
+    good = sorted(r["score"] for r in rows if r["kind"] == "good")
+    bad = sorted(r["score"] for r in rows if r["kind"] != "good")
+    if not good or not bad:
+        raise SystemExit(f"{scores_jsonl}: need good and defective images to pick a gate")
+
+    def share(g: float) -> float:
+        return good_share * sum(s >= g for s in good) / len(good) + (1 - good_share) * sum(s >= g for s in bad) / len(bad)
+
+    for g in sorted(set(good + bad)):
+        if share(g) <= target_share:
+            return round(g, 4), share(g)
+    top = max(good + bad) * 1.0001
+    return round(top, 4), share(top)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.cascade_realdata", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", type=Path, required=True, help="folder for data, models and results (kept)")
+    ap.add_argument("--group", default="holdout", choices=["dev", "holdout"])
+    ap.add_argument("--category", default="cup", help="an aligned part of the group (default cup)")
+    ap.add_argument("--train-seed", type=int, default=1)
+    ap.add_argument("--line-seed", type=int, default=2)
+    ap.add_argument("--train-defects", type=int, default=160, help="defective images in TRAIN (default 160)")
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--segmenter", type=Path, help="a trained segmenter bundle to use instead of training one")
+    ap.add_argument("--target-share", type=float, default=0.25,
+                    help="gate: largest share of parts sent to the segmenter, on TRAIN (default 0.25)")
+    a = ap.parse_args(argv)
+    w = a.work
+    w.mkdir(parents=True, exist_ok=True)
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    py = sys.executable
+    train, line = w / "train-data" / a.category, w / "line-data" / a.category
+    if not train.is_dir():
+        _run([py, "-m", "benchmarks.realdata", str(w / "train-data"), "--group", a.group, "--categories", a.category,
+              "--seed", str(a.train_seed), "--defects", str(a.train_defects)], log)
+    if not line.is_dir():
+        _run([py, "-m", "benchmarks.realdata", str(w / "line-data"), "--group", a.group, "--categories", a.category,
+              "--seed", str(a.line_seed), "--test-good", "270", "--defects", "32"], log)
+    seg = a.segmenter or w / "segmenter"
+    load0 = os.getloadavg()[0]
+    if not (seg / "manifest.json").is_file():
+        _run(["edge-export", "train", "segmenter", str(train), "--out", str(seg), "--epochs", str(a.epochs)], log)
+    training = json.loads((seg / "manifest.json").read_text()).get("training", {})
+    _run(["edge-inspect", "eval", str(line), "--model", str(seg), "--out", str(w / "eval-segmenter")], log)
+    ms = json.loads((w / "eval-segmenter" / "metrics.json").read_text())
+
+    gate_bb, gate = w / "gate-backbone", w / "gate"
+    if not (gate_bb / "manifest.json").is_file():
+        _run(["edge-export", "backbone", "efficientnet-lite0", "--size", "128", "--weights", "pretrained",
+              "--out", str(gate_bb)], log)
+    if not (gate / "manifest.json").is_file():
+        _run(["edge-inspect", "fit", "--good", str(line / "train" / "good"), "--backbone", str(gate_bb),
+              "--out", str(gate)], log)
+    _run(["edge-inspect", "eval", str(train), "--inspector", str(gate), "--out", str(w / "gate-on-train")], log)
+    g, share_train = pick_gate(w / "gate-on-train" / "scores.jsonl", 0.9, a.target_share)
+    (w / "cascade.toml").write_text(
+        '[[stage]]\nname = "gate"\ninspector = "gate"\n[[stage]]\nname = "seg"\n'
+        f'model = "{os.path.relpath(seg, w)}"\nwhen = "suspicious"\ngate = {g}\n')
+    _run(["edge-inspect", "eval", str(line), "--cascade", str(w / "cascade.toml"), "--good-share", "0.9",
+          "--out", str(w / "eval-cascade")], log)
+    mc = json.loads((w / "eval-cascade" / "metrics.json").read_text())
+    load1 = os.getloadavg()[0]
+
+    rows = [(f"segmenter image AUROC >= {MIN_AUROC}", f"{ms['image_auroc']:.3f}", ms["image_auroc"] >= MIN_AUROC),
+            (f"segmenter Dice >= {MIN_DICE}", f"{ms['dice']:.3f} over {ms['n_segmented']} defective images",
+             (ms["dice"] or 0) >= MIN_DICE)]
+    rows += verdicts(mc)
+    c = ms["confusion"]
+    print(f"data: {a.group}/{a.category}, TRAIN seed {a.train_seed} ({train}), LINE seed {a.line_seed} ({line})")
+    print(f"segmenter: {seg} (trained {training.get('seconds', '?')} s wall, {training.get('cpu_seconds', '?')} CPU s, "
+          f"epoch {training.get('best_epoch', '?')} of {len(training.get('history', []))} kept)")
+    print(f"segmenter alone on LINE ({ms['n_images']} images): caught {c['tp']}/{c['tp'] + c['fn']}, "
+          f"good rejected {c['fp']}/{c['fp'] + c['tn']}, pixel AUROC {ms.get('pixel_auroc') or 0:.3f}")
+    print(f"gate {g} (picked on TRAIN: {share_train:.1%} of a 90%-good mix sent on); load average "
+          f"{load0:.1f} -> {load1:.1f}")
+    for target, measured, ok in rows:
+        print(f"  [{'met' if ok else 'NOT met'}] {target}: {measured}")
+    (w / "cascade_realdata.json").write_text(json.dumps({
+        "group": a.group, "category": a.category, "train_seed": a.train_seed, "line_seed": a.line_seed,
+        "train_defects": a.train_defects, "segmenter": str(seg), "training": {
+            k: training.get(k) for k in ("seconds", "cpu_seconds", "best_epoch", "history")},
+        "gate": g, "gate_share_on_train": share_train, "load": [load0, load1],
+        "segmenter_alone": {k: ms.get(k) for k in ("image_auroc", "pixel_auroc", "dice", "iou", "f1", "confusion")},
+        "cascade": {k: mc.get(k) for k in ("confusion", "gate_pass_share", "time_ms_per_image", "n_images",
+                                            "good_share")},
+        "alone_in_cascade_run": mc.get("alone", {}).get("confusion"),
+        "verdicts": [{"target": t, "measured": m, "met": ok} for t, m, ok in rows]}, indent=2))
+    print(f"results: {w / 'cascade_realdata.json'}")
+    return 0 if all(ok for _, _, ok in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -221,7 +221,16 @@ def at_threshold(pred: np.ndarray, labels: np.ndarray, expected: dict | None) ->
         # the interval, and at most k is not too rare at its bottom
         out["consistent_with_expected"] = bool(1.0 - _binom_cdf(k - 1, n, expected["high"]) >= 0.05
                                                and _binom_cdf(k, n, expected["low"]) >= 0.05)
+        if not out["consistent_with_expected"] and frr > expected["high"]:
+            out["advice"] = TOO_MANY_FALSE_REJECTS
     return out
+
+
+TOO_MANY_FALSE_REJECTS = (
+    "more good parts are rejected than fit expected: these good images differ from the ones fit saw "
+    "(other material, lot, light or position). Add good images that show this variation "
+    "(`edge-inspect fit --good NEW_OK --out INSPECTOR --update`), or set the threshold from labelled "
+    "images (`edge-inspect calibrate CATEGORY --inspector INSPECTOR`)")
 
 
 def _binom_cdf(k: int, n: int, p: float) -> float:

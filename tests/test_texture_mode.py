@@ -182,3 +182,23 @@ def test_eval_says_whether_the_false_rejects_it_saw_fit_what_fit_expected():
     assert r["consistent_with_expected"]  # one in 20 can come from a 2.4% rate
     five = np.r_[np.arange(20) < 5, np.ones(4, bool)]
     assert not at_threshold(five, labels, expected)["consistent_with_expected"]  # 5 in 20 cannot
+    assert "fit --good NEW_OK" in at_threshold(five, labels, expected)["advice"]  # says what to do
+    assert "advice" not in r
+    none = np.r_[np.zeros(20, bool), np.ones(4, bool)]
+    assert "advice" not in at_threshold(none, labels, {"value": 0.2, "low": 0.15, "high": 0.3})  # too few: no advice
+
+
+def test_eval_says_what_to_do_when_good_parts_differ_from_those_fit_saw(tmp_path, tiny_inspector_ro, tiny_category):
+    """Good test parts from another lot (here: much darker) are rejected far more often than fit
+    expected; eval says so and what to do, in its output and in metrics.json."""
+    cat = tmp_path / "other-lot"
+    shutil.copytree(tiny_category, cat)
+    for p in (cat / "test" / "good").glob("*.png"):
+        img = cv2.imread(str(p))
+        cv2.imwrite(str(p), (img * 0.3).astype(np.uint8))
+    r = CliRunner().invoke(cli, ["eval", str(cat), "--inspector", str(tiny_inspector_ro), "--out",
+                                 str(tmp_path / "ev")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    t = json.loads((tmp_path / "ev" / "metrics.json").read_text())["at_threshold"]
+    assert t["false_reject_rate"] == 1.0 and not t["consistent_with_expected"]
+    assert "note: more good parts are rejected than fit expected" in r.output and "--update" in r.output

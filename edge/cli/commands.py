@@ -557,6 +557,8 @@ def _print_metrics(m: dict, out: Path) -> None:
             line += (f"; fit expected {e['value']:.1%} (90% interval {e['low']:.1%}..{e['high']:.1%}): the count is "
                      f"{verdict} that")
         click.echo(line)
+        if t.get("advice"):
+            click.echo(f"  note: {t['advice']}")
     click.echo(f"at the threshold: F1 {f(m['f1'])}, macro-F1 {f(m['macro_f1'])}  "
                f"(NG caught {c['tp']}, missed {c['fn']}; good rejected {c['fp']}, passed {c['tn']})")
     for k, v in m["per_kind"].items():

@@ -198,6 +198,8 @@ def _threshold(metrics: dict, prefix: str) -> str:
         if "consistent_with_expected" in a:
             txt += " (" + ("consistent with" if a["consistent_with_expected"] else "NOT consistent with") + \
                 " what fit expected, given so few images)"
+        if a.get("advice"):
+            txt += ": " + escape(a["advice"])
         items.append(("false rejects measured here", txt))
     elif "false_reject_rate" in good:
         items.append(("false rejects measured here",

@@ -39,7 +39,7 @@ from edge.imageio import read_image
 from edge.paths import default_backbone_dir
 
 from .accuracy import _edge, _git_head, chosen_variant, ensure_data
-from .choices_report import ChoiceRow, means_table, per_category_table, verdicts
+from .choices_report import ChoiceRow, configurations, means_table, per_category_table, verdicts
 from .realdata import GROUPS, VERSION, Counts
 from .timing import interleaved, summary_ms
 
@@ -69,6 +69,11 @@ def parse_config(text: str) -> tuple[str, Path, int]:
     if dim > channels:
         raise SystemExit(f"--config {text!r}: d={dim} but {bundle.name}'s taps have {channels} channels")
     return label, bundle, dim
+
+
+def taps_of(bundle: Path) -> str:
+    taps = json.loads((bundle / "manifest.json").read_text())["taps"]
+    return ", ".join(f"{t['name']}={t['layer']} ({t['channels']} ch)" for t in taps)
 
 
 def _mb(paths: list[Path]) -> float:
@@ -128,7 +133,8 @@ def measure(data: Path, names: list[str], kinds: dict[str, str], n: int, configs
             first = ms[configs[0][0]]
             for label, bundle, d in configs:
                 rows.append(ChoiceRow(label, bundle.name, d, name, kinds[name], n, **got[label],
-                                      scoring_ms=ms[label], scoring_ratio=ms[label] / first, run=command))
+                                      scoring_ms=ms[label], scoring_ratio=ms[label] / first, run=command,
+                                      taps=taps_of(bundle)))
                 _log(f"{name} N={n} {label}: {ms[label]:.1f} ms/image ({ms[label] / first:.2f}x)")
         finally:
             if keep is None:
@@ -167,7 +173,9 @@ def write_results(rows: list[ChoiceRow], out: Path, data: Path, baseline: str) -
          "(niced, on a 2-core VM shared with other jobs: only rough). Scoring: median ms per image, batch 1, "
          "every configuration of a run interleaved on the same images in one process; × first is the ratio to "
          "the run's first configuration (the one to compare against). stats MB: stats.npz, what scoring loads."),
-        ""]
+        "", ("Configurations (bundles from `edge-export backbone ARCH --weights pretrained`; other taps: "
+             "`--taps`, e.g. `--taps s4=_blocks.2,s8=_blocks.4,s16=_blocks.7` for lite0-s16b7):"), "",
+        *[f"- {c}" for c in configurations(rows)], ""]
     for n in sorted({r.n for r in rows}):
         sel = [r for r in rows if r.n == n]
         runs = sorted({r.run for r in sel})
@@ -196,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", default="lite0", help="configuration the verdicts compare against")
     ap.add_argument("--out", type=Path, default=HERE / "choices_results.md", help="markdown (+ .json); rows accumulate")
     ap.add_argument("--keep", type=Path, default=None, help="keep the inspectors and eval folders under this folder")
+    ap.add_argument("--rewrite", action="store_true", help="only write --out's markdown again from its .json")
     a = ap.parse_args(argv)
     command = "python -m benchmarks.choices " + shlex.join(argv if argv is not None else sys.argv[1:])
     specs = {c.name: c for c in GROUPS["dev"]}
@@ -203,11 +212,15 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [x for x in names if x not in specs]
     if unknown:
         ap.error(f"not in the dev group: {', '.join(unknown)} (have {', '.join(specs)})")
-    configs = [parse_config(c) for c in (a.config or list(PRESETS))]
-    ensure_data(a.data, "dev", Counts(), names)
+    if not a.rewrite:
+        ensure_data(a.data, "dev", Counts(), names)
     desc = json.loads((a.data / "dataset.json").read_text())
     if desc.get("group") != "dev":
         ap.error(f"{a.data} holds the {desc.get('group')!r} group: choices are measured on dev only")
+    if a.rewrite:
+        print(write_results(saved_rows(a.out.with_suffix(".json"), desc), a.out, a.data, a.baseline))
+        return 0
+    configs = [parse_config(c) for c in (a.config or list(PRESETS))]
     if a.keep:
         a.keep.mkdir(parents=True, exist_ok=True)
     new = measure(a.data, names, {x: specs[x].kind for x in names}, a.n, configs, a.reps, command, a.keep)

@@ -34,6 +34,7 @@ class ChoiceRow:
     stats_mb: float  # stats.npz: what scoring loads
     inspector_mb: float  # the inspector folder without its backbone copy (stats + moments for fit --update)
     run: str  # the command that measured this row
+    taps: str = ""  # the bundle's taps: name=layer (channels), ...
 
 
 def _mean(rows: list[ChoiceRow], key: str) -> float:
@@ -46,6 +47,14 @@ def configs_in(rows: list[ChoiceRow]) -> list[str]:
         if r.config not in seen:
             seen.append(r.config)
     return seen
+
+
+def configurations(rows: list[ChoiceRow]) -> list[str]:
+    """One line per configuration: its bundle, taps and d."""
+    first = {}
+    for r in rows:
+        first.setdefault(r.config, r)
+    return [f"{c}: bundle `{r.backbone}`, taps {r.taps or '?'}, d={r.d}" for c, r in first.items()]
 
 
 def per_category_table(rows: list[ChoiceRow]) -> str:

@@ -69,6 +69,10 @@ def test_rows_accumulate_and_a_row_measured_again_replaces_the_old(tmp_path):
     text = write_results(rows, out, tmp_path, "lite0")
     assert "## N=20" in text and "## N=80" in text
     assert saved_rows(out.with_suffix(".json"), {**desc, "seed": 1}) == []  # other data: not mixed in
+    out.write_text("")
+    from benchmarks.choices import main
+    assert main(["--data", str(tmp_path), "--out", str(out), "--rewrite"]) == 0
+    assert out.read_text().count("| a (aligned) | lite0 |") == 2 and "- lite0: bundle `b`, taps" in out.read_text()
 
 
 def test_the_holdout_group_is_refused(tmp_path, capsys):

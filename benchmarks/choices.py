@@ -134,7 +134,7 @@ def measure(data: Path, names: list[str], kinds: dict[str, str], n: int, configs
             for label, bundle, d in configs:
                 rows.append(ChoiceRow(label, bundle.name, d, name, kinds[name], n, **got[label],
                                       scoring_ms=ms[label], scoring_ratio=ms[label] / first, run=command,
-                                      taps=taps_of(bundle)))
+                                      taps=taps_of(bundle), product=_git_head()))
                 _log(f"{name} N={n} {label}: {ms[label]:.1f} ms/image ({ms[label] / first:.2f}x)")
         finally:
             if keep is None:
@@ -162,7 +162,7 @@ def write_results(rows: list[ChoiceRow], out: Path, data: Path, baseline: str) -
     desc = json.loads((data / "dataset.json").read_text())
     parts = [
         "# Measured choices of backbone, d and taps (issue #9), real-photo dev set", "",
-        (f"Data: benchmarks/realdata.py v{VERSION}, group `{desc.get('group')}` ({data}), {desc.get('size')}² px, "
+        (f"Data: benchmarks/realdata.py v{VERSION}, group `{desc.get('group')}` ({str(data).replace(str(Path.home()), '~')}), {desc.get('size')}² px, "
          f"seed {desc.get('seed')}: real photographs from the scikit-image/scikit-learn wheels with planted defects, "
          "80 train/good, 30 test/good, 48 defective images per category (see the set's README.txt). Never the "
          "holdout."),
@@ -178,10 +178,10 @@ def write_results(rows: list[ChoiceRow], out: Path, data: Path, baseline: str) -
         *[f"- {c}" for c in configurations(rows)], ""]
     for n in sorted({r.n for r in rows}):
         sel = [r for r in rows if r.n == n]
-        runs = sorted({r.run for r in sel})
-        parts += [f"## N={n}", "", *[f"`{c}`" for c in runs], "", "Means over categories:", "", means_table(sel), "",
+        runs = sorted({(r.run, r.product) for r in sel})
+        parts += [f"## N={n}", "", *[f"`{c}` (product at `{p or '?'}`)" for c, p in runs], "", "Means over categories:", "", means_table(sel), "",
                   *[f"- {v}" for v in verdicts(sel, baseline)], "", per_category_table(sel), ""]
-    parts.append(f"Product at `{_git_head()}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
+    parts.append(f"Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
     text = "\n".join(parts) + "\n"
     out.write_text(text)
     out.with_suffix(".json").write_text(json.dumps(

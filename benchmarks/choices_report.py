@@ -35,6 +35,7 @@ class ChoiceRow:
     inspector_mb: float  # the inspector folder without its backbone copy (stats + moments for fit --update)
     run: str  # the command that measured this row
     taps: str = ""  # the bundle's taps: name=layer (channels), ...
+    product: str = ""  # the commit the product was at when this row was measured
 
 
 def _mean(rows: list[ChoiceRow], key: str) -> float:

@@ -172,7 +172,8 @@ def write_results(rows: list[ChoiceRow], out: Path, data: Path, baseline: str) -
          "Good rejected / defects caught are at the product's own threshold. fit s: wall time of the fit "
          "(niced, on a 2-core VM shared with other jobs: only rough). Scoring: median ms per image, batch 1, "
          "every configuration of a run interleaved on the same images in one process; × first is the ratio to "
-         "the run's first configuration (the one to compare against). stats MB: stats.npz, what scoring loads."),
+         "the run's first configuration (the one to compare against; the verdicts' speed is this ratio, as ms "
+         "from different runs saw different loads). stats MB: stats.npz, what scoring loads."),
         "", ("Configurations (bundles from `edge-export backbone ARCH --weights pretrained`; other taps: "
              "`--taps`, e.g. `--taps s4=_blocks.2,s8=_blocks.4,s16=_blocks.7` for lite0-s16b7):"), "",
         *[f"- {c}" for c in configurations(rows)], ""]

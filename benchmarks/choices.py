@@ -160,6 +160,7 @@ def merge(old: list[ChoiceRow], new: list[ChoiceRow]) -> list[ChoiceRow]:
 
 def write_results(rows: list[ChoiceRow], out: Path, data: Path, baseline: str) -> str:
     desc = json.loads((data / "dataset.json").read_text())
+    rows = sorted(rows, key=lambda r: r.config != baseline)  # the baseline's rows first, else as measured
     parts = [
         "# Measured choices of backbone, d and taps (issue #9), real-photo dev set", "",
         (f"Data: benchmarks/realdata.py v{VERSION}, group `{desc.get('group')}` ({str(data).replace(str(Path.home()), '~')}), {desc.get('size')}² px, "

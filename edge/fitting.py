@@ -47,12 +47,13 @@ FIT_MODES = ("auto",) + MODES
 PARITY_IMAGES = 32  # held-out good images the reduced-precision check scores twice (precision.py)
 MAX_CROSSFIT = 200  # good images scored held-out in pass 2; more add little to a threshold and cost time
 AGGREGATE_FOR_MODE = {"aligned": 1, "texture": 3}  # the default k×k average of each tap, per model (see below)
+D_FOR_MODE = {"aligned": 100, "texture": None}  # the default embedding size per model (None: every tap channel)
 GOOD_ONLY_METHODS = ("good-crossfit", "good-holdout")  # good-holdout: inspectors fitted before cross-fitting
 
 
 @dataclass(frozen=True)
 class FitOptions:
-    d: int | None = 100
+    d: int | None = None  # embedding size; None: per mode (D_FOR_MODE)
     seed: int = 0
     eps: float = 0.01
     shrinkage: str = "none"
@@ -76,6 +77,13 @@ class FitOptions:
         cells are already aligned; averaging blurs the small defects they find) and 3x3 for the
         position-free model (each cell then describes a patch of the texture)."""
         return AGGREGATE_FOR_MODE[mode] if self.aggregate is None else self.aggregate
+
+    def d_for(self, mode: str) -> int | None:
+        """The embedding size a model sees. By default 100 seeded channels for per-position statistics
+        (P·d² numbers: memory and speed grow with d²) and every tap channel for the position-free
+        model (one d×d covariance: all channels cost little, and on the dev surfaces they separated
+        defects better; benchmarks/choices_results.md)."""
+        return D_FOR_MODE[mode] if self.d is None else self.d
 
 
 def fit_work(n_images: int, opts: FitOptions = FitOptions()) -> int:
@@ -113,11 +121,11 @@ class _Streamer:
         """Images → {mode: embeddings (B, d, P)}, or with tiles, what :meth:`Tiling.samples` makes of them."""
         x = self.tiling.batch(imgs, self.bundle.input)
         feats = self.backend.infer({self.backend.input_name: x})
-        made: dict[int, np.ndarray] = {}  # models with the same aggregation share one embedding
+        made: dict[tuple, np.ndarray] = {}  # models with the same channels and aggregation share one embedding
         for spec in self.specs.values():
-            if spec.aggregate not in made:
-                made[spec.aggregate] = self.tiling.samples(embed(feats, spec), spec.grid)
-        return {mode: made[spec.aggregate] for mode, spec in self.specs.items()}
+            if _key(spec) not in made:
+                made[_key(spec)] = self.tiling.samples(embed(feats, spec), spec.grid)
+        return {mode: made[_key(spec)] for mode, spec in self.specs.items()}
 
     def run(self, paths: list[Path], record_errors: bool = True):
         """Yield (paths, images, {mode: samples}) for the readable images of each batch."""
@@ -139,6 +147,10 @@ class _Streamer:
                 yield ok_paths, imgs, self.samples(imgs)
             if self.progress:
                 self.progress(len(batch))
+
+
+def _key(spec: EmbeddingSpec) -> tuple:
+    return spec.aggregate, spec.channel_idx.tobytes()
 
 
 ACCUMULATE_IMAGES = 32  # embeddings buffered per update of the moments (one S2 read-modify-write each)
@@ -258,9 +270,9 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
                           hint="fit needs a bundle from `edge-export backbone`; classifiers and segmenters "
                                "are run, not fitted")
     modes = MODES if opts.mode == "auto" else (opts.mode,)
-    specs = {m: make_spec(bundle.taps, (bundle.input.height, bundle.input.width), opts.d, opts.seed,
+    specs = {m: make_spec(bundle.taps, (bundle.input.height, bundle.input.width), opts.d_for(m), opts.seed,
                           opts.aggregate_for(m)) for m in modes}
-    spec = specs[modes[0]]  # channels and grid are the same for every mode; only the aggregation differs
+    spec = specs[modes[0]]  # the grid is the same for every mode; channels and aggregation may differ
     be = open_backend(bundle, backend, device, precision, threads)
     if opts.tiling.windowed and opts.tiling.image is None:  # windows are laid out on the first photo's size
         opts = dataclasses.replace(opts, tiling=opts.tiling.laid_out(*_first_size(good)))
@@ -268,7 +280,7 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     opts.tiling.check_cells(spec.grid)
     grid = opts.tiling.stats_grid(spec.grid)
     if "aligned" in modes:
-        _check_memory(grid, spec.d, opts.tiling, spec.grid)
+        _check_memory(grid, specs["aligned"].d, opts.tiling, spec.grid)
     streamer = _Streamer(be, bundle, specs, opts.batch_size, progress, opts.tiling)
     rows = opts.tiling.samples_per_image
     index = {p: i for i, p in enumerate(good)}
@@ -293,16 +305,16 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     rng = np.random.default_rng(opts.seed + 1)
     cf_paths = read if len(read) <= opts.max_crossfit else \
         [read[i] for i in np.sort(rng.choice(len(read), opts.max_crossfit, replace=False))]
-    loo = (LeaveOneOut(total_aligned, spec.channel_idx, grid, opts.eps, opts.shrinkage)
+    loo = (LeaveOneOut(total_aligned, specs["aligned"].channel_idx, grid, opts.eps, opts.shrinkage)
            if total_aligned is not None else None)
     results = cross_fit(streamer, cf_paths, index, streamer.samples, loo, folds,
-                        spec.channel_idx, opts.eps, opts.shrinkage, rows, grid, opts.blur_sigma,
+                        specs.get("texture", spec).channel_idx, opts.eps, opts.shrinkage, rows, grid, opts.blur_sigma,
                         synthetic=len(modes) > 1, seed=opts.seed, roi=opts.roi)
     del loo  # frees its factors before the final ones are made
     choice = choose(results, None if len(modes) > 1 else opts.mode)
     mode = choice.mode
     total = total_aligned if mode == "aligned" else folds.total()
-    stats = _stats_for(mode, total, spec.channel_idx, grid, opts)
+    stats = _stats_for(mode, total, specs[mode].channel_idx, grid, opts)
     chosen = choice.chosen
     cal, est = _calibration(chosen.good_scores, chosen.good_pixel_q999, opts.target_frr, len(read),
                             {"model_choice": choice.to_dict()}, opts.seed)

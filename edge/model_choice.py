@@ -100,6 +100,8 @@ def cross_fit(streamer, paths, index: dict, infer_samples, aligned: LeaveOneOut 
               sigma: float, synthetic: bool, seed: int = 0, roi=None) -> dict[str, CandidateResult]:
     """Score ``paths`` (good images already in the moments) with held-out statistics of each candidate.
 
+    ``channel_idx`` are the texture candidate's channels (the aligned one's are in ``aligned``).
+
     ``infer_samples(images) -> {mode: samples}`` runs images through the backbone into what each
     candidate's statistics see (tiles included); ``streamer.tiling.stitch`` turns distance grids back into one map per image.
     """

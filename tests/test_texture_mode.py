@@ -99,6 +99,15 @@ def test_each_model_gets_its_own_aggregation_and_the_flag_overrides_it(tmp_path,
         assert m["padim"]["aggregate"] == AGGREGATE_FOR_MODE[mode]
         assert Inspector.load(tmp_path / mode).spec.aggregate == AGGREGATE_FOR_MODE[mode]
     assert AGGREGATE_FOR_MODE == {"aligned": 1, "texture": 3}
+    taps = json.loads((Path(tiny_bundle) / "manifest.json").read_text())["taps"]
+    m = json.loads((tmp_path / "texture" / "manifest.json").read_text())["padim"]
+    assert m["d"] == 12  # -d given: every model uses it
+    assert FitOptions().d_for("aligned") == 100 and FitOptions().d_for("texture") is None  # None: every channel
+    assert FitOptions(d=12).d_for("texture") == 12
+    r = _fit("--good", good, "--backbone", tiny_bundle, "--out", tmp_path / "tex-all", "--mode", "texture")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "tex-all" / "manifest.json").read_text())["padim"]["d"] == \
+        sum(t["channels"] for t in taps)
     r = _fit("--good", good, "--backbone", tiny_bundle, "--out", tmp_path / "auto", "-d", 12)
     m = json.loads((tmp_path / "auto" / "manifest.json").read_text())
     assert m["padim"]["aggregate"] == AGGREGATE_FOR_MODE[m["padim"]["mode"]]

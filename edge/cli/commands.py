@@ -180,9 +180,10 @@ def _load_stage(path, backend, device, precision, threads, factor_precision="aut
               help="Inspector directory to write (replaced atomically).")
 @click.option("--update", is_flag=True,
               help="Add the --good images to the existing inspector at --out, without the old images.")
-@click.option("-d", "--dim", "d", type=int, default=100, show_default=True,
+@click.option("-d", "--dim", "d", type=int, default=None,
               help="Embedding size d: a seeded random subset of the backbone's channels. Larger is more "
-                   "sensitive but slower and needs more good images.")
+                   "sensitive but slower and needs more good images. Default: 100 for aligned (memory and "
+                   "time grow with d²), every channel for texture (one d×d covariance).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the channel subset and the synthetic defects.")
 @click.option("--eps", type=float, default=0.01, show_default=True, help="Regularisation eps·I added to each "
               "covariance (PaDiM paper: 0.01).")
@@ -374,7 +375,7 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
 @model_option
 @click.option("--backbone", type=click.Path(), default=None, help="Backbone bundle when fitting (see `fit`).")
 @click.option("--out", default="eval", show_default=True, type=click.Path())
-@click.option("-d", "--dim", "d", type=int, default=100, show_default=True, help="Embedding size when fitting.")
+@click.option("-d", "--dim", "d", type=int, default=None, help="Embedding size when fitting (see `fit --help`).")
 @click.option("--mode", type=click.Choice(["auto", "aligned", "texture"]), default="auto", show_default=True,
               help="Model when fitting (see `fit --help`).")
 @click.option("--target-frr", type=float, default=0.01, show_default=True,

@@ -30,9 +30,10 @@ from .timing import interleaved, summary_ms
 
 BEFORE = "aligned, no average (before #9; now aligned's default)"
 VARIANTS = {  # name -> FitOptions fields
-    BEFORE: {"mode": "aligned", "aggregate": 1},
-    "aligned, 3x3 average (#9's first default)": {"mode": "aligned", "aggregate": 3},
-    "texture, 3x3 average (now texture's default)": {"mode": "texture", "aggregate": None},
+    BEFORE: {"mode": "aligned", "aggregate": 1, "d": 100},
+    "aligned, 3x3 average (#9's first default)": {"mode": "aligned", "aggregate": 3, "d": 100},
+    "texture, 3x3 average, d=100": {"mode": "texture", "aggregate": None, "d": 100},
+    "texture, 3x3 average, every channel (now texture's default)": {"mode": "texture"},
 }
 
 

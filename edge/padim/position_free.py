@@ -14,7 +14,7 @@ spread relative to the pooled one, s_p = sqrt(tr Σ_p / tr Σ̄) (well estimated
 at N = 20), and its distances are divided by it.
 
 The result is a :class:`GaussianStats` with per-position means and scales and a single (1, d, d)
-factor. Memory is P·(d + 1) + d² whatever N; scoring is one (d, d) × (d, B·P) product.
+factor. Memory is P·(d + 1) + d² whatever N; scoring is one (d, d) × (d, P) product per image.
 """
 
 from __future__ import annotations
@@ -108,8 +108,12 @@ def distances(emb: np.ndarray, stats: GaussianStats) -> np.ndarray:
     """Embeddings (B, d, P) → Mahalanobis distance of each position under the shared factor, (B, P) float32."""
     if stats.factor.shape[0] != 1:
         raise ValueError("position-free statistics hold one shared factor")
-    b, d, p = emb.shape
-    x = (emb - stats.mean.T[None]).transpose(1, 0, 2).reshape(d, b * p)
-    z = stats.factor[0] @ x  # (d, B·P) float32; one large product, BLAS may use every core
-    m = np.sqrt(np.einsum("db,db->b", z, z)).reshape(b, p)
+    b, _, p = emb.shape
+    m = np.empty((b, p), np.float32)
+    lm = stats.factored_mean
+    for i in range(b):  # L·x − L·μ: one (d, d) × (d, P) product per image, no centred or transposed copy
+        z = stats.factor[0] @ emb[i]
+        z -= lm
+        np.square(z, out=z)
+        np.sqrt(z.sum(axis=0), out=m[i])
     return m / stats.position_scale[None] if stats.position_scale is not None else m

@@ -61,6 +61,12 @@ class GaussianStats:
         return int(self.channel_idx.size)
 
     @cached_property
+    def factored_mean(self) -> np.ndarray:
+        """L·μ_p for every position (d, P) float32, under the one shared factor of position-free statistics:
+        their distance is then |L·x − L·μ_p| with one product per image and no centred copy."""
+        return np.ascontiguousarray(self.factor[0] @ np.ascontiguousarray(self.mean.T), dtype=np.float32)
+
+    @cached_property
     def block_rows(self) -> BlockRows:
         """The factor in the layout scoring reads (built once, on first use)."""
         return BlockRows.from_dense(self.factor)

@@ -6,6 +6,7 @@ default selection leaves it out)."""
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -53,7 +54,17 @@ main()
 
 
 def du(path: Path) -> int:
-    return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file())
+    """Bytes under ``path`` while the runtime writes and prunes it: a file removed between the listing
+    and its stat counts as gone (it is)."""
+    total = 0
+    for p in path.rglob("*"):
+        try:
+            st = p.lstat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            total += st.st_size
+    return total
 
 
 def proc_stats(pid: int) -> dict:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -23,9 +22,9 @@ from edge.demo_data import make_category
 from edge.fitting import FitOptions, fit_inspector
 from edge.inspector import Inspector
 from edge.paths import default_backbone_dir
-from edge.scoring import score_paths
 
 from .run import machine
+from .speed import _score_once
 from .timing import interleaved, summary_ms
 
 BEFORE = "aligned, no average (before #9; now aligned's default)"
@@ -50,15 +49,8 @@ def run(work: Path, quick: bool, reps: int) -> dict:
     auto = work / "insp-auto"
     chosen = fit_inspector(good, auto, default_backbone_dir(), FitOptions(), "auto").choice.mode
 
-    def score_fn(insp):
-        def f(i):
-            out = work / f"run-{i}"
-            score_paths(insp, paths, out, batch_size=8)
-            shutil.rmtree(out, ignore_errors=True)
-        return f
-
-    lat = {k: summary_ms(v, per=len(paths))
-           for k, v in interleaved({k: score_fn(v) for k, v in insps.items()}, reps, warmup=1).items()}
+    fns = {k: (lambda i, insp=insp: _score_once(insp, paths, work, i)) for k, insp in insps.items()}
+    lat = {k: summary_ms(v, per=len(paths)) for k, v in interleaved(fns, reps, warmup=1).items()}
     base = lat[BEFORE]["median_ms"]
     return {"machine": machine(), "n_images": len(paths), "reps": reps, "runtime": insps[BEFORE].backend.describe(),
             "auto_chose_on_this_data": chosen,

@@ -136,3 +136,19 @@ def test_inspector_warns_when_fp16_factors_cannot_be_had(monkeypatch, tiny_inspe
     insp = Inspector.load(tiny_inspector_ro, factor_precision="fp16")
     assert any("fp16 factors need the native kernel" in w for w in insp.warnings)
     assert insp.inspect([np.zeros((64, 64, 3), np.uint8)])[0].decision in ("OK", "NG")
+
+
+@pytest.mark.parametrize("generic", [False, True])
+@pytest.mark.parametrize("b,p", [(7, 70), (13, 33), (90, 41)])
+def test_position_tiles_and_image_chunks_do_not_change_distances(b, p, generic, monkeypatch):
+    """Above 512 rows of x (b*d), positions are gathered in tiles of 32 (a partial one at the end), images
+    in groups of 8, 4 and the rest, and in chunks of 80 at d=100 (b=90: two chunks): every image and
+    position still gets its own exact distance, also when threads split the positions inside a tile.
+    (Smaller batches read each position directly: the tests above.)"""
+    monkeypatch.setattr(kernel, "MIN_POSITIONS_PER_THREAD", 4)
+    factor, mean, x, exact = _problem(100, p, b, seed=b * 7 + p)
+    for precision, rtol in (("fp32", 2e-5), ("fp16", 2e-3)):
+        bf = kernel.BlockedFactor.from_dense(factor, mean, precision, force_generic=generic)
+        one = bf.distances(x, threads=1)
+        np.testing.assert_allclose(one, exact, rtol=rtol)
+        np.testing.assert_array_equal(bf.distances(x, threads=3), one)

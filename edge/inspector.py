@@ -16,7 +16,7 @@ from .backends import DEFAULT_BACKEND, Backend, open_backend
 from .bundle import MANIFEST, Bundle, load_bundle, recover_dir, verify_files
 from .errors import BackendError, BundleError
 from .padim import kernel
-from .padim.embed import EmbeddingSpec, embed
+from .padim.embed import EmbeddingSpec, Scratch, embed
 from .padim.score import MODES, anomaly_mask, distance_maps, full_res_map, image_score
 from .padim.stats import GaussianStats
 from .padim.tiling import Tiling
@@ -67,6 +67,7 @@ class Inspector:
         self.threads = threads
         self.warnings: list[str] = []
         self.roi: Roi | None = Roi.load(root / ROI_FILE) if ROI_FILE in manifest.get("files", {}) else None
+        self._scratch = Scratch()  # the embedding of one batch, reused by the next from the same thread
 
     @property
     def id(self) -> str:
@@ -161,7 +162,7 @@ class Inspector:
     def grid_from_features(self, features: dict[str, np.ndarray]) -> np.ndarray:
         """Backbone outputs of a batch → one Mahalanobis grid map per image (B, GH, GW), tiles
         stitched. The line runtime's score stage and :meth:`inspect` both go through here."""
-        emb = self.tiling.samples(embed(features, self.spec), self.spec.grid)
+        emb = self.tiling.samples(embed(features, self.spec, self._scratch), self.spec.grid)
         return self.tiling.stitch(distance_maps(emb, self.stats, self.mode, self.sample_grid, self.factor_precision,
                                                 self.threads))
 

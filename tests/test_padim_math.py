@@ -141,6 +141,34 @@ def test_embed_equals_the_nearest_cell_definition_on_any_grid(size):
     np.testing.assert_array_equal(e, np.concatenate(want, axis=1))
 
 
+def test_embed_into_a_scratch_buffer_gives_the_same_embedding_and_reuses_it_per_thread():
+    import threading
+
+    from edge.padim.embed import Scratch
+
+    taps = (Tap("a", 4, 3), Tap("b", 8, 2), Tap("c", 16, 4))
+    spec = make_spec(taps, (16, 24), d=6, seed=1)
+    rng = np.random.default_rng(3)
+
+    def outs(b):
+        return {t.name: rng.normal(size=(b, t.channels, 16 // t.stride, 24 // t.stride)).astype(np.float32)
+                for t in taps}
+
+    scratch = Scratch()
+    big, small = outs(5), outs(2)
+    e1 = embed(big, scratch=scratch, spec=spec)
+    np.testing.assert_array_equal(e1, embed(big, spec))
+    e2 = embed(small, spec, scratch)  # a smaller batch: the same memory, its own values
+    assert np.shares_memory(e1, e2) and e2.shape == (2, 6, 4 * 6)
+    np.testing.assert_array_equal(e2, embed(small, spec))
+    other = []
+    t = threading.Thread(target=lambda: other.append(embed(small, spec, scratch)))
+    t.start()
+    t.join()
+    assert not np.shares_memory(other[0], e2)  # another thread never writes into this one's embedding
+    np.testing.assert_array_equal(other[0], e2)
+
+
 def test_postprocess_sizes_and_mask_opening():
     grid = np.zeros((8, 8), np.float32)
     grid[3:5, 3:5] = 10

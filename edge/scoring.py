@@ -130,6 +130,16 @@ class ResultWriter:
             self._rle.close()
 
 
+def images_per_batch(stage: ModelStage, batch_size: int) -> int:
+    """Images per batch for ``batch_size`` rows of the model: a tiled image is one row per tile (a
+    3872x3200 photo in 512-px windows is 56), so a batch holds batch_size // tiles images, at least one.
+    Then one photo is decoded, scored and written while the model runs on the next (score_pipeline.py),
+    and the activations held stay those of about ``batch_size`` rows."""
+    tiling = getattr(stage, "tiling", None)
+    rows = tiling.count if tiling is not None else 1
+    return max(1, int(batch_size) // max(1, rows))
+
+
 def score_paths(stage: ModelStage, paths: list[Path], out: str | Path, save_maps: bool = False,
                 overlays: str = "ng", batch_size: int = 8, progress: Callable[[int], None] | None = None,
                 keep_records: bool = True,
@@ -140,10 +150,12 @@ def score_paths(stage: ModelStage, paths: list[Path], out: str | Path, save_maps
     ``overlap`` (default): decoding, inference, scoring and writing run at once on bounded queues
     (score_pipeline.py); without it, one batch after another. Both write the same records.
     ``on_result`` sees each successful (path, image, inspection), e.g. for metrics.
+    ``batch_size`` counts model rows: tiled photos are batched by :func:`images_per_batch`.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = ScoreSummary(out)
+    batch_size = images_per_batch(stage, batch_size)
     writer = ResultWriter(out, stage.id, stage.threshold, save_maps, overlays, common_root(paths),
                           getattr(stage, "defect_classes", None))
 

@@ -64,3 +64,29 @@ def test_a_failing_stage_stops_the_pipeline_and_raises(tiny_inspector_ro, paths,
     with pytest.raises(RuntimeError, match="scoring broke"):
         score_paths(insp, paths * 3, tmp_path / "o", batch_size=2)
     assert len(_records(tmp_path / "o")) >= 2  # what was scored before is written
+
+
+def test_batch_size_counts_model_rows_so_tiled_photos_are_batched_alone(tiny_inspector_ro, paths, tmp_path,
+                                                                          monkeypatch):
+    """--batch-size 8 with a 2x2-tiled inspector: 2 images (8 rows) per backbone call, not 8 images (32
+    rows); a 56-window photo gets a batch of its own, so it is decoded and written while the next runs."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from edge.padim.tiling import Tiling
+    from edge.scoring import images_per_batch
+
+    assert images_per_batch(SimpleNamespace(tiling=Tiling(2, 2)), 8) == 2
+    assert images_per_batch(SimpleNamespace(tiling=Tiling(7, 8)), 8) == 1
+    assert images_per_batch(SimpleNamespace(tiling=Tiling()), 8) == 8
+    assert images_per_batch(SimpleNamespace(), 8) == 8  # a stage without tiles (a classifier)
+
+    insp = Inspector.load(tiny_inspector_ro, "onnxruntime")
+    insp.tiling = replace(insp.tiling, rows=2, cols=2)  # as if fitted so; only the batching is looked at
+    seen = []
+    monkeypatch.setattr(insp, "tensors", lambda images: seen.append(len(images)) or Tiling().batch(images, insp.bundle.input))
+    monkeypatch.setattr(insp, "results", lambda outputs, images: [Inspector.decide(insp, np.zeros((2, 2), np.float32),
+                                                                                   im.shape[:2]) for im in images])
+    good = [p for p in paths if p.suffix == ".png" and p.name != "broken.png"][:5]
+    score_paths(insp, good, tmp_path / "o", batch_size=8)
+    assert seen == [2, 2, 1]

@@ -307,7 +307,9 @@ def _stage_path(inspector_dir, model_dir, default="inspector"):
 @click.option("--roi", type=click.Path(exists=True, dir_okay=False), default=None,
               help=ROI_HELP + " Replaces the ROI the inspector was fitted with, if any.")
 @tile_flags
-@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True,
+              help="Model rows per batch: images, or tiles of tiled images (a photo in 56 windows is "
+                   "batched alone, so the next one is decoded while it runs).")
 @cascade_option
 @backend_options
 @factor_option

@@ -1,12 +1,13 @@
 """Golden tests: the streaming, vectorised PaDiM math against direct, slow formulas."""
 
+import cv2
 import numpy as np
 import pytest
 
 from edge.bundle import Tap
 from edge.padim.embed import embed, make_spec
 from edge.padim.moments import Moments, ledoit_wolf
-from edge.padim.score import anomaly_mask, full_res_map, mahalanobis
+from edge.padim.score import anomaly_mask, full_res_map, image_score, mahalanobis
 from edge.padim.stats import GaussianStats, gaussian_from_moments
 
 
@@ -197,3 +198,39 @@ def test_aggregation_is_the_mean_of_each_3x3_neighbourhood_with_edges_replicated
     direct = sum(p[:, :, i:i + 6, j:j + 5] for i in range(3) for j in range(3)) / 9
     np.testing.assert_allclose(box_average(f, 3), direct, rtol=1e-5, atol=1e-6)
     assert box_average(f, 1) is f
+
+
+@pytest.mark.parametrize("grid,out,roi", [((50, 60), (400, 480), False), ((40, 40), (640, 640), False),
+                                          ((50, 60), (400, 480), True), ((30, 200), (240, 1600), True)])
+def test_big_cells_are_blurred_at_a_coarser_size_with_the_full_size_score(grid, out, roi):
+    """8- and 16-pixel cells (big photos in windows): the blur runs at 1/2 or 1/4 of the size and the peak's
+    neighbourhood at full size, so the image score is the full-size blur's (float noise) and the mask at a
+    high threshold nearly the same; a region of interest still zeroes everything outside it."""
+    from edge.padim.score import _blurred, work_scale
+
+    assert work_scale(grid, out, 4.0) > 1
+    rng = np.random.default_rng(sum(grid))
+    g = cv2.GaussianBlur((rng.random(grid) * 2 + 10).astype(np.float32), (0, 0), 1.0)
+    g[grid[0] // 2:grid[0] // 2 + 2, grid[1] // 3:grid[1] // 3 + 6] += 8  # a scratch two cells wide
+    inside = None
+    if roi:
+        inside = np.ones(out, bool)
+        inside[:, : out[1] // 3] = False
+        g[grid[0] // 4, 2] += 20  # a higher peak outside the region: never scored
+    fast, full = full_res_map(g, out, 4.0, inside), _blurred(g, out, 4.0, inside)
+    assert fast.shape == full.shape == out and fast.dtype == np.float32
+    assert image_score(fast) == pytest.approx(image_score(full), rel=1e-5)
+    thr = 0.5 * (np.median(full) + full.max())
+    a, b = fast >= thr, full >= thr
+    assert b.any() and (a & b).sum() / (a | b).sum() > 0.93
+    if roi:
+        assert not fast[~inside].any()
+
+
+def test_cells_of_four_pixels_are_blurred_at_full_size_exactly():
+    """Images at the model's input (4-pixel cells, 256x256 on a 64x64 grid) keep the one full-size blur."""
+    from edge.padim.score import _blurred, work_scale
+
+    g = np.random.default_rng(1).random((64, 64)).astype(np.float32)
+    assert work_scale((64, 64), (256, 256), 4.0) == 1 and work_scale((64, 400), (256, 1600), 4.0) == 1
+    np.testing.assert_array_equal(full_res_map(g, (256, 256), 4.0), _blurred(g, (256, 256), 4.0, None))

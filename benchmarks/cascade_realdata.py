@@ -11,9 +11,12 @@ Steps, all through the CLIs as a new user would run them:
   2. `edge-export train segmenter TRAIN` (unless --segmenter is given);
   3. `edge-inspect eval LINE --model SEG`: image AUROC >= 0.90 and Dice >= 0.40;
   4. the gate: `edge-export backbone efficientnet-lite0 --size 128`, `edge-inspect fit` on LINE's
-     train/good; its gate value is picked on TRAIN (scored by `edge-inspect eval TRAIN --inspector`),
-     never on LINE: the smallest gate that would send at most --target-share of a 90%-good mix on
-     to the segmenter;
+     train/good; its gate value is picked on TRAIN's validation split (the images the trainer held
+     out, listed in the bundle's manifest; the segmenter never trained on them), never on LINE:
+     `edge-inspect eval VAL --cascade` with gate 0 gives the gate's score and the segmenter's
+     decision on each; the gate is the highest that still passes every defect the segmenter catches
+     there (`gate_keeping_catches` in metrics.json), unless that sends more than --max-share of a
+     90%-good mix on, when it is the smallest gate that sends at most --max-share;
   5. `edge-inspect eval LINE --cascade cascade.toml --good-share 0.9`, judged by
      benchmarks/cascade_targets.py (detection within 1 of the segmenter alone, the segmenter on
      <= 30% of the images, <= 60% of its time per image, measured side by side in that run).
@@ -24,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -45,23 +50,48 @@ def _run(cmd: list[str], log) -> str:
     return r.stdout
 
 
-def pick_gate(scores_jsonl: Path, good_share: float, target_share: float) -> tuple[float, float]:
-    """The smallest gate (first-stage normalised score) at which a ``good_share`` mix of these
-    parts would reach the second stage at most ``target_share`` of the time: (gate, that share)."""
+def _split_folder(train: Path, files: list[str], out: Path) -> Path:
+    """A folder of the trainer's validation files (links), MVTec layout with their masks."""
+    if out.is_dir():
+        shutil.rmtree(out)
+    for f in files:
+        src = train / f
+        dst = out / ("test/good/" + src.name if f.startswith("train/good") else f)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(src.resolve(), dst)
+        kind = Path(f).parent.name
+        mask = train / "ground_truth" / kind / f"{src.stem}_mask.png"
+        if not f.startswith(("train/", "test/good/")) and mask.is_file():
+            (out / "ground_truth" / kind).mkdir(parents=True, exist_ok=True)
+            os.symlink(mask.resolve(), out / "ground_truth" / kind / mask.name)
+    return out
+
+
+def pick_gate(scores_jsonl: Path, good_share: float, max_share: float, alone_key: str = "seg_alone"
+              ) -> tuple[float, float, str]:
+    """The gate (on the first stage's normalised score) from a labelled run with every image sent
+    on: the highest that passes every defect the second stage alone catches (score >= 1), unless a
+    ``good_share`` mix would then reach the second stage more than ``max_share`` of the time; then
+    the smallest gate that keeps to ``max_share``. Returns (gate, the mix's share sent on, why)."""
     rows = [json.loads(line) for line in scores_jsonl.read_text().splitlines() if line.strip()]
-    good = sorted(r["score"] for r in rows if r["kind"] == "good")
-    bad = sorted(r["score"] for r in rows if r["kind"] != "good")
+    good = [r["first_stage_score"] for r in rows if r["kind"] == "good"]
+    bad = [r["first_stage_score"] for r in rows if r["kind"] != "good"]
+    caught = [r["first_stage_score"] for r in rows if r["kind"] != "good" and r[alone_key] >= 1.0]
     if not good or not bad:
         raise SystemExit(f"{scores_jsonl}: need good and defective images to pick a gate")
 
     def share(g: float) -> float:
         return good_share * sum(s >= g for s in good) / len(good) + (1 - good_share) * sum(s >= g for s in bad) / len(bad)
 
+    if caught:
+        keep = math.floor(min(caught) * 1000) / 1000
+        if share(keep) <= max_share:
+            return keep, share(keep), f"passes all {len(caught)} defects the segmenter catches there"
     for g in sorted(set(good + bad)):
-        if share(g) <= target_share:
-            return round(g, 4), share(g)
+        if share(g) <= max_share:
+            return round(g, 4), share(g), f"limited by --max-share {max_share:g}"
     top = max(good + bad) * 1.0001
-    return round(top, 4), share(top)
+    return round(top, 4), share(top), f"limited by --max-share {max_share:g}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,8 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-defects", type=int, default=160, help="defective images in TRAIN (default 160)")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--segmenter", type=Path, help="a trained segmenter bundle to use instead of training one")
-    ap.add_argument("--target-share", type=float, default=0.25,
-                    help="gate: largest share of parts sent to the segmenter, on TRAIN (default 0.25)")
+    ap.add_argument("--max-share", type=float, default=0.28,
+                    help="gate: largest share of a 90%%-good mix sent to the segmenter, on TRAIN's validation "
+                         "split (default 0.28: the target is 0.30 on LINE)")
+    ap.add_argument("--train-args", default="", help="more `edge-export train` options, e.g. '--head-epochs 40'")
     a = ap.parse_args(argv)
     w = a.work
     w.mkdir(parents=True, exist_ok=True)
@@ -95,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     seg = a.segmenter or w / "segmenter"
     load0 = os.getloadavg()[0]
     if not (seg / "manifest.json").is_file():
-        _run(["edge-export", "train", "segmenter", str(train), "--out", str(seg), "--epochs", str(a.epochs)], log)
+        _run(["edge-export", "train", "segmenter", str(train), "--out", str(seg), "--epochs", str(a.epochs),
+              *a.train_args.split()], log)
     training = json.loads((seg / "manifest.json").read_text()).get("training", {})
     _run(["edge-inspect", "eval", str(line), "--model", str(seg), "--out", str(w / "eval-segmenter")], log)
     ms = json.loads((w / "eval-segmenter" / "metrics.json").read_text())
@@ -107,11 +140,17 @@ def main(argv: list[str] | None = None) -> int:
     if not (gate / "manifest.json").is_file():
         _run(["edge-inspect", "fit", "--good", str(line / "train" / "good"), "--backbone", str(gate_bb),
               "--out", str(gate)], log)
-    _run(["edge-inspect", "eval", str(train), "--inspector", str(gate), "--out", str(w / "gate-on-train")], log)
-    g, share_train = pick_gate(w / "gate-on-train" / "scores.jsonl", 0.9, a.target_share)
-    (w / "cascade.toml").write_text(
-        '[[stage]]\nname = "gate"\ninspector = "gate"\n[[stage]]\nname = "seg"\n'
-        f'model = "{os.path.relpath(seg, w)}"\nwhen = "suspicious"\ngate = {g}\n')
+    val = _split_folder(train, training["data"]["validation_files"], w / "train-validation" / a.category)
+
+    def cascade_file(name: str, g: float) -> Path:
+        (w / name).write_text('[[stage]]\nname = "gate"\ninspector = "gate"\n[[stage]]\nname = "seg"\n'
+                              f'model = "{os.path.relpath(seg, w)}"\nwhen = "suspicious"\ngate = {g}\n')
+        return w / name
+
+    _run(["edge-inspect", "eval", str(val), "--cascade", str(cascade_file("cascade-pick.toml", 0.0)),
+          "--out", str(w / "gate-on-validation")], log)
+    g, share_train, why = pick_gate(w / "gate-on-validation" / "scores.jsonl", 0.9, a.max_share)
+    cascade_file("cascade.toml", g)
     _run(["edge-inspect", "eval", str(line), "--cascade", str(w / "cascade.toml"), "--good-share", "0.9",
           "--out", str(w / "eval-cascade")], log)
     mc = json.loads((w / "eval-cascade" / "metrics.json").read_text())
@@ -127,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
           f"epoch {training.get('best_epoch', '?')} of {len(training.get('history', []))} kept)")
     print(f"segmenter alone on LINE ({ms['n_images']} images): caught {c['tp']}/{c['tp'] + c['fn']}, "
           f"good rejected {c['fp']}/{c['fp'] + c['tn']}, pixel AUROC {ms.get('pixel_auroc') or 0:.3f}")
-    print(f"gate {g} (picked on TRAIN: {share_train:.1%} of a 90%-good mix sent on); load average "
+    print(f"gate {g} (picked on TRAIN's validation split: {why}; {share_train:.1%} of a 90%-good mix sent on); "
+          f"load average "
           f"{load0:.1f} -> {load1:.1f}")
     for target, measured, ok in rows:
         print(f"  [{'met' if ok else 'NOT met'}] {target}: {measured}")
@@ -135,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         "group": a.group, "category": a.category, "train_seed": a.train_seed, "line_seed": a.line_seed,
         "train_defects": a.train_defects, "segmenter": str(seg), "training": {
             k: training.get(k) for k in ("seconds", "cpu_seconds", "best_epoch", "history")},
-        "gate": g, "gate_share_on_train": share_train, "load": [load0, load1],
+        "gate": g, "gate_share_on_train": share_train, "gate_why": why, "load": [load0, load1],
+        "recipe": {k: training.get("recipe", {}).get(k) for k in ("head_epochs", "epochs", "augment", "lr")},
         "segmenter_alone": {k: ms.get(k) for k in ("image_auroc", "pixel_auroc", "dice", "iou", "f1", "confusion")},
         "cascade": {k: mc.get(k) for k in ("confusion", "gate_pass_share", "time_ms_per_image", "n_images",
                                             "good_share")},

@@ -324,6 +324,7 @@ def test_cli_score_and_eval_with_a_cascade(minimal_cascade, tiny_category, tmp_p
     assert sweep[0.7]["share_ran"] == pytest.approx(seg["share_ran"])  # the configured gate is on the sweep
     assert sweep[0.7]["defects_not_reached"] == seg["defects_not_reached"]
     assert [g["share_ran"] for g in m["gate_sweep"]] == sorted((g["share_ran"] for g in m["gate_sweep"]), reverse=True)
+    assert all(g["caught_not_reached"] <= g["defects_not_reached"] for g in m["gate_sweep"])
     assert m["alone"]["stage"] == "seg" and m["alone"]["confusion"]["tp"] + m["alone"]["confusion"]["fn"] == 1
     t = m["time_ms_per_image"]
     assert t["cascade"] > 0 and t["alone"] > 0 and t["ratio"] == pytest.approx(t["cascade"] / t["alone"], rel=1e-2)
@@ -392,16 +393,28 @@ def test_the_target_check_reads_the_run_it_is_given():
 
 
 def test_the_real_photo_benchmark_picks_its_gate_from_the_training_folder(tmp_path):
-    from benchmarks.cascade_realdata import pick_gate
+    from benchmarks.cascade_realdata import _split_folder, pick_gate
 
-    rows = [{"kind": "good", "score": s} for s in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)] + \
-           [{"kind": "scratch", "score": s} for s in (0.35, 0.9, 1.5, 2.0)]
+    rows = [{"kind": "good", "first_stage_score": s, "seg_alone": 0.1}
+            for s in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)] + \
+           [{"kind": "scratch", "first_stage_score": s, "seg_alone": a}
+            for s, a in ((0.35, 0.2), (0.9, 1.4), (1.5, 3.0), (2.0, 0.5))]
     (tmp_path / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    g, share = pick_gate(tmp_path / "scores.jsonl", 0.9, 0.25)
-    # at 0.9: 2 of 10 good (0.9 x 0.2) and 3 of 4 defects (0.1 x 0.75) go on = 25.5% > 25%; at 1.0: 14%
-    assert g == 1.0 and share == pytest.approx(0.9 * 0.1 + 0.1 * 0.5)
-    g, share = pick_gate(tmp_path / "scores.jsonl", 0.9, 0.6)
-    assert g == 0.6 and share == pytest.approx(0.9 * 0.5 + 0.1 * 0.75)  # at 0.5: 61.5%
+    # the segmenter catches the defects at 0.9 and 1.5: gate 0.9 passes both; a 90%-good mix sends
+    # 2 of 10 good (0.9 x 0.2) and 3 of 4 defects (0.1 x 0.75) on = 25.5%
+    g, share, why = pick_gate(tmp_path / "scores.jsonl", 0.9, 0.28)
+    assert g == 0.9 and share == pytest.approx(0.255) and "passes all 2 defects" in why
+    # at most 25%: the gate must rise to 1.0 (14%), losing one caught defect
+    g, share, why = pick_gate(tmp_path / "scores.jsonl", 0.9, 0.25)
+    assert g == 1.0 and share == pytest.approx(0.9 * 0.1 + 0.1 * 0.5) and "max-share" in why
+    # the trainer's validation files become a folder eval can read, masks included
+    src = tmp_path / "train"
+    for f in ("train/good/a.png", "test/good/b.png", "test/scratch/c.png", "ground_truth/scratch/c_mask.png"):
+        (src / f).parent.mkdir(parents=True, exist_ok=True)
+        (src / f).write_bytes(b"x")
+    val = _split_folder(src, ["train/good/a.png", "test/good/b.png", "test/scratch/c.png"], tmp_path / "v")
+    assert sorted(str(p.relative_to(val)) for p in val.rglob("*.png")) == [
+        "ground_truth/scratch/c_mask.png", "test/good/a.png", "test/good/b.png", "test/scratch/c.png"]
 
 
 def test_info_describes_a_cascade_file(minimal_cascade, tiled_inspector, tmp_path):
@@ -438,3 +451,18 @@ def test_info_describes_a_cascade_file(minimal_cascade, tiled_inspector, tmp_pat
     r = subprocess.run([sys.executable, "-m", "edge", "info", str(tmp_path / "bad.toml")], capture_output=True,
                        text=True)
     assert r.returncode == 5 and "two or more" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_gate_sweep_counts_the_detections_a_gate_would_lose():
+    from edge.cascade.evaluate import gate_keeping_catches, gate_sweep
+
+    first = np.array([0.2, 0.4, 0.9, 0.55, 0.75, 1.3])  # the gate's normalised scores
+    labels = np.array([False, False, False, True, True, True])
+    caught = np.array([False, False, False, False, True, True])  # the second stage alone misses the 0.55 one
+    sweep = {g["gate"]: g for g in gate_sweep(first, labels, caught)}
+    assert (sweep[0.6]["defects_not_reached"], sweep[0.6]["caught_not_reached"]) == (1, 0)
+    assert (sweep[0.8]["defects_not_reached"], sweep[0.8]["caught_not_reached"]) == (2, 1)
+    k = gate_keeping_catches(first, labels, caught)
+    assert k == {"gate": 0.75, "share_ran": 0.5, "good_ran": pytest.approx(1 / 3), "defects_ran": pytest.approx(2 / 3),
+                 "caught": 2}
+    assert gate_keeping_catches(first, labels, np.zeros(6, bool)) is None

@@ -17,12 +17,13 @@ from edge.imageio import read_image  # noqa: E402
 from edge.preprocess import batch_tensor  # noqa: E402
 from export.cli import cli as export_cli  # noqa: E402
 from export.errors import ExportError  # noqa: E402
-from export.training.data import augment, epoch_order, stratified_split  # noqa: E402
-from export.training.validation import Predictions, calibrate  # noqa: E402
+from export.training.data import augment, augmentations, epoch_order, stratified_split, variants  # noqa: E402
+from export.training.validation import Predictions, calibrate, line_f1_threshold  # noqa: E402
 
 pytestmark = pytest.mark.export
 
-TINY = ["--weights", "none", "--width-scale", "0.25", "--size", "64", "--epochs", "1", "--batch-size", "4"]
+TINY = ["--weights", "none", "--width-scale", "0.25", "--size", "64", "--epochs", "1", "--head-epochs", "1",
+        "--batch-size", "4"]
 
 
 @pytest.fixture(scope="module")
@@ -64,14 +65,20 @@ def test_segmenter_bundle_carries_calibration_and_recipe(segmenter, labelled):
                           "kinds": {"good": 8, "spot": 2, "stain": 2}}
     rec = tr["recipe"]
     assert (rec["seed"], rec["epochs"], rec["size"], rec["mask_classes"]) == (0, 2, [64, 64], "one")
-    assert "Dice" in rec["loss"]["mask_loss"] and rec["augmentations"] == ["hflip", "vflip", "rot90"]
-    assert len(tr["history"]) == 2 and tr["best_epoch"] in (1, 2) and tr["seconds"] > 0
+    # default: flips only (a positioned part turned by 90 degrees is a part the line never shows)
+    assert "Dice" in rec["loss"]["mask_loss"] and rec["augmentations"] == ["hflip", "vflip"]
+    assert rec["head_epochs_run"] == 1 and "1 heads-only epochs on cached trunk features" in rec["phases"]
+    assert [h["phase"] for h in tr["history"]] == ["heads", "all", "all"]
+    assert tr["best_epoch"] in (1, 2, 3) and tr["seconds"] > 0
     # the trained weights sit beside the bundle, recorded by hash
     weights = out.parent / "seg.pth"
     assert m["weights"]["kind"] == "file" and m["weights"]["sha256"] == sha256_file(weights)
     # parity was measured on the folder's own good images
     assert m["parity"]["inputs"]["source"] == "good images from good/"
     assert "validation: F1" in text and "NG when a class's area" in text and "wrote" in text
+    v = cal["validation"]
+    assert cal["line_good_share"] == 0.9 and 0 <= v["false_reject_rate"] <= 1 and 0 <= v["recall"] <= 1
+    assert f"{v['false_reject_rate']:.1%} of good parts rejected" in text and "90% good parts" in text
 
 
 def test_segmenter_thresholds_reproduce_the_recorded_validation_decisions(segmenter, labelled):
@@ -213,12 +220,33 @@ def test_augmentation_moves_the_mask_with_the_image():
     x = torch.zeros(16, 3, 8, 8)
     x[:, 0] = m.float()  # channel 0 is the mask itself
     x[:, 1] = torch.arange(64.0).view(8, 8)  # a pattern that shows any flip or rotation
-    xa, ma = augment(x, m, np.random.default_rng(1), square=True)
+    xa, ma = augment(x, m, np.random.default_rng(1), augmentations("flips+rot90", square=True))
     assert torch.equal(xa[:, 0].long(), ma)
     changed = [not torch.equal(xa[i, 1], x[i, 1]) for i in range(16)]
     assert any(changed)
-    xs, _ = augment(torch.zeros(4, 3, 8, 16), None, np.random.default_rng(1), square=False)
+    # every image is one of the 8 turns and mirrors of the square, and they all occur
+    seen = {next(j for j, v in enumerate(variants(augmentations("flips+rot90", True)))
+                 if torch.equal(xa[i, 1], _variant(x[i, 1], v))) for i in range(16)}
+    assert len(seen) > 4
+    xs, _ = augment(torch.zeros(4, 3, 8, 16), None, np.random.default_rng(1), augmentations("flips+rot90", False))
     assert xs.shape == (4, 3, 8, 16)  # non-square inputs are only flipped
+    xn, mn = augment(x, m, np.random.default_rng(1), augmentations("none", True))
+    assert torch.equal(xn, x) and torch.equal(mn, m)
+
+
+def _variant(t, v):
+    from export.training.data import apply_variant
+    return apply_variant(t, v)
+
+
+def test_augment_modes_and_their_variants():
+    assert augmentations("flips", True) == ("hflip", "vflip") and augmentations("none", True) == ()
+    assert augmentations("flips+rot90", False) == ("hflip", "vflip")
+    assert len(variants(())) == 1 and len(variants(("hflip", "vflip"))) == 4
+    sq = variants(("hflip", "vflip", "rot90"))
+    assert len(sq) == 8 and sq[0] == (False, False, 0)
+    pattern = torch.arange(16.0).view(4, 4)  # the 8 symmetries of the square give 8 different pictures
+    assert len({tuple(_variant(pattern, v).flatten().tolist()) for v in sq}) == 8
 
 
 def test_calibration_of_perfect_masks():
@@ -231,3 +259,70 @@ def test_calibration_of_perfect_masks():
     assert v["f1"] == 1.0 and v["dice"] == 1.0 and v["image_auroc"] == 1.0
     assert 1 <= cal["min_area"]["defect"] <= 16
     json.dumps(cal)  # plain JSON (no NaN, no numpy types)
+
+
+def test_line_weighted_threshold_rejects_fewer_good_parts_than_plain_f1():
+    # a defect-heavy validation split: 6 good, 12 defective; two good parts have some area
+    good = np.array([0, 0, 0, 0, 30.0, 45.0])
+    bad = np.array([20, 25, 40, 60, 70, 80, 90, 100, 110, 120, 130, 140.0])
+    scores, pos = np.r_[good, bad], np.r_[np.zeros(6, bool), np.ones(12, bool)]
+    plain = line_f1_threshold(scores, pos, good_share=6 / 18)  # weights as the folder holds them: plain F1
+    line = line_f1_threshold(scores, pos, good_share=0.9)
+    assert plain < 25 and line > 45  # plain F1 takes both good parts to catch two more defects
+    # with equal counts and an even mix every image weighs the same: this is plain F1
+    from edge.threshold import labelled_threshold
+    s2, p2 = np.r_[good, bad[:6]], np.r_[np.zeros(6, bool), np.ones(6, bool)]
+    assert line_f1_threshold(s2, p2, 0.5) == labelled_threshold(s2, p2, "f1")[0]
+
+
+def test_validation_reports_the_false_reject_rate_at_the_line_mix():
+    mask = np.zeros((6, 16, 16), np.uint8)
+    mask[3, 2:8, 2:8] = mask[4, 4:10, 4:12] = mask[5, 1:4, 1:4] = 1
+    prob = (mask[:, None] > 0).astype(np.float32)
+    prob[0, 0, :5, :5] = 1.0  # a good image with a 25-pixel blob: as large as the smallest defect, 9 px
+    is_defect = np.array([False, False, False, True, True, True])
+    heavy = calibrate("segmenter", Predictions(None, prob), is_defect, mask, ("defect",), good_share=0.5)
+    line = calibrate("segmenter", Predictions(None, prob), is_defect, mask, ("defect",), good_share=0.95)
+    assert heavy["min_area"]["defect"] <= 9
+    assert heavy["validation"]["false_reject_rate"] == pytest.approx(1 / 3, abs=1e-3)
+    assert line["min_area"]["defect"] > 25 and line["validation"]["false_reject_rate"] == 0.0
+    assert line["validation"]["recall"] == pytest.approx(2 / 3, abs=1e-3) and line["line_good_share"] == 0.95
+
+
+def test_heads_on_cached_trunk_features_compute_what_the_network_does():
+    from export.training.data import variants as vs
+    from export.training.head_phase import build_cache, head_outputs, split_network
+    from export.training.network import build_trainable
+    from export.training.request import TrainRequest
+    from export.training.trainer import model_request
+
+    for kind in ("segmenter", "multitask", "classifier"):
+        req = TrainRequest(kind, "x", weights="none", width_scale=0.25, size=(64, 64))
+        t = build_trainable(model_request(req, ("defect",) if kind != "classifier" else ()), 8)
+        net = t.model.module.net.eval()
+        split = split_network(net)
+        x = np.random.default_rng(0).normal(size=(3, 3, 64, 64)).astype(np.float32)
+        mask = np.zeros((3, 64, 64), np.uint8)
+        mask[:, :8, :4] = 1
+        with torch.no_grad():
+            direct = t.model.module(torch.from_numpy(x))
+            assert all(torch.allclose(a, b) for a, b in zip(split.heads(split.trunk(torch.from_numpy(x))), direct))
+            cache = build_cache(split, x, mask, vs(("hflip", "vflip")))
+        (got,) = head_outputs(split, cache)
+        assert len(got) == len(direct) and all(torch.allclose(a, b, atol=2e-2) for a, b in zip(got, direct))
+        _, m = cache.batch(np.array([0, 1]), np.array([1, 2]))  # left-right, then up-down mirrored masks
+        assert m[0, :8, -4:].all() and m[1, -8:, :4].all() and cache.nbytes > 0
+
+
+def test_augment_option_and_phases_through_the_cli(labelled, tmp_path):
+    out = tmp_path / "s"
+    r = _train(["segmenter", str(labelled), "--out", str(out), *TINY, "--augment", "flips+rot90",
+                "--head-epochs", "2", "--epochs", "0"])
+    assert r.exit_code == 0, r.output
+    tr = load_bundle(out).manifest["training"]
+    assert tr["recipe"]["augmentations"] == ["hflip", "vflip", "rot90"] and tr["recipe"]["augment"] == "flips+rot90"
+    assert [h["phase"] for h in tr["history"]] == ["heads", "heads"]
+    assert "2 heads-only + 0 whole-network epochs" in r.output
+    bad = _train(["segmenter", str(labelled), "--out", str(tmp_path / "b"), *TINY, "--head-epochs", "0",
+                  "--epochs", "0"])
+    assert bad.exit_code != 0 and "not both 0" in str(bad.exception)

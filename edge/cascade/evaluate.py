@@ -125,11 +125,26 @@ def _dice(res: Inspection, item: TestItem, gt: np.ndarray) -> float | None:
 SWEEP = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.25)
 
 
-def gate_sweep(first_scores: np.ndarray, labels: np.ndarray) -> list[dict]:
-    """For gates on the first stage's score: the share of images the second stage would see and the
-    defects the gate would pass as clean without showing them to it (to choose ``gate``)."""
+def gate_sweep(first_scores: np.ndarray, labels: np.ndarray, caught: np.ndarray) -> list[dict]:
+    """For gates on the first stage's score: the share of images the second stage would see, the
+    defects the gate would pass as clean without showing them to it, and of those the ones the
+    second stage alone catches (``caught``: its NG decisions on defective images), i.e. the
+    detections the cascade would lose against it (to choose ``gate``)."""
     return [{"gate": g, "share_ran": float((first_scores >= g).mean()),
-             "defects_not_reached": int((labels & (first_scores < g)).sum())} for g in SWEEP]
+             "defects_not_reached": int((labels & (first_scores < g)).sum()),
+             "caught_not_reached": int((caught & (first_scores < g)).sum())} for g in SWEEP]
+
+
+def gate_keeping_catches(first_scores: np.ndarray, labels: np.ndarray, caught: np.ndarray) -> dict | None:
+    """The highest gate (3 decimals, rounded down) that still passes every defect the second stage
+    alone catches here, and the share of these images, of the good ones and of the defective ones
+    it would send on; None when the second stage catches none."""
+    if not caught.any():
+        return None
+    g = float(np.floor(first_scores[caught].min() * 1000) / 1000)
+    ran = first_scores >= g
+    return {"gate": g, "share_ran": float(ran.mean()), "good_ran": float(ran[~labels].mean()) if (~labels).any()
+            else None, "defects_ran": float(ran[labels].mean()), "caught": int(caught.sum())}
 
 
 def _metrics(category, cascade: Cascade, last_name: str, rows, spent, n_errors, good_share) -> dict:
@@ -159,6 +174,8 @@ def _metrics(category, cascade: Cascade, last_name: str, rows, spent, n_errors, 
             entry["defects_not_reached"] = int(sum(labels[i] and not casc[i].stages[k]["ran"] for i in range(n)))
         stages.append(entry)
     first = np.asarray([casc[i].stages[0]["score"] for i in range(n)])
+    y = np.asarray(labels, bool)
+    caught = y & np.asarray([a.decision == "NG" for a in alone])
     ms_c, ms_a = 1000 * spent["cascade"] / n, 1000 * spent["alone"] / n
     n_good = int(sum(not y for y in labels))
     return {
@@ -168,7 +185,8 @@ def _metrics(category, cascade: Cascade, last_name: str, rows, spent, n_errors, 
         **of(casc, range(n)),
         "stages": stages,
         "gate_pass_share": stages[1]["share_ran"],
-        "gate_sweep": gate_sweep(first, np.asarray(labels, bool)) if cascade.spec.vote is None else None,
+        "gate_sweep": gate_sweep(first, y, caught) if cascade.spec.vote is None else None,
+        "gate_keeping_catches": gate_keeping_catches(first, y, caught) if cascade.spec.vote is None else None,
         "alone": {"stage": last_name, **of(alone, range(n))},
         "time_ms_per_image": {"cascade": round(ms_c, 3), "alone": round(ms_a, 3),
                               "ratio": round(ms_c / ms_a, 4) if ms_a else None},
@@ -186,7 +204,7 @@ def _pictures(out: Path, rows, last_name: str, m: dict) -> None:
         write_json(out / "curves.json", {"image": _curves(s, labels)})
     (out / "scores.jsonl").write_text("".join(
         json.dumps({"image": str(r[0].path), "kind": r[0].kind, "raw_score": float(r[1].raw_score),
-                    "score": float(r[1].score),
+                    "score": float(r[1].score), "first_stage_score": float(r[1].stages[0]["score"]),
                     "last_stage_ran": next(e["name"] for e in reversed(r[1].stages) if e["ran"]),
                     f"{last_name}_alone": float(r[2].score)}) + "\n" for r in rows))
     if report_available():

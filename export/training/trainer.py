@@ -23,7 +23,7 @@ from edge.dataset import load_category
 from ..exporter import ExportResult, export_bundle
 from ..outputs import class_output
 from ..request import ExportRequest, ModelRequest
-from .data import epoch_order, load_training_set, stratified_split
+from .data import augmentations, epoch_order, load_training_set, stratified_split
 from .loop import EpochLog, Fitted, Progress, fit
 from .network import build_trainable, trained_export_model
 from .objectives import Objective, class_weights, pixel_pos_weight
@@ -97,8 +97,12 @@ def train_bundle(req: TrainRequest, out: ExportRequest, weights_path: Path | Non
         seconds = time.perf_counter() - t_start
         training = {
             "recipe": {**req.recipe(), "loss": objective.describe(), "oversample_defects_x": repeat,
-                       "augmentations": ["hflip", "vflip"] + (["rot90"] if req.size[0] == req.size[1] else []),
-                       "optimizer": f"AdamW (trunk lr x{req.trunk_lr_scale:g}), warm-up then cosine",
+                       "augmentations": list(augmentations(req.augment, req.size[0] == req.size[1])),
+                       "head_epochs_run": fitted.head_epochs,
+                       "phases": (f"{fitted.head_epochs} heads-only epochs on cached trunk features "
+                                  f"({fitted.cache_seconds:.0f} s to compute them), then " if fitted.head_epochs
+                                  else "") + f"{req.epochs} whole-network epochs",
+                       "optimizer": f"AdamW (trunk lr x{req.trunk_lr_scale:g}), warm-up then cosine in each phase",
                        "batchnorm": ("pretrained statistics frozen" if trainable.frozen_bn else "trained"),
                        "init": trainable.init, "fixed_parameters": trainable.n_fixed},
             "data": {"category": req.category.name, "n_images": len(data), "n_defect": int(data.is_defect.sum()),

@@ -140,9 +140,12 @@ def fit(t: Trainable, train: TrainingSet, val: TrainingSet, req: TrainRequest, o
                    t0, c0)
         del cache, vcache
     if req.epochs:  # phase 2: the whole network (the early, fixed blocks excepted)
-        groups = [{"params": t.heads, "lr": req.lr}]
+        # trained heads on a pretrained trunk: full-size steps would undo the heads (measured: the loss
+        # jumped back to its level at epoch 1), so the whole network then learns at a smaller rate
+        lr0 = req.lr * (req.finetune_lr_scale if head_epochs else 1.0)
+        groups = [{"params": t.heads, "lr": lr0}]
         if t.trunk:
-            groups.append({"params": t.trunk, "lr": req.lr * req.trunk_lr_scale})
+            groups.append({"params": t.trunk, "lr": lr0 * req.trunk_lr_scale})
         t.set_trunk_trainable(True)
         opt = torch.optim.AdamW(groups, weight_decay=req.weight_decay)
         base = [g["lr"] for g in opt.param_groups]
@@ -159,7 +162,7 @@ def fit(t: Trainable, train: TrainingSet, val: TrainingSet, req: TrainRequest, o
                 y, m = _targets(train, idx, ok_class, ng_class)
                 xb, mb = augment(torch.from_numpy(train.x[idx]), m, rng, ops)
                 for g, lr in zip(opt.param_groups, base):
-                    g["lr"] = lr * _lr_factor(k, n_steps, per_epoch // 2)
+                    g["lr"] = lr * _lr_factor(k, n_steps, per_epoch if head_epochs else per_epoch // 2)
                 losses.append(step(objective(module(xb), y, mb), opt, epoch))
                 k += 1
                 tick(f"epoch {epoch - head_epochs}/{req.epochs} loss {np.mean(losses[-8:]):.3f}")

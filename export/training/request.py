@@ -24,8 +24,9 @@ class TrainRequest:
     batch_size: int = 8
     lr: float = 2e-3  # heads; the pretrained trunk learns at lr * trunk_lr_scale
     trunk_lr_scale: float = 0.3
+    finetune_lr_scale: float = 0.25  # after the heads-only epochs, the whole network learns at this x its lrs
     weight_decay: float = 1e-4
-    head_epochs: int = 30  # heads-only epochs on cached trunk features (built-in models), first
+    head_epochs: int = 20  # heads-only epochs on cached trunk features (built-in models), first
     augment: str = "flips"  # none | flips | flips+rot90 (AUGMENT_MODES)
     seed: int = 0
     labels: dict[int, str] = field(default_factory=lambda: {0: "good", 1: "defect"})

@@ -102,7 +102,8 @@ def train_bundle(req: TrainRequest, out: ExportRequest, weights_path: Path | Non
                        "phases": (f"{fitted.head_epochs} heads-only epochs on cached trunk features "
                                   f"({fitted.cache_seconds:.0f} s to compute them), then " if fitted.head_epochs
                                   else "") + f"{req.epochs} whole-network epochs",
-                       "optimizer": f"AdamW (trunk lr x{req.trunk_lr_scale:g}), warm-up then cosine in each phase",
+                       "optimizer": f"AdamW (trunk lr x{req.trunk_lr_scale:g}; whole-network epochs after heads-only ones at "
+                                    f"x{req.finetune_lr_scale:g}), warm-up then cosine in each phase",
                        "batchnorm": ("pretrained statistics frozen" if trainable.frozen_bn else "trained"),
                        "init": trainable.init, "fixed_parameters": trainable.n_fixed},
             "data": {"category": req.category.name, "n_images": len(data), "n_defect": int(data.is_defect.sum()),

@@ -13,7 +13,7 @@ Steps, all through the CLIs as a new user would run them:
   4. the gate: `edge-export backbone efficientnet-lite0 --size 128`, `edge-inspect fit` on LINE's
      train/good; its gate value is picked on TRAIN's validation split (the images the trainer held
      out, listed in the bundle's manifest; the segmenter never trained on them), never on LINE:
-     `edge-inspect eval VAL --cascade` with gate 0 gives the gate's score and the segmenter's
+     `edge-inspect eval VAL --cascade` with gate 0.0001 (every part sent on) gives the gate's score and the segmenter's
      decision on each; the gate is the highest that still passes every defect the segmenter catches
      there (`gate_keeping_catches` in metrics.json), unless that sends more than --max-share of a
      90%-good mix on, when it is the smallest gate that sends at most --max-share;
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                               f'model = "{os.path.relpath(seg, w)}"\nwhen = "suspicious"\ngate = {g}\n')
         return w / name
 
-    _run(["edge-inspect", "eval", str(val), "--cascade", str(cascade_file("cascade-pick.toml", 0.0)),
+    _run(["edge-inspect", "eval", str(val), "--cascade", str(cascade_file("cascade-pick.toml", 1e-4)),
           "--out", str(w / "gate-on-validation")], log)
     g, share_train, why = pick_gate(w / "gate-on-validation" / "scores.jsonl", 0.9, a.max_share)
     cascade_file("cascade.toml", g)

@@ -39,6 +39,7 @@ from .padim.score import MODES, distance_maps, full_res_map, image_score
 from .padim.stats import GaussianStats, gaussian_from_moments
 from .padim.tiling import Tiling
 from .precision import asked_at_fit, choose_inference_precision
+from .registration import REFERENCE_IMAGES, Registration
 from .roi import ROI_FILE, Roi
 from .threshold import ExpectedFRR, frr_threshold
 
@@ -48,6 +49,7 @@ PARITY_IMAGES = 32  # held-out good images the reduced-precision check scores tw
 MAX_CROSSFIT = 200  # good images scored held-out in pass 2; more add little to a threshold and cost time
 AGGREGATE_FOR_MODE = {"aligned": 1, "texture": 3}  # the default k×k average of each tap, per model (see below)
 D_FOR_MODE = {"aligned": 100, "texture": None}  # the default embedding size per model (None: every tap channel)
+REGISTER_CHOICES = ("auto", "off")  # auto: aligned, untiled models register each image to a reference view
 GOOD_ONLY_METHODS = ("good-crossfit", "good-holdout")  # good-holdout: inspectors fitted before cross-fitting
 
 
@@ -67,10 +69,19 @@ class FitOptions:
     batch_size: int = 8
     tiling: Tiling = Tiling()
     roi: Roi | None = None  # inspect only inside it (roi.py); kept in the inspector
+    register: str = "auto"  # registration.py; REGISTER_CHOICES
 
     def __post_init__(self):
         if self.mode not in FIT_MODES:
             raise DataError(f"mode {self.mode!r} is unknown", hint=f"use one of {', '.join(FIT_MODES)}")
+        if self.register not in REGISTER_CHOICES:
+            raise DataError(f"--register {self.register!r} is unknown", hint=f"use one of {', '.join(REGISTER_CHOICES)}")
+
+    @property
+    def registers(self) -> bool:
+        """Whether the per-position model registers each image to a reference view: by default yes,
+        unless the image is tiled (windows are laid on the photo, whose parts are not one view)."""
+        return self.register == "auto" and self.tiling.count == 1 and not self.tiling.windowed
 
     def aggregate_for(self, mode: str) -> int:
         """The neighbourhood average a model sees. By default none for per-position statistics (their
@@ -105,6 +116,7 @@ class FitReport:
     expected_frr: ExpectedFRR | None = None
     runtime: str = ""  # which backend ran and why
     inference: str = ""  # the inference precision chosen, and why (precision.py)
+    registered: bool = False  # each image is registered to a reference view (registration.py)
 
 
 class _Streamer:
@@ -112,20 +124,41 @@ class _Streamer:
     model's own :class:`EmbeddingSpec`; the backbone runs once); collects image errors."""
 
     def __init__(self, backend, bundle, specs: dict[str, EmbeddingSpec], batch_size: int,
-                 progress: Progress | None, tiling: Tiling = Tiling()):
+                 progress: Progress | None, tiling: Tiling = Tiling(), registration: Registration | None = None):
         self.backend, self.bundle, self.specs, self.tiling = backend, bundle, specs, tiling
         self.batch_size, self.progress = batch_size, progress
+        self.registration = registration  # applies to the aligned model only
         self.errors: list[str] = []
 
-    def samples(self, imgs: list[np.ndarray]) -> dict[str, np.ndarray]:
-        """Images → {mode: embeddings (B, d, P)}, or with tiles, what :meth:`Tiling.samples` makes of them."""
+    def samples(self, imgs: list[np.ndarray]) -> "Embeddings":
+        """Images → {mode: embeddings (B, d, P)}, or with tiles, what :meth:`Tiling.samples` makes of them.
+        With a registration, the aligned model's come from the registered images (a second backbone run
+        when another model sees the images as they are) and ``warps`` holds each image's warp."""
+        reg = self.registration
+        moved = [m for m in self.specs if m == "aligned" and reg is not None]
+        out = Embeddings(self._embed(imgs, [m for m in self.specs if m not in moved]))
+        if moved:
+            out.warps = [reg.estimate(im) for im in imgs]
+            out.update(self._embed([reg.apply(im, w) for im, w in zip(imgs, out.warps)], moved))
+        return out
+
+    def _embed(self, imgs: list[np.ndarray], modes: list[str]) -> dict[str, np.ndarray]:
+        if not modes:
+            return {}
         x = self.tiling.batch(imgs, self.bundle.input)
         feats = self.backend.infer({self.backend.input_name: x})
         made: dict[tuple, np.ndarray] = {}  # models with the same channels and aggregation share one embedding
-        for spec in self.specs.values():
+        for m in modes:
+            spec = self.specs[m]
             if _key(spec) not in made:
                 made[_key(spec)] = self.tiling.samples(embed(feats, spec), spec.grid)
-        return {mode: made[_key(spec)] for mode, spec in self.specs.items()}
+        return {m: made[_key(self.specs[m])] for m in modes}
+
+    def to_image_frame(self, grids: np.ndarray, embs: "Embeddings") -> np.ndarray:
+        """The aligned model's stitched grid maps of these embeddings, moved back to each image's frame."""
+        if embs.warps is None:
+            return grids
+        return np.stack([self.registration.map_to_image(g, w) for g, w in zip(grids, embs.warps)])
 
     def run(self, paths: list[Path], record_errors: bool = True):
         """Yield (paths, images, {mode: samples}) for the readable images of each batch."""
@@ -147,6 +180,27 @@ class _Streamer:
                 yield ok_paths, imgs, self.samples(imgs)
             if self.progress:
                 self.progress(len(batch))
+
+
+class Embeddings(dict):
+    """{mode: samples} of one batch, and the registration warp of each image (None: not registered)."""
+
+    warps: list[np.ndarray] | None = None
+
+
+def _reference(paths: list[Path], input_hw: tuple[int, int]) -> Registration | None:
+    """The registration reference from the first readable good images (registration.py)."""
+    from .imageio import read_image
+
+    imgs = []
+    for p in paths:
+        try:
+            imgs.append(read_image(p))
+        except ImageError:
+            continue
+        if len(imgs) == REFERENCE_IMAGES:
+            break
+    return Registration.build(imgs, input_hw) if imgs else None
 
 
 def _key(spec: EmbeddingSpec) -> tuple:
@@ -281,7 +335,9 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     grid = opts.tiling.stats_grid(spec.grid)
     if "aligned" in modes:
         _check_memory(grid, specs["aligned"].d, opts.tiling, spec.grid)
-    streamer = _Streamer(be, bundle, specs, opts.batch_size, progress, opts.tiling)
+    registration = (_reference(good, (bundle.input.height, bundle.input.width))
+                    if "aligned" in modes and opts.registers else None)
+    streamer = _Streamer(be, bundle, specs, opts.batch_size, progress, opts.tiling, registration)
     rows = opts.tiling.samples_per_image
     index = {p: i for i, p in enumerate(good)}
 
@@ -319,7 +375,8 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     cal, est = _calibration(chosen.good_scores, chosen.good_pixel_q999, opts.target_frr, len(read),
                             {"model_choice": choice.to_dict()}, opts.seed)
     _write_inspector(out, bundle.root, stats, total, cal, opts, [str(p) for p in good], streamer.errors,
-                     be.variant, mode, choice, len(read), specs[mode].aggregate)
+                     be.variant, mode, choice, len(read), specs[mode].aggregate,
+                     registration if mode == "aligned" else None)
     shrinkage = stats.shrinkage
     # the sums and factors are on disk now: free them before the precision check opens the inspector
     # (a 3872x3200 fit with --stats-cell 4 peaked at 6.4 GB holding both)
@@ -328,7 +385,8 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     inference = choose_inference_precision(out, cf_paths[:PARITY_IMAGES], inference_precision, backend, device,
                                            threads, opts.batch_size)
     return FitReport(out, len(read), len(chosen.good_scores), streamer.errors, cal, time.perf_counter() - t0,
-                     _peak_rss_mb(), shrinkage, choice, est, _runtime(be), inference)
+                     _peak_rss_mb(), shrinkage, choice, est, _runtime(be), inference,
+                     mode == "aligned" and registration is not None)
 
 
 def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str = DEFAULT_BACKEND,
@@ -361,14 +419,16 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
                       tiling=insp.tiling, roi=insp.roi, mode=insp.mode, aggregate=insp.spec.aggregate,
                       target_frr=float(details.get("target_frr", FitOptions.target_frr)),
                       blur_sigma=insp.post.blur_sigma, open_radius=insp.post.open_radius,
-                      batch_size=p.get("batch_size", 8))
-    streamer = _Streamer(insp.backend, insp.bundle, {insp.mode: insp.spec}, opts.batch_size, progress, insp.tiling)
+                      batch_size=p.get("batch_size", 8), register="auto" if insp.registration is not None else "off")
+    streamer = _Streamer(insp.backend, insp.bundle, {insp.mode: insp.spec}, opts.batch_size, progress, insp.tiling,
+                         insp.registration)
     n_old = acc.n
     buf = acc if insp.mode == "texture" else _Accumulator(acc)  # pooled sums are small: added per batch
     scores, p999 = [], []
     for _, imgs, embs in streamer.run(list(good)):
         emb = embs[insp.mode]
-        g = insp.tiling.stitch(distance_maps(emb, insp.stats, insp.mode, insp.sample_grid))
+        g = streamer.to_image_frame(insp.tiling.stitch(distance_maps(emb, insp.stats, insp.mode, insp.sample_grid)),
+                                    embs)
         for img, gm in zip(imgs, g):
             inside = opts.roi.inside(img.shape[:2]) if opts.roi is not None else None
             amap = full_res_map(gm, img.shape[:2], opts.blur_sigma, inside)
@@ -396,12 +456,12 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
     n_images = int(p.get("n_images", 0)) + len(scores)
     # the backbone is copied out of the old directory before the new one is renamed over it
     _write_inspector(root, root / "backbone", stats, total, cal, opts, history, streamer.errors,
-                     insp.backend.variant, insp.mode, choice, n_images, insp.spec.aggregate)
+                     insp.backend.variant, insp.mode, choice, n_images, insp.spec.aggregate, insp.registration)
     asked = inference_precision or asked_at_fit(insp.manifest)
     inference = choose_inference_precision(root, _parity_images(list(good), history), asked, backend, device,
                                            threads, opts.batch_size, refuse=inference_precision is not None)
     return FitReport(root, len(scores), 0, streamer.errors, cal, time.perf_counter() - t0, _peak_rss_mb(),
-                     stats.shrinkage, choice, est, _runtime(insp.backend), inference)
+                     stats.shrinkage, choice, est, _runtime(insp.backend), inference, insp.registration is not None)
 
 
 def _parity_images(new: list[Path], history: list[str], n: int = PARITY_IMAGES) -> list[Path]:
@@ -438,17 +498,21 @@ def _read_moments(root: Path, sha256: str, stats: GaussianStats, mode: str = "al
 
 def _write_inspector(out: Path, backbone_dir: Path, stats: GaussianStats, moments: Moments, cal: Calibration,
                      opts: FitOptions, images: list[str], errors: list[str], variant: str, mode: str,
-                     choice: ModelChoice, n_images: int, aggregate: int) -> None:
+                     choice: ModelChoice, n_images: int, aggregate: int,
+                     registration: Registration | None = None) -> None:
     padim = {"d": stats.d, "seed": opts.seed, "eps": stats.eps, "shrinkage": opts.shrinkage,
              "shrinkage_applied": stats.shrinkage, "shrink_mean": stats.shrink_mean,
              "grid": list(stats.grid), "tiling": opts.tiling.to_dict(),
              "mode": mode, "aggregate": aggregate,
              "choice": {"mode": choice.mode, "reason": choice.reason, "asked": opts.mode},
+             "registration": registration.to_dict() if registration is not None else None,
              "n_images": n_images, "n_samples": stats.n,
              "blur_sigma": opts.blur_sigma,
              "open_radius": opts.open_radius, "batch_size": opts.batch_size}
 
     def roi_file(tmp: Path) -> None:
+        if registration is not None:
+            registration.save(tmp)
         if opts.roi is not None:
             shape = None if opts.roi.mask is not None else opts.tiling.image or _first_size([Path(p) for p in images])
             opts.roi.save(tmp / ROI_FILE, shape)

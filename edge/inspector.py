@@ -20,6 +20,7 @@ from .padim.embed import EmbeddingSpec, Scratch, embed
 from .padim.score import MODES, anomaly_mask, distance_maps, full_res_map, image_score
 from .padim.stats import GaussianStats
 from .padim.tiling import Tiling
+from .registration import REGISTRATION_FILE, Registration, WarpMemo
 from .roi import ROI_FILE, Roi
 from .inspector_dir import (INSPECTOR_SCHEMA, INSPECTOR_VERSION, READABLE_VERSIONS, Calibration, inspector_id,
                             read_inspector_manifest)
@@ -68,6 +69,14 @@ class Inspector:
         self.warnings: list[str] = []
         self.roi: Roi | None = Roi.load(root / ROI_FILE) if ROI_FILE in manifest.get("files", {}) else None
         self._scratch = Scratch()  # the embedding of one batch, reused by the next from the same thread
+        self.registration: Registration | None = None  # aligned parts registered to a reference view
+        if p.get("registration"):
+            if REGISTRATION_FILE not in manifest.get("files", {}):
+                raise BundleError(f"{root}: the manifest asks for registration but records no {REGISTRATION_FILE}",
+                                  hint="copy the whole inspector directory again, or refit it")
+            self.registration = Registration.load(root, (bundle.input.height, bundle.input.width),
+                                                  p["registration"])
+        self._warps = WarpMemo()
 
     @property
     def id(self) -> str:
@@ -86,6 +95,8 @@ class Inspector:
                 "d": self.stats.d, "grid": list(self.stats.grid), "n_images": p.get("n_images"),
                 "mode": p.get("mode", "aligned"), "choice": (p.get("choice") or {}).get("reason"),
                 "aggregate": p.get("aggregate"), "tiling": self.tiling.to_dict(), "tiles": self.tiling.describe(),
+                "registration": ("rigid (turn + shift) onto the reference view registration.png"
+                                 if self.registration is not None else "none"),
                 "shrinkage": p.get("shrinkage_applied"), "eps": p.get("eps"),
                 "threshold": {"image": cal.image_threshold, "pixel": cal.pixel_threshold, "method": cal.method},
                 "threshold_method": cal.method, "target_frr": cal.details.get("target_frr"),
@@ -156,22 +167,36 @@ class Inspector:
 
     # --- scoring ------------------------------------------------------------------------
     def tensors(self, images: list[np.ndarray]) -> np.ndarray:
-        """Images → the backbone's input batch (one row per tile; one tile per image unless tiled)."""
+        """Images → the backbone's input batch (one row per tile; one tile per image unless tiled);
+        registered to the reference view first when the inspector registers (registration.py)."""
+        reg = self.registration
+        if reg is not None:
+            moved = []
+            for im in images:
+                w = reg.estimate(im)
+                self._warps.put(im, w)  # for results() of the same image
+                moved.append(reg.apply(im, w))
+            images = moved
         return self.tiling.batch(images, self.bundle.input)
 
-    def grid_from_features(self, features: dict[str, np.ndarray]) -> np.ndarray:
-        """Backbone outputs of a batch → one Mahalanobis grid map per image (B, GH, GW), tiles
-        stitched. The line runtime's score stage and :meth:`inspect` both go through here."""
+    def grid_from_features(self, features: dict[str, np.ndarray], images: list[np.ndarray]) -> np.ndarray:
+        """Backbone outputs of a batch of ``images`` → one Mahalanobis grid map per image (B, GH, GW),
+        tiles stitched, over each image's own frame. The line runtime's score stage and :meth:`inspect`
+        both go through here."""
         emb = self.tiling.samples(embed(features, self.spec, self._scratch), self.spec.grid)
-        return self.tiling.stitch(distance_maps(emb, self.stats, self.mode, self.sample_grid, self.factor_precision,
-                                                self.threads))
+        grids = self.tiling.stitch(distance_maps(emb, self.stats, self.mode, self.sample_grid,
+                                                 self.factor_precision, self.threads))
+        reg = self.registration
+        if reg is None:
+            return grids
+        return np.stack([reg.map_to_image(g, self._warps.take(im, reg)) for g, im in zip(grids, images)])
 
     def grid_maps(self, images: list[np.ndarray]) -> np.ndarray:
-        return self.grid_from_features(self.backend.infer({self.backend.input_name: self.tensors(images)}))
+        return self.grid_from_features(self.backend.infer({self.backend.input_name: self.tensors(images)}), images)
 
     def results(self, outputs: dict[str, np.ndarray], images: list[np.ndarray]) -> list[Inspection]:
         """Backbone outputs of a batch → one :class:`Inspection` per image (the ModelStage step)."""
-        return [self.decide(g, im.shape[:2]) for g, im in zip(self.grid_from_features(outputs), images)]
+        return [self.decide(g, im.shape[:2]) for g, im in zip(self.grid_from_features(outputs, images), images)]
 
     def inspect(self, images: list[np.ndarray]) -> list[Inspection]:
         """Score a batch of BGR images; one :class:`Inspection` per image, with timings."""

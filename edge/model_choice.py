@@ -119,7 +119,8 @@ def cross_fit(streamer, paths, index: dict, infer_samples, aligned: LeaveOneOut 
         else:
             g = np.concatenate([folds.distances(folds.fold_of(index[p]), emb[j * r:(j + 1) * r], channel_idx, eps)
                                 for j, p in enumerate(img_paths)])
-        return streamer.tiling.stitch(g.reshape(emb.shape[0], *sample_grid))
+        g = streamer.tiling.stitch(g.reshape(emb.shape[0], *sample_grid))
+        return streamer.to_image_frame(g, embs) if mode == "aligned" else g
 
     for batch_paths, imgs, emb in streamer.run(paths, record_errors=False):  # reported in pass 1
         for mode, col in cols.items():

@@ -40,10 +40,20 @@ gate = 0.7               # on the previous stage's normalised score (1.0 = its t
 
 @pytest.fixture(scope="module")
 def second_inspector(tmp_path_factory, tiny_bundle, tiny_category):
-    """Another PaDiM inspector on the same tiny backbone (d=12): a later stage sharing the backbone pass."""
+    """Another PaDiM inspector on the same tiny backbone (d=12): a later stage sharing the backbone pass
+    (without registration, which feeds each image's own registered tensors)."""
     out = tmp_path_factory.mktemp("insp2") / "inspector"
     fit_inspector(sorted((tiny_category / "train" / "good").glob("*.png")), out, tiny_bundle,
-                  FitOptions(d=12, seed=3, batch_size=4))
+                  FitOptions(d=12, seed=3, batch_size=4, register="off"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def registered_inspector(tmp_path_factory, tiny_bundle, tiny_category):
+    """An aligned inspector with the default registration (registration.py)."""
+    out = tmp_path_factory.mktemp("insp4") / "inspector"
+    fit_inspector(sorted((tiny_category / "train" / "good").glob("*.png")), out, tiny_bundle,
+                  FitOptions(d=12, seed=3, batch_size=4, mode="aligned"))
     return out
 
 
@@ -134,10 +144,15 @@ def test_gates_skip_later_stages_and_the_last_stage_that_ran_decides(tiny_inspec
 
 
 def test_stages_on_the_same_backbone_share_one_pass(tiny_inspector_ro, second_inspector, tiled_inspector,
-                                                    tiny_category):
+                                                    registered_inspector, tiny_category):
     from edge.stage import open_stage
 
     _, imgs = _test_images(tiny_category, 8)
+    # an inspector that registers each image to its reference view feeds its own tensors: no sharing
+    reg = open_stage(registered_inspector)
+    assert reg.registration is not None
+    assert _cascade([reg, open_stage(second_inspector)], gate=1e-9).shared == [True, False]
+    assert _cascade([open_stage(second_inspector), reg], gate=1e-9).shared == [True, False]
     a, b = open_stage(tiny_inspector_ro), open_stage(second_inspector)
     casc = _cascade([a, b], gate=1e-9)
     assert casc.shared == [True, True]

@@ -147,8 +147,11 @@ def shares_pass(a: ModelStage, b: ModelStage) -> bool:
 
 
 def same_backbone_input(a: ModelStage, b: ModelStage) -> bool:
-    """The runtime-free half of :func:`shares_pass`: the same bundle fed the same tensors."""
+    """The runtime-free half of :func:`shares_pass`: the same bundle fed the same tensors (an inspector
+    that registers each image to its reference view feeds per-image tensors: never shared)."""
     if a.bundle.id != b.bundle.id:
+        return False
+    if getattr(a, "registration", None) is not None or getattr(b, "registration", None) is not None:
         return False
     spec = a.bundle.input
     probe = np.random.default_rng(0).integers(0, 256, (spec.height, spec.width, 3), dtype=np.uint8)

@@ -114,6 +114,14 @@ def _load_inspector(path, backend, device, precision, threads, factor_precision=
     return insp
 
 
+REGISTER_HELP = ("auto: for the aligned model (untiled), turn and shift every image onto a reference view of the "
+                 "part (made from the first good images, kept as registration.png in the inspector) before "
+                 "its per-position statistics see it, so a part that sits a few pixels off or a degree or two "
+                 "turned is compared cell by cell with itself; masks stay in the photo's frame. Views that "
+                 "would need more than a small correction are used as they are. off: no registration, as in "
+                 "the PaDiM paper (a part held exactly in place by a fixture).")
+
+
 def _aggregate(value: str) -> int | None:
     """--aggregate: "auto" (each model's own default) or k."""
     return None if value == "auto" else int(value)
@@ -202,12 +210,14 @@ def _load_stage(path, backend, device, precision, threads, factor_precision="aut
 @click.option("--target-frr", type=float, default=0.01, show_default=True,
               help="False-reject rate the threshold aims for: the share of GOOD parts that will be called NG. "
                    "Lower it for fewer false rejects, at the cost of missing faint defects.")
+@click.option("--register", type=click.Choice(["auto", "off"]), default="auto", show_default=True,
+              help=REGISTER_HELP)
 @click.option("--blur-sigma", type=float, default=4.0, show_default=True, help="Gaussian blur of the anomaly map.")
 @tile_options
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
-def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, mode, aggregate, target_frr, blur_sigma, roi,
-            tiles, tile, tile_overlap, tile_mode, stats_cell, batch_size, backend, device, threads, precision,
+def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, mode, aggregate, target_frr, register, blur_sigma,
+            roi, tiles, tile, tile_overlap, tile_mode, stats_cell, batch_size, backend, device, threads, precision,
             inference_precision):
     """Fit PaDiM statistics from good images, and set the threshold from good images alone.
 
@@ -230,7 +240,7 @@ def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, mode, aggregat
     if not paths:
         raise click.UsageError(f"no images found in {', '.join(good)}")
     opts = FitOptions(d=d, seed=seed, eps=eps, shrinkage=shrinkage, mode=mode, aggregate=_aggregate(aggregate),
-                      target_frr=target_frr, blur_sigma=blur_sigma, batch_size=batch_size,
+                      target_frr=target_frr, blur_sigma=blur_sigma, batch_size=batch_size, register=register,
                       tiling=Tiling.from_options(tiles, tile, tile_overlap, tile_mode, stats_cell), roi=_roi(roi))
     total = len(paths) if update else fit_work(len(paths), opts)
     with progress_bar(total, "fitting" if not update else "updating") as bar:
@@ -260,6 +270,9 @@ def _print_fit(rep, out, update: bool, n_read: int) -> None:
                    f"saw them; covariance shrinkage: {rep.shrinkage}")
     if rep.choice is not None:
         click.echo(f"  model: {rep.choice.mode} — {rep.choice.reason}")
+    if rep.registered:
+        click.echo("  registration: each image is turned and shifted onto the reference view of the part "
+                   f"({Path(rep.out) / 'registration.png'}) before scoring; masks stay in the photo's frame")
     click.echo(f"  image threshold {cal.image_threshold:.3f} (raw Mahalanobis), method {cal.method}; "
                f"held-out good scores {gs.get('min', 0):.3f}..{gs.get('max', 0):.3f}")
     e = rep.expected_frr
@@ -384,6 +397,8 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
               help="False-reject rate the threshold aims for when fitting (see `fit --help`).")
 @click.option("--aggregate", type=click.Choice(["auto", "1", "3", "5"]), default="auto", show_default=True,
               help="k×k feature average when fitting (see `fit --help`).")
+@click.option("--register", type=click.Choice(["auto", "off"]), default="auto", show_default=True,
+              help="Registration when fitting (see `fit --help`).")
 @tile_options
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @cascade_option
@@ -393,9 +408,9 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --good-share.")
 @backend_options
 @factor_option
-def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_frr, aggregate, roi, tiles, tile,
-             tile_overlap, tile_mode, stats_cell, batch_size, cascade_file, good_share, seed, backend, device, threads,
-             precision, inference_precision, factor_precision):
+def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_frr, aggregate, register, roi, tiles,
+             tile, tile_overlap, tile_mode, stats_cell, batch_size, cascade_file, good_share, seed, backend, device,
+             threads, precision, inference_precision, factor_precision):
     """Measure an inspector (or, with --model, a classifier, segmenter or
     multitask bundle, or with --cascade a cascade) on an MVTec-layout folder
     with ground truth.
@@ -453,7 +468,7 @@ def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_
         inspector_dir = out / "inspector"
         tiling = Tiling.from_options(tiles, tile, tile_overlap, tile_mode, stats_cell)
         opts = FitOptions(d=d, batch_size=batch_size, tiling=tiling, roi=_roi(roi), mode=mode, target_frr=target_frr,
-                          aggregate=_aggregate(aggregate))
+                          aggregate=_aggregate(aggregate), register=register)
         with progress_bar(fit_work(len(cat.train_good), opts), "fitting") as bar:
             fit_inspector(cat.train_good, inspector_dir, backbone or default_backbone_dir(), opts, backend, device,
                           threads, progress=bar, precision=precision,
@@ -682,6 +697,7 @@ def info_cmd(path, as_json):
                        f"{d['n_images']} good images, eps={d['eps']}, shrinkage {d['shrinkage']}, {d['tiles']}")
             if d["choice"]:
                 click.echo(f"  model chosen: {d['choice']}")
+            click.echo(f"  registration: {d['registration']}")
             t = d["threshold"]
             click.echo(f"  thresholds: image {t['image']:.3f}, pixel {t['pixel']:.3f} ({t['method']})")
             click.echo(f"  scoring on this machine: {kernel.status()}")

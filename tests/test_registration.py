@@ -1,0 +1,165 @@
+"""Registration of positioned parts to a reference view (edge/registration.py), through the functions,
+the inspector and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edge.cli import cli
+from edge.errors import BundleError
+from edge.fitting import FitOptions, fit_inspector, update_inspector
+from edge.inspector import Inspector
+from edge.padim.tiling import Tiling
+from edge.registration import IDENTITY, REGISTRATION_FILE, Registration
+
+
+def _part(size: int = 256, seed: int = 0) -> np.ndarray:
+    """A machined part: plate, holes, a slot and a rib, with a little grain."""
+    rng = np.random.default_rng(seed)
+    s = size / 256
+    img = np.full((size, size, 3), 70, np.uint8)
+    cv2.rectangle(img, (int(40 * s), int(50 * s)), (int(215 * s), int(200 * s)), (170, 170, 175), -1)
+    cv2.circle(img, (int(80 * s), int(90 * s)), int(18 * s), (40, 40, 40), -1)
+    cv2.circle(img, (int(175 * s), int(160 * s)), int(12 * s), (40, 40, 40), -1)
+    cv2.rectangle(img, (int(110 * s), int(120 * s)), (int(190 * s), int(132 * s)), (90, 90, 95), -1)
+    cv2.line(img, (int(60 * s), int(180 * s)), (int(140 * s), int(70 * s)), (210, 210, 215), max(1, int(5 * s)))
+    noise = rng.normal(0, 3, img.shape)
+    return np.clip(img + noise, 0, 255).astype(np.uint8)
+
+
+def _moved(img: np.ndarray, angle_deg: float, dx: float, dy: float) -> np.ndarray:
+    h, w = img.shape[:2]
+    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle_deg, 1.0)
+    m[:, 2] += (dx, dy)
+    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
+def test_estimate_undoes_a_small_turn_and_shift():
+    ref = _part()
+    reg = Registration.build([ref], (256, 256))
+    moved = _moved(_part(seed=1), 3.0, 6.0, -5.0)
+    w = reg.estimate(moved)
+    angle = math.degrees(math.atan2(float(w[1, 0]), float(w[0, 0])))
+    assert angle == pytest.approx(-3.0, abs=0.3)  # the warp maps reference points into the moved image
+    back = reg.apply(moved, w).astype(np.float64)
+    inner = (slice(30, 226), slice(30, 226))  # away from the reflected border
+    before = np.abs(moved.astype(np.float64) - ref)[inner].mean()
+    after = np.abs(back - ref)[inner].mean()
+    assert after < 0.3 * before
+    # where the moved image has the hole's centre, the warp says the reference has it
+    c_ref = np.array([80.0, 90.0, 1.0])
+    hole_in_moved = cv2.transform(np.array([[[80.0, 90.0]]]),
+                                  np.vstack([cv2.getRotationMatrix2D((127.5, 127.5), 3.0, 1.0)[:2]])
+                                  + np.array([[0, 0, 6.0], [0, 0, -5.0]]))[0, 0]
+    assert np.allclose(w.astype(np.float64) @ c_ref, hole_in_moved, atol=1.5)
+
+
+def test_what_is_not_a_small_correction_is_left_as_it_is():
+    reg = Registration.build([_part()], (256, 256))
+    flat = np.full((256, 256, 3), 128, np.uint8)
+    assert np.array_equal(reg.estimate(flat), IDENTITY)  # nothing to register on
+    noise = np.random.default_rng(3).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    assert np.array_equal(reg.estimate(noise), IDENTITY)  # another view entirely
+    assert np.array_equal(reg.apply(flat, IDENTITY), flat)
+
+
+def test_maps_go_back_to_the_image_frame():
+    reg = Registration.build([_part()], (256, 256))
+    w = np.array([[1, 0, 8.0], [0, 1, -4.0]], np.float32)  # reference point x is image point x + (8, -4)
+    g = np.zeros((64, 64), np.float32)
+    g[30, 20] = 1.0  # row 30, column 20 of the reference frame's grid (stride 4)
+    back = reg.map_to_image(g, w)
+    r, c = np.unravel_index(np.argmax(back), back.shape)
+    assert (r, c) == (29, 22)  # 4 px up is one cell, 8 px right two
+    assert np.array_equal(reg.map_to_image(g, IDENTITY), g)
+
+
+def test_build_averages_registered_views():
+    views = [_moved(_part(seed=i), a, dx, dy) for i, (a, dx, dy) in enumerate([(0, 0, 0), (2, 4, 3), (-2, -3, 5)])]
+    reg = Registration.build(views, (256, 256))
+    assert reg.reference.shape == (128, 128) and reg.reference.dtype == np.uint8
+    first = Registration.build(views[:1], (256, 256))
+    # averaging registered views keeps the part sharp: close to the first view, not a blur of three
+    diff = np.abs(reg.reference.astype(float) - first.reference)[15:113, 15:113].mean()
+    assert diff < 4.0
+
+
+def _part_folder(root, n: int, size: int = 64, seed: int = 0):
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        img = _moved(_part(size, seed=i), rng.uniform(-2, 2), rng.uniform(-2, 2), rng.uniform(-2, 2))
+        cv2.imwrite(str(root / f"{i:03d}.png"), img)
+    return sorted(root.glob("*.png"))
+
+
+def test_aligned_inspector_registers_and_masks_stay_in_the_photo(tmp_path, tiny_bundle):
+    good = _part_folder(tmp_path / "good", 12)
+    out = tmp_path / "insp"
+    rep = fit_inspector(good, out, tiny_bundle, FitOptions(d=12, batch_size=4, mode="aligned", target_frr=0.05))
+    assert rep.registered and (out / REGISTRATION_FILE).is_file()
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["padim"]["registration"]["file"] == REGISTRATION_FILE and REGISTRATION_FILE in m["files"]
+    insp = Inspector.load(out)
+    assert insp.registration is not None and insp.describe()["registration"].startswith("rigid")
+    # a part turned and shifted, with a dark scratch: the mask's peak lands on the scratch, in the photo
+    bad = _moved(_part(64, seed=99), 2.0, 2.0, -1.0)
+    cv2.line(bad, (20, 40), (34, 44), (0, 0, 0), 2)
+    res = insp.inspect([bad])[0]
+    assert res.anomaly_map.shape == (64, 64)
+    r, c = np.unravel_index(np.argmax(res.anomaly_map), res.anomaly_map.shape)
+    assert abs(r - 42) <= 8 and abs(c - 27) <= 10
+    # the same image twice gives the same result (the warp memo never mixes images up)
+    a, b = insp.inspect([bad, bad.copy()])
+    assert a.raw_score == pytest.approx(b.raw_score, rel=1e-6) == pytest.approx(res.raw_score, rel=1e-6)
+
+
+def test_registration_is_kept_by_update_and_tamper_is_refused(tmp_path, tiny_bundle):
+    good = _part_folder(tmp_path / "good", 10)
+    more = _part_folder(tmp_path / "more", 4, seed=5)
+    out = tmp_path / "insp"
+    fit_inspector(good, out, tiny_bundle, FitOptions(d=12, batch_size=4, mode="aligned", target_frr=0.05))
+    ref = (out / REGISTRATION_FILE).read_bytes()
+    rep = update_inspector(out, more)
+    assert rep.registered and (out / REGISTRATION_FILE).read_bytes() == ref
+    assert json.loads((out / "manifest.json").read_text())["padim"]["registration"] is not None
+    img = cv2.imread(str(out / REGISTRATION_FILE), cv2.IMREAD_GRAYSCALE)
+    img[10:20, 10:20] = 255 - img[10:20, 10:20]
+    cv2.imwrite(str(out / REGISTRATION_FILE), img)
+    with pytest.raises(BundleError, match=REGISTRATION_FILE):
+        Inspector.load(out)
+
+
+def test_off_tiled_and_texture_do_not_register(tmp_path, tiny_bundle):
+    good = _part_folder(tmp_path / "good", 8)
+    for name, opts in {"off": FitOptions(d=12, batch_size=4, mode="aligned", register="off", target_frr=0.05),
+                       "tiled": FitOptions(d=12, batch_size=4, mode="aligned", tiling=Tiling(1, 2, "shared"),
+                                           target_frr=0.05),
+                       "texture": FitOptions(d=12, batch_size=4, mode="texture", aggregate=1, target_frr=0.05)}.items():
+        out = tmp_path / name
+        rep = fit_inspector(good, out, tiny_bundle, opts)
+        assert not rep.registered and not (out / REGISTRATION_FILE).exists(), name
+        assert Inspector.load(out).registration is None
+
+
+def test_cli_fit_register_flag_and_info(tmp_path, tiny_bundle):
+    good = tmp_path / "good"
+    _part_folder(good, 8)
+    r = CliRunner().invoke(cli, ["fit", "--good", str(good), "--out", str(tmp_path / "a"), "--backbone",
+                                 str(tiny_bundle), "-d", "12", "--mode", "aligned", "--target-frr", "0.05"])
+    assert r.exit_code == 0, r.output
+    assert "registration:" in r.output and "registration.png" in r.output
+    info = CliRunner().invoke(cli, ["info", str(tmp_path / "a")])
+    assert info.exit_code == 0 and "registration" in info.output and "rigid" in info.output
+    r = CliRunner().invoke(cli, ["fit", "--good", str(good), "--out", str(tmp_path / "b"), "--backbone",
+                                 str(tiny_bundle), "-d", "12", "--mode", "aligned", "--register", "off",
+                                 "--target-frr", "0.05"])
+    assert r.exit_code == 0, r.output
+    assert "registration:" not in r.output and not (tmp_path / "b" / REGISTRATION_FILE).exists()
+    assert "--register" in CliRunner().invoke(cli, ["fit", "--help"]).output

@@ -361,7 +361,7 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     rng = np.random.default_rng(opts.seed + 1)
     cf_paths = read if len(read) <= opts.max_crossfit else \
         [read[i] for i in np.sort(rng.choice(len(read), opts.max_crossfit, replace=False))]
-    loo = (LeaveOneOut(total_aligned, specs["aligned"].channel_idx, grid, opts.eps, opts.shrinkage)
+    loo = (LeaveOneOut(total_aligned, specs["aligned"].channel_idx, grid, opts.eps, opts.shrinkage, group=rows)
            if total_aligned is not None else None)
     results = cross_fit(streamer, cf_paths, index, streamer.samples, loo, folds,
                         specs.get("texture", spec).channel_idx, opts.eps, opts.shrinkage, rows, grid, opts.blur_sigma,

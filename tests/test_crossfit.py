@@ -51,6 +51,31 @@ def test_leave_one_out_scores_new_vectors_as_the_refit_would():
         np.testing.assert_allclose(fast[i], mahalanobis(y[i:i + 1], refit, "fp32")[0], rtol=2e-3)
 
 
+@pytest.mark.parametrize("n,g,d", [(12, 4, 6), (5, 4, 12), (6, 9, 5)])  # an image gives g samples per position
+def test_leave_one_image_out_removes_all_its_samples(n, g, d):
+    """Tiles or --stats-cell cells sharing statistics: every one of an image's g samples is left out
+    together, as a refit without that image would (not just the one sample being scored)."""
+    x = _data(n * g, d, seed=4)
+    idx = np.arange(d)
+    loo = LeaveOneOut(_moments(x), idx, GRID, eps=0.01, group=g)
+    fast = loo.own(x)
+    y = x + np.random.default_rng(5).normal(0, 0.5, size=x.shape).astype(np.float32)
+    other = loo.other(y, x)
+    for i in range(n):
+        rows = slice(i * g, (i + 1) * g)
+        refit = gaussian_from_moments(_moments(np.delete(x, np.r_[rows], axis=0)), idx, GRID, eps=0.01,
+                                      shrinkage="none")
+        np.testing.assert_allclose(fast[rows], mahalanobis(x[rows], refit, "fp32"), rtol=2e-3)
+        np.testing.assert_allclose(other[rows], mahalanobis(y[rows], refit, "fp32"), rtol=2e-3)
+    # neighbouring cells of one image look alike: leaving out only the scored sample keeps its look-alikes
+    # in the statistics and scores the image as if seen (the bug this guards against)
+    alike = np.repeat(_data(n, d, seed=6), g, axis=0)
+    alike = alike + np.random.default_rng(7).normal(0, 0.05, size=alike.shape).astype(np.float32)
+    grouped = LeaveOneOut(_moments(alike), idx, GRID, eps=0.01, group=g).own(alike)
+    single = LeaveOneOut(_moments(alike), idx, GRID, eps=0.01).own(alike)
+    assert np.median(single) < 0.8 * np.median(grouped)
+
+
 def test_fold_held_out_gaussian_equals_the_direct_formula_without_the_fold():
     """Position-free: per-position means and spreads, one covariance pooled over positions, other folds only."""
     n, d, k = 9, 5, 3

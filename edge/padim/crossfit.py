@@ -30,17 +30,25 @@ MIN_DENOMINATOR = 1e-9  # 1 − c·q > 0 in exact arithmetic (the downdated cova
 
 
 class LeaveOneOut:
-    """Leave-one-out distances from one set of per-position moments (see module doc)."""
+    """Leave-one-out distances from one set of per-position moments (see module doc).
+
+    ``group``: the samples one image gave each position (its rows of ``Tiling.samples``: 1, or its
+    tiles and cells when they share statistics); all of them are left out together, by Woodbury's
+    identity on a group×group system per position (with 1, Sherman–Morrison as above)."""
 
     def __init__(self, total: Moments, channel_idx: np.ndarray, grid: tuple[int, int], eps: float,
-                 shrinkage: str = "none"):
-        self.n = total.n
-        self.base, c = leave_one_out_base(total, channel_idx, grid, eps, shrinkage)
-        self.c = c.astype(np.float64)  # (P,)
+                 shrinkage: str = "none", group: int = 1):
+        self.n, self.group = total.n, int(group)
+        self.base, s = leave_one_out_base(total, channel_idx, grid, eps, shrinkage, group=self.group)
+        self.s = s.astype(np.float64)  # (P,)
+        self.c = self.s * self.n / (self.n - 1)  # the rank-one case: s·G with G = n/(n−1)
         self.a = self.n / (self.n - 1)
 
     def own(self, emb: np.ndarray) -> np.ndarray:
         """Held-out distance maps (B, gh, gw) of images whose embeddings ``emb`` are in the moments."""
+        if self.group > 1:
+            z = self.base.block_rows.apply(_centred(emb, self.base)).astype(np.float64)
+            return self._grouped(z, z)
         # fp32 factors: 1 − c·q can be small when n ≤ d, and fp16's ~1e-4 would show in it
         q = mahalanobis(emb, self.base, "fp32").astype(np.float64) ** 2
         c = self.c.reshape(self.base.grid)
@@ -52,6 +60,8 @@ class LeaveOneOut:
         rows = self.base.block_rows
         zu = rows.apply(_centred(emb_x, self.base)).astype(np.float64)  # L_B u, (P, d, B)
         zy = rows.apply(_centred(emb_y, self.base)).astype(np.float64)  # L_B (y − μ)
+        if self.group > 1:
+            return self._grouped(zu, zy)
         zv = zy + zu / (self.n - 1)  # L_B (y − μ₋)
         q = np.einsum("pdb,pdb->pb", zu, zu)
         cross = np.einsum("pdb,pdb->pb", zu, zv)
@@ -59,6 +69,23 @@ class LeaveOneOut:
         den = np.maximum(1.0 - c * q, MIN_DENOMINATOR)
         m2 = np.einsum("pdb,pdb->pb", zv, zv) + c * cross ** 2 / den
         return np.sqrt(m2).T.reshape(emb_x.shape[0], *self.base.grid).astype(np.float32)
+
+    def _grouped(self, zx: np.ndarray, zy: np.ndarray) -> np.ndarray:
+        """Distances of the samples y of each image (rows b·g + j) under the statistics without the g
+        samples x of that image, both given as L_B(· − μ), (P, d, B·g). With Z = L_B U, w = L_B(y − μ')
+        = z_y + Z·1/n' and M = G⁻¹/s − ZᵀZ: m² = |w|² + (Zᵀw)ᵀ M⁻¹ (Zᵀw)."""
+        g = self.group
+        p, d, rows = zx.shape
+        b = rows // g
+        zx = zx.reshape(p, d, b, g)
+        n1 = self.n - g
+        w = zy.reshape(p, d, b, g) + zx.sum(axis=3, keepdims=True) / n1
+        ginv = np.eye(g) - np.ones((g, g)) / (n1 + g)  # (I + 11ᵀ/n')⁻¹
+        m = ginv / self.s[:, None, None, None] - np.einsum("pdbi,pdbj->pbij", zx, zx)
+        ztw = np.einsum("pdbi,pdbj->pbij", zx, w)  # column j: Zᵀ w_j
+        m2 = np.einsum("pdbj,pdbj->pbj", w, w) + np.einsum("pbij,pbij->pbj", ztw, np.linalg.solve(m, ztw))
+        dist = np.sqrt(np.maximum(m2, 0.0)).transpose(1, 2, 0).reshape(rows, *self.base.grid)
+        return dist.astype(np.float32)
 
 
 class FoldMoments:

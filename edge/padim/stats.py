@@ -127,20 +127,23 @@ def gaussian_from_moments(m: Moments, channel_idx: np.ndarray, grid: tuple[int, 
 
 
 def leave_one_out_base(m: Moments, channel_idx: np.ndarray, grid: tuple[int, int], eps: float = 0.01,
-                       shrinkage: str = "none", chunk: int = FINALISE_CHUNK) -> tuple[GaussianStats, np.ndarray]:
+                       shrinkage: str = "none", chunk: int = FINALISE_CHUNK, group: int = 1
+                       ) -> tuple[GaussianStats, np.ndarray]:
     """The Gaussian that leave-one-out scoring starts from (see padim/crossfit.py).
 
-    Removing image x from n gives the covariance B − c·u uᵀ with u = x − μ, where
-    B = S/(n−2) + eps·I (S the scatter of all n) and c = n/((n−1)(n−2)). Returns (B's Gaussian with
-    the all-image mean, c per position). With Ledoit–Wolf, the intensity ρ is held at its all-image
-    value (B and c are scaled by 1−ρ), an approximation; without shrinkage the identity is exact.
+    Each image gave ``group`` samples to every position (1; or its tiles and cells when they share
+    statistics). Removing an image's samples U = [u_1..u_g] (u = x − μ) from n leaves n' = n − g and
+    the covariance B − s·U G Uᵀ, where B = S/(n'−1) + eps·I (S the scatter of all n),
+    s = 1/(n'−1) and G = I + 11ᵀ/n'. Returns (B's Gaussian with the all-image mean, s per position).
+    With Ledoit–Wolf, the intensity ρ is held at its all-image value (s is scaled by 1−ρ), an
+    approximation; without shrinkage the identity is exact.
     """
-    if m.n < 3:
-        raise DataError(f"leave-one-out needs at least 3 images, got {m.n}")
-    return _finalise(m, channel_idx, grid, eps, shrinkage, chunk, leave_one_out=True)
+    if m.n < group + 2:
+        raise DataError(f"leave-one-out needs at least 3 images, got {m.n // max(group, 1)}")
+    return _finalise(m, channel_idx, grid, eps, shrinkage, chunk, leave_one_out=group)
 
 
-def _finalise(m: Moments, channel_idx, grid, eps, shrinkage, chunk, leave_one_out: bool):
+def _finalise(m: Moments, channel_idx, grid, eps, shrinkage, chunk, leave_one_out: int):
     if shrinkage not in SHRINKAGES:
         raise ValueError(shrinkage)
     if m.n < 1:
@@ -157,17 +160,17 @@ def _finalise(m: Moments, channel_idx, grid, eps, shrinkage, chunk, leave_one_ou
     stats = GaussianStats(mean, factor, channel_idx.astype(np.int64), grid, m.n, float(eps),
                           "ledoit-wolf" if use_lw else "none", float(shrink.mean()) if use_lw else 0.0)
     n = m.n
-    c = (1.0 - shrink) * n / ((n - 1) * (n - 2)) if leave_one_out else None
-    return stats, c
+    s = (1.0 - shrink) / (n - leave_one_out - 1) if leave_one_out else None
+    return stats, s
 
 
 def _finalise_chunk(part: Moments, n: int, eps: float, use_lw: bool, mean_out: np.ndarray, factor_out: np.ndarray,
-                    shrink_out: np.ndarray, leave_one_out: bool = False) -> None:
+                    shrink_out: np.ndarray, leave_one_out: int = 0) -> None:
     mu, cov = part.mean_cov()  # maximum likelihood: S/n
     if use_lw:
         cov, shrink_out[...] = ledoit_wolf(cov, part.sum_fourth_centered(), n)
     if leave_one_out:
-        cov *= n / (n - 2)  # S/(n−2): the unbiased scatter of n−1 images, before the rank-one downdate
+        cov *= n / (n - leave_one_out - 1)  # S/(n'−1): n' = n − group samples remain, before the downdate
     elif n > 1:
         cov *= n / (n - 1)  # unbiased, as the paper's reference does
     cov += eps * np.eye(cov.shape[-1])

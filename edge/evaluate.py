@@ -204,12 +204,14 @@ def _curves(s: np.ndarray, y: np.ndarray) -> dict:
     return {"roc": {"fpr": r(fpr), "tpr": r(tpr)}, "pr": {"precision": r(prec), "recall": r(rec)}}
 
 
-def at_threshold(pred: np.ndarray, labels: np.ndarray, expected: dict | None) -> dict:
+def at_threshold(pred: np.ndarray, labels: np.ndarray, expected: dict | None, inspector: str = "INSPECTOR",
+                 category: str = "CATEGORY") -> dict:
     """False-reject rate and recall at the inspector's own threshold, next to the rate `fit` expected.
 
     ``consistent_with_expected`` says whether the observed count of false rejects could come from a
     rate inside fit's 90% interval (a one-sided 5% binomial check at each end): with 30 good test
-    images one false reject is already 3.3%, so the observed rate alone says little.
+    images one false reject is already 3.3%, so the observed rate alone says little. ``inspector`` and
+    ``category`` fill the commands the advice names.
     """
     good, bad = ~labels, labels
     frr = float(pred[good].mean()) if good.any() else None
@@ -222,15 +224,15 @@ def at_threshold(pred: np.ndarray, labels: np.ndarray, expected: dict | None) ->
         out["consistent_with_expected"] = bool(1.0 - _binom_cdf(k - 1, n, expected["high"]) >= 0.05
                                                and _binom_cdf(k, n, expected["low"]) >= 0.05)
         if not out["consistent_with_expected"] and frr > expected["high"]:
-            out["advice"] = TOO_MANY_FALSE_REJECTS
+            out["advice"] = TOO_MANY_FALSE_REJECTS.format(inspector=inspector, category=category)
     return out
 
 
 TOO_MANY_FALSE_REJECTS = (
     "more good parts are rejected than fit expected: these good images differ from the ones fit saw "
     "(other material, lot, light or position). Add good images that show this variation "
-    "(`edge-inspect fit --good NEW_OK --out INSPECTOR --update`), or set the threshold from labelled "
-    "images (`edge-inspect calibrate CATEGORY --inspector INSPECTOR`)")
+    "(`edge-inspect fit --good NEW_OK --out {inspector} --update`), or set the threshold from labelled "
+    "images (`edge-inspect calibrate {category} --inspector {inspector}`)")
 
 
 def _binom_cdf(k: int, n: int, p: float) -> float:
@@ -267,7 +269,8 @@ def evaluate(category: str | Path, inspector: ModelStage, out: str | Path, batch
         "pro": pro_auc(ss.maps, ss.masks, 0.3) if has_masks else None,
         "threshold": threshold,
         "f1": f1, "macro_f1": macro,
-        "at_threshold": at_threshold(pred, y, threshold.get("expected_frr") if isinstance(threshold, dict) else None),
+        "at_threshold": at_threshold(pred, y, threshold.get("expected_frr") if isinstance(threshold, dict) else None,
+                                     str(getattr(inspector, "root", "INSPECTOR")), str(category)),
         "confusion": confusion(pred, y),
         "per_kind": per_kind,
         "inspector_details": inspector_details(inspector) if isinstance(inspector, Inspector)

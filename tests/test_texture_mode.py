@@ -194,6 +194,8 @@ def test_eval_says_whether_the_false_rejects_it_saw_fit_what_fit_expected():
     five = np.r_[np.arange(20) < 5, np.ones(4, bool)]
     assert not at_threshold(five, labels, expected)["consistent_with_expected"]  # 5 in 20 cannot
     assert "fit --good NEW_OK" in at_threshold(five, labels, expected)["advice"]  # says what to do
+    named = at_threshold(five, labels, expected, "lines/l3/insp", "data/bracket")["advice"]
+    assert "--out lines/l3/insp --update" in named and "calibrate data/bracket --inspector lines/l3/insp" in named
     assert "advice" not in r
     none = np.r_[np.zeros(20, bool), np.ones(4, bool)]
     assert "advice" not in at_threshold(none, labels, {"value": 0.2, "low": 0.15, "high": 0.3})  # too few: no advice

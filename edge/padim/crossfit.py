@@ -47,8 +47,7 @@ class LeaveOneOut:
     def own(self, emb: np.ndarray) -> np.ndarray:
         """Held-out distance maps (B, gh, gw) of images whose embeddings ``emb`` are in the moments."""
         if self.group > 1:
-            z = self.base.block_rows.apply(_centred(emb, self.base)).astype(np.float64)
-            return self._grouped(z, z)
+            return self._per_image(emb, emb)
         # fp32 factors: 1 − c·q can be small when n ≤ d, and fp16's ~1e-4 would show in it
         q = mahalanobis(emb, self.base, "fp32").astype(np.float64) ** 2
         c = self.c.reshape(self.base.grid)
@@ -57,11 +56,11 @@ class LeaveOneOut:
 
     def other(self, emb_y: np.ndarray, emb_x: np.ndarray) -> np.ndarray:
         """Distance maps of new vectors y scored by the statistics without image x (pairwise, (B, gh, gw))."""
+        if self.group > 1:
+            return self._per_image(emb_x, emb_y)
         rows = self.base.block_rows
         zu = rows.apply(_centred(emb_x, self.base)).astype(np.float64)  # L_B u, (P, d, B)
         zy = rows.apply(_centred(emb_y, self.base)).astype(np.float64)  # L_B (y − μ)
-        if self.group > 1:
-            return self._grouped(zu, zy)
         zv = zy + zu / (self.n - 1)  # L_B (y − μ₋)
         q = np.einsum("pdb,pdb->pb", zu, zu)
         cross = np.einsum("pdb,pdb->pb", zu, zv)
@@ -69,6 +68,17 @@ class LeaveOneOut:
         den = np.maximum(1.0 - c * q, MIN_DENOMINATOR)
         m2 = np.einsum("pdb,pdb->pb", zv, zv) + c * cross ** 2 / den
         return np.sqrt(m2).T.reshape(emb_x.shape[0], *self.base.grid).astype(np.float32)
+
+    def _per_image(self, emb_x: np.ndarray, emb_y: np.ndarray) -> np.ndarray:
+        """:meth:`_grouped` one image (``group`` rows) at a time, so its float64 temporaries stay a few
+        hundred MB even for a photo's 56 windows sharing one Gaussian per position."""
+        g, rows = self.group, self.base.block_rows
+        out = []
+        for a in range(0, emb_x.shape[0], g):
+            zx = rows.apply(_centred(emb_x[a:a + g], self.base)).astype(np.float64)
+            zy = zx if emb_y is emb_x else rows.apply(_centred(emb_y[a:a + g], self.base)).astype(np.float64)
+            out.append(self._grouped(zx, zy))
+        return np.concatenate(out)
 
     def _grouped(self, zx: np.ndarray, zy: np.ndarray) -> np.ndarray:
         """Distances of the samples y of each image (rows b·g + j) under the statistics without the g

@@ -191,13 +191,16 @@ class Embeddings(dict):
 def _reference(paths: list[Path], input_hw: tuple[int, int]) -> Registration | None:
     """The registration reference from the first readable good images (registration.py)."""
     from .imageio import read_image
+    from .preprocess import check_aspect
 
     imgs = []
     for p in paths:
         try:
-            imgs.append(read_image(p))
+            img = read_image(p)
+            check_aspect(img.shape[:2], input_hw)  # a frame fit skips (too far off the model's shape)
         except ImageError:
             continue
+        imgs.append(img)
         if len(imgs) == REFERENCE_IMAGES:
             break
     return Registration.build(imgs, input_hw) if imgs else None

@@ -163,3 +163,14 @@ def test_cli_fit_register_flag_and_info(tmp_path, tiny_bundle):
     assert r.exit_code == 0, r.output
     assert "registration:" not in r.output and not (tmp_path / "b" / REGISTRATION_FILE).exists()
     assert "--register" in CliRunner().invoke(cli, ["fit", "--help"]).output
+
+
+def test_a_frame_fit_skips_is_not_the_reference(tmp_path, tiny_bundle):
+    """An image too far off the model's shape is skipped by fit (with its reason), also for the reference."""
+    folder = tmp_path / "good"
+    _part_folder(folder, 8)
+    cv2.imwrite(str(folder / "000a_strip.png"), np.full((40, 200, 3), 128, np.uint8))  # sorts first
+    rep = fit_inspector(sorted(folder.glob("*.png")), tmp_path / "insp", tiny_bundle,
+                        FitOptions(d=12, batch_size=4, mode="aligned", target_frr=0.05))
+    assert rep.registered and rep.n_fit == 8
+    assert len(rep.errors) == 1 and "000a_strip.png" in rep.errors[0]

@@ -138,8 +138,9 @@ class _Streamer:
         moved = [m for m in self.specs if m == "aligned" and reg is not None]
         out = Embeddings(self._embed(imgs, [m for m in self.specs if m not in moved]))
         if moved:
-            out.warps = [reg.estimate(im) for im in imgs]
-            out.update(self._embed([reg.apply(im, w) for im, w in zip(imgs, out.warps)], moved))
+            views, warps = zip(*(reg.register(im) for im in imgs))
+            out.warps = list(warps)
+            out.update(self._embed(list(views), moved))
         return out
 
     def _embed(self, imgs: list[np.ndarray], modes: list[str]) -> dict[str, np.ndarray]:

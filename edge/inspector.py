@@ -173,9 +173,9 @@ class Inspector:
         if reg is not None:
             moved = []
             for im in images:
-                w = reg.estimate(im)
+                view, w = reg.register(im)
                 self._warps.put(im, w)  # for results() of the same image
-                moved.append(reg.apply(im, w))
+                moved.append(view)
             images = moved
         return self.tiling.batch(images, self.bundle.input)
 

@@ -49,17 +49,25 @@ def _tables_for(mean: tuple, std: tuple, color: str) -> np.ndarray:
     return t
 
 
+def resize_to(img_bgr: np.ndarray, hw: tuple[int, int], check: bool = True) -> np.ndarray:
+    """An image at (h, w), as the model input gets it: area averaging when shrinking, bilinear otherwise;
+    an image whose shape is far from it is refused (:func:`check_aspect`) unless ``check`` is off."""
+    h, w = hw
+    ih, iw = img_bgr.shape[:2]
+    if (ih, iw) == (h, w):
+        return img_bgr
+    if check:
+        check_aspect((ih, iw), (h, w))
+    shrinking = ih > h and iw > w
+    return cv2.resize(img_bgr, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
 def to_tensor(img_bgr: np.ndarray, spec: InputSpec, out: np.ndarray | None = None, check: bool = True) -> np.ndarray:
     """One 8-bit BGR image → (3, H, W) float32, resized to the model input and normalised
     (into ``out`` when given). Channel order: the manifest's ``color``. An image whose shape is far
     from the input's is refused (:func:`check_aspect`) unless ``check`` is off (windows, checked once)."""
     h, w = spec.height, spec.width
-    ih, iw = img_bgr.shape[:2]
-    if (ih, iw) != (h, w):
-        if check:
-            check_aspect((ih, iw), (h, w))
-        shrinking = ih > h and iw > w
-        img_bgr = cv2.resize(img_bgr, (w, h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    img_bgr = resize_to(img_bgr, (h, w), check)
     if out is None:
         out = np.empty((3, h, w), np.float32)
     lut = _tables(spec)

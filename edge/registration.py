@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from .errors import BundleError
-from .preprocess import check_aspect
+from .preprocess import resize_to
 
 REGISTRATION_FILE = "registration.png"
 REGISTRATION_SIDE = 128  # the grey copy's shorter side, in px
@@ -44,15 +44,6 @@ MIN_CORRELATION = 0.3
 ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)
 ECC_SMOOTHING = 5  # Gaussian window ECC smooths both views with (px, at REGISTRATION_SIDE)
 IDENTITY = np.eye(2, 3, dtype=np.float32)
-
-
-def _to_input(img_bgr: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    h, w = hw
-    if img_bgr.shape[:2] == (h, w):
-        return img_bgr
-    check_aspect(img_bgr.shape[:2], (h, w))
-    shrink = img_bgr.shape[0] > h and img_bgr.shape[1] > w
-    return cv2.resize(img_bgr, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 def _small_size(hw: tuple[int, int]) -> tuple[int, int]:
@@ -89,10 +80,23 @@ class Registration:
     def small(self) -> tuple[int, int]:
         return _small_size(self.input_hw)
 
+    def register(self, img_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the image at the model's input size in the reference frame, its warp), resized once."""
+        img = resize_to(img_bgr, self.input_hw)
+        w = self._estimate(img)
+        return self._apply(img, w), w
+
     def estimate(self, img_bgr: np.ndarray) -> np.ndarray:
         """The warp that registers this image to the reference (identity when it is not a small one)."""
+        return self._estimate(resize_to(img_bgr, self.input_hw))
+
+    def apply(self, img_bgr: np.ndarray, warp: np.ndarray) -> np.ndarray:
+        """The image at the model's input size, moved into the reference frame."""
+        return self._apply(resize_to(img_bgr, self.input_hw), warp)
+
+    def _estimate(self, img_in: np.ndarray) -> np.ndarray:
         small = self.small
-        view = _grey(_to_input(img_bgr, self.input_hw), small)
+        view = _grey(img_in, small)
         w = IDENTITY.copy()
         try:
             corr, w = cv2.findTransformECC(self.reference.astype(np.float32), view, w, cv2.MOTION_EUCLIDEAN,
@@ -108,9 +112,7 @@ class Registration:
         s_in = np.array([[f[1], 0, (f[1] - 1) / 2], [0, f[0], (f[0] - 1) / 2], [0, 0, 1.0]])
         return (s_in @ _affine3(w) @ np.linalg.inv(s_in))[:2].astype(np.float32)
 
-    def apply(self, img_bgr: np.ndarray, warp: np.ndarray) -> np.ndarray:
-        """The image at the model's input size, moved into the reference frame."""
-        img = _to_input(img_bgr, self.input_hw)
+    def _apply(self, img: np.ndarray, warp: np.ndarray) -> np.ndarray:
         if np.array_equal(warp, IDENTITY):
             return img
         h, w = self.input_hw
@@ -135,10 +137,10 @@ class Registration:
             raise ValueError("a registration reference needs at least one image")
         input_hw = (int(input_hw[0]), int(input_hw[1]))
         small = _small_size(input_hw)
-        first = cls(_grey(_to_input(images[0], input_hw), small).round().astype(np.uint8), input_hw)
+        first = cls(_grey(resize_to(images[0], input_hw), small).round().astype(np.uint8), input_hw)
         acc = first.reference.astype(np.float64)
         for img in images[1:REFERENCE_IMAGES]:
-            acc += _grey(first.apply(img, first.estimate(img)), small)
+            acc += _grey(first.register(img)[0], small)
         return cls(np.clip(acc / min(len(images), REFERENCE_IMAGES), 0, 255).round().astype(np.uint8), input_hw)
 
     def to_dict(self) -> dict:

@@ -38,23 +38,25 @@ gate = 0.7               # on the previous stage's normalised score (1.0 = its t
 """
 
 
+def _fit_tiny(tmp_path_factory, name, tiny_bundle, tiny_category, **opts):
+    """A d=12 inspector on the tiny backbone and category, with ``opts`` for FitOptions."""
+    out = tmp_path_factory.mktemp(name) / "inspector"
+    fit_inspector(sorted((tiny_category / "train" / "good").glob("*.png")), out, tiny_bundle,
+                  FitOptions(d=12, seed=3, batch_size=4, **opts))
+    return out
+
+
 @pytest.fixture(scope="module")
 def second_inspector(tmp_path_factory, tiny_bundle, tiny_category):
     """Another PaDiM inspector on the same tiny backbone (d=12): a later stage sharing the backbone pass
     (without registration, which feeds each image's own registered tensors)."""
-    out = tmp_path_factory.mktemp("insp2") / "inspector"
-    fit_inspector(sorted((tiny_category / "train" / "good").glob("*.png")), out, tiny_bundle,
-                  FitOptions(d=12, seed=3, batch_size=4, register="off"))
-    return out
+    return _fit_tiny(tmp_path_factory, "insp2", tiny_bundle, tiny_category, register="off")
 
 
 @pytest.fixture(scope="module")
 def registered_inspector(tmp_path_factory, tiny_bundle, tiny_category):
     """An aligned inspector with the default registration (registration.py)."""
-    out = tmp_path_factory.mktemp("insp4") / "inspector"
-    fit_inspector(sorted((tiny_category / "train" / "good").glob("*.png")), out, tiny_bundle,
-                  FitOptions(d=12, seed=3, batch_size=4, mode="aligned"))
-    return out
+    return _fit_tiny(tmp_path_factory, "insp4", tiny_bundle, tiny_category, mode="aligned")
 
 
 @pytest.fixture(scope="module")

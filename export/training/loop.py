@@ -65,6 +65,16 @@ def steps_per_epoch(n_train: int, n_defect: int, req: TrainRequest) -> int:
     return math.ceil(len(order) / req.batch_size)
 
 
+def _minibatches(order: np.ndarray, batch_size: int):
+    """An epoch's minibatches of image indices; a last batch of one is skipped (BatchNorm needs more
+    than one sample), unless the whole epoch is that small."""
+    for b in range(0, len(order), batch_size):
+        idx = order[b:b + batch_size]
+        if len(idx) < 2 and len(order) > 2:
+            continue
+        yield idx
+
+
 def _lr_factor(step: int, total: int, warmup: int) -> float:
     return min(1.0, (step + 1) / max(warmup, 1)) * 0.5 * (1 + math.cos(math.pi * step / max(total, 1)))
 
@@ -125,10 +135,7 @@ def fit(t: Trainable, train: TrainingSet, val: TrainingSet, req: TrainRequest, o
             t.train_mode()
             order, state["repeat"] = epoch_order(train.is_defect, req.defect_share, rng)
             losses = []
-            for b in range(0, len(order), req.batch_size):
-                idx = order[b:b + req.batch_size]
-                if len(idx) < 2 and len(order) > 2:  # BatchNorm in the heads needs more than one sample
-                    continue
+            for idx in _minibatches(order, req.batch_size):
                 feats, mb = cache.batch(idx, rng.integers(0, len(vs), size=len(idx)))
                 y, _ = _targets(train, idx, ok_class, ng_class)
                 opt.param_groups[0]["lr"] = req.lr * _lr_factor(k, n_steps, per_epoch)
@@ -155,10 +162,7 @@ def fit(t: Trainable, train: TrainingSet, val: TrainingSet, req: TrainRequest, o
             t.train_mode()
             order, state["repeat"] = epoch_order(train.is_defect, req.defect_share, rng)
             losses = []
-            for b in range(0, len(order), req.batch_size):
-                idx = order[b:b + req.batch_size]
-                if len(idx) < 2 and len(order) > 2:
-                    continue
+            for idx in _minibatches(order, req.batch_size):
                 y, m = _targets(train, idx, ok_class, ng_class)
                 xb, mb = augment(torch.from_numpy(train.x[idx]), m, rng, ops)
                 for g, lr in zip(opt.param_groups, base):

@@ -190,6 +190,36 @@ def test_ng_mask_keeps_small_peak():
     assert kept[20, 20] == 255 and kept.sum() == 255
 
 
+def _mask_of_whole_image(amap, threshold, radius, keep_peak=False):
+    """The mask's definition: threshold, then an opening of the whole image."""
+    import cv2
+
+    m = (amap >= threshold).astype(np.uint8) * 255
+    if radius > 0 and m.any():
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        opened = cv2.morphologyEx(m, cv2.MORPH_OPEN, k)
+        m = m if keep_peak and not opened.any() else opened
+    return m
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mask_opened_on_the_defects_box_equals_the_opening_of_the_whole_image(seed):
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(30, 200)), int(rng.integers(30, 200))
+    amap = np.zeros((h, w), np.float32)
+    for _ in range(int(rng.integers(1, 5))):  # blobs and specks, some cut by the image's edges
+        y, x = int(rng.integers(-5, h + 5)), int(rng.integers(-5, w + 5))
+        r = int(rng.integers(0, 12))
+        amap[max(0, y - r):max(0, y + r + 1), max(0, x - r):max(0, x + r + 1)] += rng.uniform(4, 9)
+    amap += rng.normal(0, 0.5, amap.shape).astype(np.float32)
+    for radius in (0, 1, 3, 4):
+        for keep in (False, True):
+            np.testing.assert_array_equal(anomaly_mask(amap, 5.0, radius, keep), _mask_of_whole_image(amap, 5.0, radius, keep))
+    full = np.full((20, 30), 9.0, np.float32)  # everything above: the box is the image
+    np.testing.assert_array_equal(anomaly_mask(full, 5.0, 4), _mask_of_whole_image(full, 5.0, 4))
+    assert not anomaly_mask(np.zeros((20, 30), np.float32), 5.0, 4, True).any()
+
+
 def test_aggregation_is_the_mean_of_each_3x3_neighbourhood_with_edges_replicated():
     from edge.padim.embed import box_average
 

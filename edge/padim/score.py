@@ -160,13 +160,27 @@ def anomaly_mask(amap: np.ndarray, threshold: float, open_radius: int = 4, keep_
 
     With ``keep_peak`` (used for NG images), a region the opening would remove entirely is kept,
     so an NG decision always comes with a mask that shows where.
+
+    The opening runs on the bounding box of the pixels above the threshold, grown by twice the radius
+    (clipped to the image): outside it nothing is set before or after, so the mask is the same as an
+    opening of the whole image, which on a 3872x3200 photo cost ~35 ms where a defect covers a few
+    thousand pixels (and nothing when none is above the threshold).
     """
-    m = (amap >= threshold).astype(np.uint8) * 255
-    if open_radius > 0 and m.any():
+    m = (amap >= threshold).view(np.uint8)  # 0/1, no copy
+    rows = np.flatnonzero(m.any(axis=1))
+    if rows.size == 0:
+        return np.zeros(m.shape, np.uint8)
+    m = m * np.uint8(255)
+    if open_radius > 0:
+        cols = np.flatnonzero(m[rows[0]:rows[-1] + 1].any(axis=0))
+        pad = 2 * open_radius
+        y0, y1 = max(0, rows[0] - pad), min(m.shape[0], rows[-1] + 1 + pad)
+        x0, x1 = max(0, cols[0] - pad), min(m.shape[1], cols[-1] + 1 + pad)
+        box = m[y0:y1, x0:x1]
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * open_radius + 1, 2 * open_radius + 1))
-        opened = cv2.morphologyEx(m, cv2.MORPH_OPEN, k)
+        opened = cv2.morphologyEx(box, cv2.MORPH_OPEN, k)
         if keep_peak and not opened.any():
             # the opening removes specks; it must not erase the only evidence of an NG part
             return m
-        m = opened
+        box[...] = opened
     return m

@@ -236,6 +236,7 @@ def bench_strip(work: Path, quick: bool, reps: int, bundle: Path | None, seg_bun
     casc = open_cascade(work / "strip" / "cascade.toml")
     recs = _score_once(casc, paths, work, -2)
     ran = sum(1 for r in recs if r.stages and r.stages[1]["ran"])
+    ran_good = sum(1 for r in recs[:len(good)] if r.stages and r.stages[1]["ran"])  # ≤ 30% wanted
     log(f"strip: {reps} interleaved rounds of {len(paths)} strips ({len(good)} good), PaDiM alone and the cascade "
         f"(segmenter ran on {ran}/{len(paths)})")
     lat = {k: summary_ms(v, per=len(paths)) for k, v in interleaved(
@@ -245,7 +246,8 @@ def bench_strip(work: Path, quick: bool, reps: int, bundle: Path | None, seg_bun
     return {"size": list(size), "bundle_input": [insp.bundle.input.height, insp.bundle.input.width],
             "grid": list(insp.stats.grid), "stats_cell": cell, "inference": inference, "runtime": insp.backend.describe(),
             "register": "off (and auto in the 'registered' row)",
-            "n_strips": len(paths), "n_good": len(good), "cascade_second_stage_ran": ran, "gate": gate,
+            "n_strips": len(paths), "n_good": len(good), "cascade_second_stage_ran": ran,
+            "cascade_good_passed": ran_good, "gate": gate,
             "gate_from": "70th percentile of 20 other good strips' PaDiM scores (passes ~30% of good strips)",
             "gate_good_scores": [float(v) for v in held_scores],
             "latency_ms_per_strip": lat, "load_average": [list(load0), list(os.getloadavg())]}
@@ -305,13 +307,15 @@ def markdown(r: dict) -> str:
         (f"| same, fitted with registration (fit's default for aligned parts) | {reg_ms:.0f} ms | ≤ 120 ms | "
          f"{ok(reg_ms <= 120)} |") if reg_ms is not None else "",
         (f"| same, cascade PaDiM gate → segmenter (gate {s.get('gate', 0.7):.2f}: segmenter ran on "
-         f"{s.get('cascade_second_stage_ran')}/{s.get('n_strips')} strips, {s.get('n_good')} good), per strip | {casc_ms:.0f} ms | ≤ 120 ms | "
+         f"{s.get('cascade_second_stage_ran')}/{s.get('n_strips')} strips, "
+         f"{s.get('cascade_good_passed', '?')} of the {s.get('n_good')} good), per strip | {casc_ms:.0f} ms | ≤ 120 ms | "
          f"{ok(casc_ms <= 120)} |") if casc_ms is not None else "",
         f"| image / pixel AUROC, precision used ({a['used']['compute']}) vs fp32 | {a['image_delta']:.4f} / "
         f"{a['pixel_delta']:.4f} | ≤ 0.002 | {ok(a['image_delta'] <= 0.002 and a['pixel_delta'] <= 0.002)} |",
     ]
     notes = [f"Machine: {m.get('cpu', '?')}, {m.get('cpus', '?')} CPUs, {m.get('memory_gib', '?')} GiB, {m.get('simd', '')}; runtime {f['runtime']}.",
              f"Inference precision (fit's parity check): {f['inference']}",
+             f"Distances: {r.get('kernel', '?')}.",
              f"Photo: {p['tiling']}. Strip: statistics grid {s['grid'][0]}x{s['grid'][1]} (--stats-cell "
              f"{s.get('stats_cell', 1)}); the cascade's gate: "
              f"{s.get('gate_from', 'fixed')}; the segmenter has random weights (its time does not depend on them).",
@@ -344,7 +348,11 @@ def main(argv=None) -> int:
                     help="a results .json whose sections this run does not measure are kept (each has its load)")
     args = ap.parse_args(argv)
     reps = args.reps or (2 if args.quick else 7)
-    res: dict = {"machine": machine(), "quick": args.quick}
+    from edge.padim import kernel
+
+    res: dict = {"machine": machine(), "quick": args.quick, "kernel": kernel.status()}
+    if "older source" in res["kernel"]:
+        log(f"the Mahalanobis kernel: {res['kernel']}")
     if args.merge:
         kept = json.loads(args.merge.read_text())
         only0 = args.only.split(",")

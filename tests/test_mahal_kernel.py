@@ -6,6 +6,7 @@ CI sets EDGE_INSPECT_REQUIRE_KERNEL=1, so there a kernel that failed to build is
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,6 +127,24 @@ def test_disabled_kernel_is_reported(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={**os.environ, "EDGE_INSPECT_KERNEL": str(tmp_path / "missing.so")}, check=True)
     assert "could not be loaded" in r.stdout
+
+
+def test_the_kernel_version_is_the_same_in_the_c_source_and_python():
+    import re
+
+    src = (Path(kernel.__file__).with_name("_mahal.c")).read_text()
+    assert int(re.search(r"#define EI_VERSION (\d+)", src).group(1)) == kernel.KERNEL_VERSION
+
+
+def test_a_library_built_from_an_older_source_is_reported_with_how_to_rebuild(monkeypatch):
+    class Old:
+        isa, version = 2, 1
+
+    monkeypatch.setattr(kernel, "library", lambda: Old())
+    line = kernel.status()
+    assert "built from an older source (version 1" in line and "build_ext --inplace" in line
+    Old.version = kernel.KERNEL_VERSION
+    assert "older" not in kernel.status()
 
 
 def test_inspector_warns_when_fp16_factors_cannot_be_had(monkeypatch, tiny_inspector_ro):

@@ -303,6 +303,12 @@ static int have_avx2(void) {
 
 /* ---------------------------------------------------------------- entry points -------------- */
 
+/* This source's version, bumped with every change to what the kernel does or how fast (kernel.py's
+ * KERNEL_VERSION must match; a library without ei_version is version 1): an editable install whose
+ * library was built from an older source still gives the same distances, but `info` says to rebuild. */
+#define EI_VERSION 2
+int ei_version(void) { return EI_VERSION; }
+
 /* Which code path runs: 2 = x86 AVX2/FMA/F16C, 1 = portable C with native fp16 (aarch64),
  * 0 = portable C (fp16 converted in software: correct but slow; prefer fp32 there). */
 int ei_isa(void) {

@@ -29,6 +29,8 @@ ROWS = 8
 PRECISIONS = ("auto", "fp16", "fp32")
 ISA_NAMES = {2: "x86 AVX2/FMA/F16C", 1: "portable C, native fp16 (aarch64)", 0: "portable C"}
 MIN_POSITIONS_PER_THREAD = 256  # below this a thread hand-off costs more than it saves
+KERNEL_VERSION = 2  # _mahal.c's EI_VERSION; a library built from an older source reports less (or nothing: 1)
+REBUILD = "python setup.py build_ext --inplace (or pip install -e . again)"
 
 _lib = None
 _lib_error: str | None = None
@@ -61,6 +63,7 @@ def library():
                     lib = ctypes.CDLL(path)
                     lib.ei_isa.restype = ctypes.c_int
                     lib.isa = lib.ei_isa()  # the CPU does not change: ask once
+                    lib.version = _built_version(lib)
                     lib.ei_block_elems.restype = ctypes.c_size_t
                     lib.ei_block_elems.argtypes = [ctypes.c_int]
                     lib.ei_mahalanobis.restype = ctypes.c_int
@@ -73,12 +76,28 @@ def library():
         return _lib
 
 
+def _built_version(lib) -> int:
+    try:
+        f = lib.ei_version
+    except AttributeError:  # built before the kernel had a version
+        return 1
+    f.restype = ctypes.c_int
+    return int(f())
+
+
 def status() -> str:
-    """One line for ``edge-inspect info`` and logs: which Mahalanobis path scoring uses."""
+    """One line for ``edge-inspect info`` and logs: which Mahalanobis path scoring uses (and, when the
+    library was built from an older _mahal.c than this package's, that it should be rebuilt: an editable
+    install keeps the library it was built with, the same distances at an older speed)."""
     lib = library()
     if lib is None:
         return f"numpy bands, fp32 (native kernel {_lib_error})"
-    return f"native kernel, {ISA_NAMES.get(lib.isa, '?')}; factors {resolve_precision('auto')} by default"
+    line = f"native kernel, {ISA_NAMES.get(lib.isa, '?')}; factors {resolve_precision('auto')} by default"
+    version = getattr(lib, "version", KERNEL_VERSION)
+    if version != KERNEL_VERSION:
+        line += (f"; WARNING: built from an older source (version {version}, this package's is {KERNEL_VERSION}):"
+                 f" same distances, older speed; rebuild it: {REBUILD}")
+    return line
 
 
 def resolve_precision(precision: str) -> str:

@@ -103,11 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-seed", type=int, default=1)
     ap.add_argument("--line-seed", type=int, default=2)
     ap.add_argument("--train-defects", type=int, default=160, help="defective images in TRAIN (default 160)")
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=None, help="whole-network epochs (default: the trainer's)")
     ap.add_argument("--segmenter", type=Path, help="a trained segmenter bundle to use instead of training one")
     ap.add_argument("--max-share", type=float, default=0.28,
                     help="gate: largest share of a 90%%-good mix sent to the segmenter, on TRAIN's validation "
                          "split (default 0.28: the target is 0.30 on LINE)")
+    ap.add_argument("--gate-register", default="auto", choices=["auto", "off"],
+                    help="`fit --register` for the gate (default auto; off: no registration, a cheaper gate)")
     ap.add_argument("--train-args", default="", help="more `edge-export train` options, e.g. '--head-epochs 40'")
     a = ap.parse_args(argv)
     w = a.work
@@ -127,33 +129,35 @@ def main(argv: list[str] | None = None) -> int:
     seg = a.segmenter or w / "segmenter"
     load0 = os.getloadavg()[0]
     if not (seg / "manifest.json").is_file():
-        _run(["edge-export", "train", "segmenter", str(train), "--out", str(seg), "--epochs", str(a.epochs),
-              *a.train_args.split()], log)
+        epochs = [] if a.epochs is None else ["--epochs", str(a.epochs)]
+        _run(["edge-export", "train", "segmenter", str(train), "--out", str(seg), *epochs, *a.train_args.split()], log)
     training = json.loads((seg / "manifest.json").read_text()).get("training", {})
     _run(["edge-inspect", "eval", str(line), "--model", str(seg), "--out", str(w / "eval-segmenter")], log)
     ms = json.loads((w / "eval-segmenter" / "metrics.json").read_text())
 
-    gate_bb, gate = w / "gate-backbone", w / "gate"
+    gate_bb = w / "gate-backbone"
+    gate = w / ("gate" if a.gate_register == "auto" else f"gate-register-{a.gate_register}")
     if not (gate_bb / "manifest.json").is_file():
         _run(["edge-export", "backbone", "efficientnet-lite0", "--size", "128", "--weights", "pretrained",
               "--out", str(gate_bb)], log)
     if not (gate / "manifest.json").is_file():
         _run(["edge-inspect", "fit", "--good", str(line / "train" / "good"), "--backbone", str(gate_bb),
-              "--out", str(gate)], log)
+              "--register", a.gate_register, "--out", str(gate)], log)
     val = _split_folder(train, training["data"]["validation_files"], w / "train-validation" / a.category)
 
     def cascade_file(name: str, g: float) -> Path:
-        (w / name).write_text('[[stage]]\nname = "gate"\ninspector = "gate"\n[[stage]]\nname = "seg"\n'
+        (w / name).write_text(f'[[stage]]\nname = "gate"\ninspector = "{gate.name}"\n[[stage]]\nname = "seg"\n'
                               f'model = "{os.path.relpath(seg, w)}"\nwhen = "suspicious"\ngate = {g}\n')
         return w / name
 
-    _run(["edge-inspect", "eval", str(val), "--cascade", str(cascade_file("cascade-pick.toml", 1e-4)),
-          "--out", str(w / "gate-on-validation")], log)
-    g, share_train, why = pick_gate(w / "gate-on-validation" / "scores.jsonl", 0.9, a.max_share)
-    cascade_file("cascade.toml", g)
-    _run(["edge-inspect", "eval", str(line), "--cascade", str(w / "cascade.toml"), "--good-share", "0.9",
-          "--out", str(w / "eval-cascade")], log)
-    mc = json.loads((w / "eval-cascade" / "metrics.json").read_text())
+    tag = "" if a.gate_register == "auto" else f"-register-{a.gate_register}"
+    _run(["edge-inspect", "eval", str(val), "--cascade", str(cascade_file(f"cascade-pick{tag}.toml", 1e-4)),
+          "--out", str(w / f"gate-on-validation{tag}")], log)
+    g, share_train, why = pick_gate(w / f"gate-on-validation{tag}" / "scores.jsonl", 0.9, a.max_share)
+    cascade_file(f"cascade{tag}.toml", g)
+    _run(["edge-inspect", "eval", str(line), "--cascade", str(w / f"cascade{tag}.toml"), "--good-share", "0.9",
+          "--out", str(w / f"eval-cascade{tag}")], log)
+    mc = json.loads((w / f"eval-cascade{tag}" / "metrics.json").read_text())
     load1 = os.getloadavg()[0]
 
     rows = [(f"segmenter image AUROC >= {MIN_AUROC}", f"{ms['image_auroc']:.3f}", ms["image_auroc"] >= MIN_AUROC),
@@ -171,18 +175,20 @@ def main(argv: list[str] | None = None) -> int:
           f"{load0:.1f} -> {load1:.1f}")
     for target, measured, ok in rows:
         print(f"  [{'met' if ok else 'NOT met'}] {target}: {measured}")
-    (w / "cascade_realdata.json").write_text(json.dumps({
+    (w / f"cascade_realdata{tag}.json").write_text(json.dumps({
         "group": a.group, "category": a.category, "train_seed": a.train_seed, "line_seed": a.line_seed,
         "train_defects": a.train_defects, "segmenter": str(seg), "training": {
             k: training.get(k) for k in ("seconds", "cpu_seconds", "best_epoch", "history")},
-        "gate": g, "gate_share_on_train": share_train, "gate_why": why, "load": [load0, load1],
-        "recipe": {k: training.get("recipe", {}).get(k) for k in ("head_epochs", "epochs", "augment", "lr")},
+        "gate": g, "gate_register": a.gate_register, "gate_share_on_train": share_train, "gate_why": why,
+        "load": [load0, load1],
+        "recipe": {k: training.get("recipe", {}).get(k) for k in ("head_epochs", "epochs", "augment", "lr", "tta",
+                                                                   "tta_run", "dice_over")},
         "segmenter_alone": {k: ms.get(k) for k in ("image_auroc", "pixel_auroc", "dice", "iou", "f1", "confusion")},
         "cascade": {k: mc.get(k) for k in ("confusion", "gate_pass_share", "time_ms_per_image", "n_images",
                                             "good_share")},
         "alone_in_cascade_run": mc.get("alone", {}).get("confusion"),
         "verdicts": [{"target": t, "measured": m, "met": ok} for t, m, ok in rows]}, indent=2))
-    print(f"results: {w / 'cascade_realdata.json'}")
+    print(f"results: {w / f'cascade_realdata{tag}.json'}")
     return 0 if all(ok for _, _, ok in rows) else 1
 
 

@@ -26,7 +26,8 @@ from .dataset import load_category
 from .errors import DataError
 from .imageio import read_mask
 from .inspector import Inspector
-from .metrics import auroc, average_precision, confusion, dice_iou, f1_scores, pr_curve, pro_auc, roc_curve
+from .metrics import (auroc, average_precision, confusion, dense_ranks, dice_iou, f1_scores, pr_curve, pro_auc,
+                      roc_curve)
 from .report import report_available, write_report
 from .report.gallery import CaseData, write_gallery
 from .scoring import score_paths
@@ -92,11 +93,6 @@ def image_rank(stage: ModelStage, r: Inspection) -> tuple[float, float]:
     if getattr(stage, "decides_by_area", False):
         return float(r.raw_score), float(r.anomaly_map.max())
     return float(r.raw_score), 0.0
-
-
-def _dense_ranks(keys: list[tuple[float, float]]) -> np.ndarray:
-    order = {k: i for i, k in enumerate(sorted(set(keys)))}
-    return np.asarray([order[k] for k in keys], np.float64)
 
 
 def score_category(category: str | Path, inspector: ModelStage, out: Path, batch_size: int = 8,
@@ -250,7 +246,7 @@ def evaluate(category: str | Path, inspector: ModelStage, out: str | Path, batch
     s, y, kinds = ss.scores, ss.labels, ss.kinds
     thr = inspector.threshold
     pred = np.asarray(ss.decisions, bool)  # the stage's own decisions (PaDiM: s >= thr)
-    rank = _dense_ranks(ss.rank)
+    rank = dense_ranks(ss.rank)
     f1, macro = f1_scores(pred, y)
     has_masks = ss.has_masks and ss.has_maps
     pix_scores, pix_labels = ss.pixels()

@@ -17,6 +17,14 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def dense_ranks(keys) -> np.ndarray:
+    """Ranks of (primary, tie-break) pairs in lexicographic order, equal pairs sharing one rank: an
+    image score ranked with its ties broken (a segmenter's defect area, then its peak probability)."""
+    keys = [tuple(float(v) for v in k) for k in keys]
+    order = {k: i for i, k in enumerate(sorted(set(keys)))}
+    return np.asarray([order[k] for k in keys], np.float64)
+
+
 def auroc(scores, labels) -> float:
     """Area under the ROC curve (Mann–Whitney U), ties counted as half. Labels: 1 = anomalous."""
     s = np.asarray(scores, dtype=np.float64).ravel()

@@ -19,6 +19,7 @@ from .architectures.resnet import IMAGENET_MEAN, IMAGENET_STD, RESNET_PARAMS, Re
 from .custom import build_from_factory, is_factory_spec
 from .errors import ExportError, UnknownArchitectureError, WeightsError
 from .taps import LayerTaps
+from .tta import TTA_MODES, flip_mean
 from .weights import WeightSource, load_state_dict, load_strict, pypi_lite_weights
 
 KINDS = ("backbone", "classifier", "segmenter", "multitask")
@@ -132,17 +133,27 @@ def build_model(build: dict, weights: str) -> ExportModel:
         taps = build.get("taps") or default_taps(arch, ws)
         module = LayerTaps(net, taps).eval()
         return ExportModel(module, kind, name, {**build, "taps": taps}, src, list(taps), mean, std, list(taps.values()))
-    return ExportModel(_TupleOutputs(net).eval(), kind, f"{name}-{kind}", build, src, OUTPUT_NAMES[kind], mean, std)
+    tta = build.get("tta", "none")
+    if tta not in TTA_MODES:
+        raise ExportError(f"unknown test-time augmentation {tta!r}; one of {', '.join(TTA_MODES)}")
+    return ExportModel(_TupleOutputs(net, tta).eval(), kind, f"{name}-{kind}", build, src, OUTPUT_NAMES[kind], mean,
+                       std)
 
 
 class _TupleOutputs(nn.Module):
-    """Normalises a model's return value to a tuple of tensors."""
+    """Normalises a model's return value to a tuple of tensors; with ``tta="flips"`` its forward is
+    the mean over four flips of each image (export/tta.py). ``outputs`` is always the plain pass
+    (what training steps use)."""
 
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, tta: str = "none"):
         super().__init__()
         self.net = net
+        self.tta = tta
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return flip_mean(self.outputs, x) if self.tta == "flips" else self.outputs(x)
+
+    def outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         y = self.net(x)
         y = (y,) if isinstance(y, torch.Tensor) else tuple(y)
         if not all(isinstance(t, torch.Tensor) for t in y):

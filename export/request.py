@@ -38,10 +38,13 @@ class ModelRequest:
     mask_labels: dict[int, str] | None = None
     mask_activation: str = "sigmoid"
     fpn_channels: int = 64
+    tta: str = "none"  # supervised models: "flips" = the mean over four flips of each image (export/tta.py)
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ExportError(f"unknown model kind {self.kind!r}; one of {', '.join(KINDS)}")
+        if self.tta != "none" and self.kind == "backbone":
+            raise ExportError("test-time flips are for classifiers, segmenters and multitask models, not backbones")
 
     def with_weights(self, weights: str) -> ModelRequest:
         return replace(self, weights=weights)
@@ -56,6 +59,8 @@ class ModelRequest:
         if self.kind in MASK_KINDS:
             r["mask_classes"] = self.mask_classes
             r["fpn_channels"] = self.fpn_channels
+        if self.tta != "none":
+            r["tta"] = self.tta
         if self.factory_kwargs:
             r["factory_kwargs"] = self.factory_kwargs
         if self.mean:

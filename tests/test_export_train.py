@@ -147,6 +147,7 @@ def test_custom_factory_model_trains_exports_and_verifies(labelled, tmp_path):
     assert r.exit_code == 0, r.output
     m = load_bundle(out).manifest
     assert m["build"]["arch"] == "tests.export_factories:two_heads" and m["training"]["recipe"]["init"]
+    assert m["build"]["tta"] == "flips"  # --tta auto: a mask head trained with flips; verify rebuilds it
     v = CliRunner().invoke(export_cli, ["verify", str(out), "--weights", str(tmp_path / "f.pth")])
     assert v.exit_code == 0, v.output
     assert "all 1 variants verified" in v.output
@@ -305,11 +306,15 @@ def test_heads_on_cached_trunk_features_compute_what_the_network_does():
         mask = np.zeros((3, 64, 64), np.uint8)
         mask[:, :8, :4] = 1
         with torch.no_grad():
-            direct = t.model.module(torch.from_numpy(x))
+            direct = t.model.module.outputs(torch.from_numpy(x))  # one pass, no test-time flips
             assert all(torch.allclose(a, b) for a, b in zip(split.heads(split.trunk(torch.from_numpy(x))), direct))
             cache = build_cache(split, x, mask, vs(("hflip", "vflip")))
+            flipped = t.model.module(torch.from_numpy(x))  # what the exported model answers
         (got,) = head_outputs(split, cache)
         assert len(got) == len(direct) and all(torch.allclose(a, b, atol=2e-2) for a, b in zip(got, direct))
+        assert t.model.module.tta == ("none" if kind == "classifier" else "flips")  # --tta auto
+        (got,) = head_outputs(split, cache, tta=True)  # the validation of heads-only epochs
+        assert all(torch.allclose(a, b, atol=2e-2) for a, b in zip(got, flipped))
         _, m = cache.batch(np.array([0, 1]), np.array([1, 2]))  # left-right, then up-down mirrored masks
         assert m[0, :8, -4:].all() and m[1, -8:, :4].all() and cache.nbytes > 0
 

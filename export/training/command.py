@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..options import export_request, network_fields, parity_line, parse_size, writing_options
-from .request import AUGMENT_MODES, TrainRequest
+from .request import AUGMENT_MODES, TTA_CHOICES, TrainRequest
 
 _D = {k: f.default for k, f in TrainRequest.__dataclass_fields__.items()}  # the one place defaults live
 
@@ -69,6 +69,17 @@ def train_options(f):
                           "(defects look alike mirrored); flips+rot90: also quarter turns (square inputs), for "
                           "parts that come at any angle, e.g. surfaces; none: for parts whose defects have a "
                           "direction."),
+        click.option("--tta", type=click.Choice(list(TTA_CHOICES)), default=_D["tta"], show_default=True,
+                     help="Test-time flips: the exported model runs on each image as it is and mirrored three "
+                          "ways and answers with the mean (in the model file; the line needs nothing else). "
+                          "Costs ~4x the inference time per image; on a real-photo part it lifted image AUROC "
+                          "0.82 -> 0.90 on an unseen folder with the same weights. auto: flips for segmenters "
+                          "and multitask models trained with flips, none for classifiers. none: one pass."),
+        click.option("--dice-over", type=click.Choice(["image", "batch"]), default=_D["dice_over"],
+                     show_default=True,
+                     help="Mask loss: soft Dice per image, averaged over the images with a defect (every "
+                          "defect counts the same, as in eval's mean Dice), or one Dice over each batch "
+                          "(large defects dominate)."),
         click.option("--size", default="256", show_default=True,
                      help="Input HEIGHT or HEIGHTxWIDTH the model trains and runs at, e.g. 256x1600 for steel "
                           "strip. Images are resized to it, as on the device. Use multiples of 32."),
@@ -100,8 +111,8 @@ CLASSES_OPT = click.option("--classes", "mask_classes", type=click.Choice(["one"
                            "(test/<kind> folder names; e.g. four steel defect classes).")
 
 
-def _train(kind, category, out, arch, weights, size, epochs, head_epochs, augment, batch_size, lr, seed,
-           save_weights, val_fraction, threads, line_good_share, formats, precisions, calib_images, calib_count,
+def _train(kind, category, out, arch, weights, size, epochs, head_epochs, augment, tta, dice_over, batch_size, lr,
+           seed, save_weights, val_fraction, threads, line_good_share, formats, precisions, calib_images, calib_count,
            opset, dynamic_size, factory_args, width_scale,
            labels="0=good,1=defect", ok_label=None, mask_classes="one"):
     from pathlib import Path
@@ -111,13 +122,14 @@ def _train(kind, category, out, arch, weights, size, epochs, head_epochs, augmen
 
     net = network_fields(arch, weights, factory_args, None, None, width_scale)
     req = TrainRequest(kind, Path(category), arch, net["weights"], parse_size(size), epochs, batch_size, lr,
-                       seed=seed, head_epochs=head_epochs, augment=augment, labels=parse_labels(labels),
+                       seed=seed, head_epochs=head_epochs, augment=augment, tta=tta, dice_over=dice_over,
+                       labels=parse_labels(labels),
                        ok_label=ok_label, mask_classes=mask_classes, val_fraction=val_fraction,
                        line_good_share=line_good_share, threads=threads, width_scale=width_scale,
                        factory_kwargs=net["factory_kwargs"])
     ereq = export_request(out, size, formats, precisions, calib_images, calib_count, opset, dynamic_size)
     click.echo(f"training a {kind} on {category} at {req.size[0]}x{req.size[1]}: {head_epochs} heads-only + {epochs} "
-               f"whole-network epochs, augment {augment}, seed {seed}", err=True)
+               f"whole-network epochs, augment {augment}, test-time flips {req.tta_mode}, seed {seed}", err=True)
     with click.progressbar(length=1, label="training", show_eta=True, show_pos=True, file=sys.stderr,
                            item_show_func=lambda s: s) as bar:
         state = {"done": 0}

@@ -19,6 +19,7 @@ from torch import nn
 from ..architectures.efficientnet_lite import EfficientNetLite
 from ..architectures.heads import LiteFPNSegmenter, LiteMultiTask
 from ..errors import TrainingError
+from ..tta import FLIPS, mean_unflipped
 from .data import Variant, apply_variant
 
 MAX_CACHE_BYTES = 4 * 1024**3
@@ -99,13 +100,23 @@ def cache_steps(n: int, n_variants: int) -> int:
     return n_variants * -(-n // CACHE_BATCH)
 
 
-def head_outputs(split: Split, cache: FeatureCache, batch: int = 16) -> list[tuple[torch.Tensor, ...]]:
-    """The heads' outputs on the cache's first variant (validation: the images as they are)."""
+def tta_variants() -> list[Variant]:
+    """The cache variants of export/tta.py's flips, in its order."""
+    return [(lr, ud, 0) for lr, ud in FLIPS]
+
+
+def head_outputs(split: Split, cache: FeatureCache, tta: bool = False, batch: int = 16
+                 ) -> list[tuple[torch.Tensor, ...]]:
+    """The heads' outputs on the images as they are (the cache's first variant), or with ``tta``
+    the mean over the flips (a cache of :func:`tta_variants`), as the exported model answers."""
     n = len(cache.feats[0][0])
+    if tta and cache.variants != tuple(tta_variants()):
+        raise TrainingError("internal: test-time flips need a cache of the four flips")
     outs = []
     with torch.no_grad():
         for i in range(0, n, batch):
             idx = np.arange(i, min(i + batch, n))
-            feats, _ = cache.batch(idx, np.zeros(len(idx), np.int64))
-            outs.append(split.heads(feats))
+            per = [split.heads(cache.batch(idx, np.full(len(idx), k, np.int64))[0])
+                   for k in range(len(FLIPS) if tta else 1)]
+            outs.append(mean_unflipped(per) if tta else per[0])
     return outs

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import TrainingError
 from .data import TrainingSet, augment, augmentations, epoch_order, variants
-from .head_phase import build_cache, cache_steps, head_outputs, split_network
+from .head_phase import build_cache, cache_steps, head_outputs, split_network, tta_variants
 from .network import Trainable
 from .objectives import Objective
 from .request import TrainRequest
@@ -89,7 +89,8 @@ def fit(t: Trainable, train: TrainingSet, val: TrainingSet, req: TrainRequest, o
     head_epochs = req.head_epochs if split else 0
     per_epoch = steps_per_epoch(len(train), int(train.is_defect.sum()), req)
     vs = variants(ops)
-    n_cache = cache_steps(len(train), len(vs)) + cache_steps(len(val), 1) if head_epochs else 0
+    tta = getattr(module, "tta", "none") == "flips"  # the exported model answers with the mean over flips
+    n_cache = cache_steps(len(train), len(vs)) + cache_steps(len(val), 4 if tta else 1) if head_epochs else 0
     total = n_cache + per_epoch * (head_epochs + req.epochs)
     state = {"step": 0, "best": None, "best_state": None, "repeat": 1}
     history: list[EpochRecord] = []
@@ -125,7 +126,8 @@ def fit(t: Trainable, train: TrainingSet, val: TrainingSet, req: TrainRequest, o
         t0 = time.perf_counter()
         module.eval()
         cache = build_cache(split, train.x, train.mask, vs, lambda n: tick("trunk features", n))
-        vcache = build_cache(split, val.x, val.mask, vs[:1], lambda n: tick("trunk features", n))
+        vvs = tta_variants() if tta else vs[:1]  # validation sees what the exported model will answer
+        vcache = build_cache(split, val.x, val.mask, vvs, lambda n: tick("trunk features", n))
         cache_seconds = time.perf_counter() - t0
         t.set_trunk_trainable(False)
         opt = torch.optim.AdamW(t.heads, lr=req.lr, weight_decay=req.weight_decay)
@@ -143,8 +145,8 @@ def fit(t: Trainable, train: TrainingSet, val: TrainingSet, req: TrainRequest, o
                 k += 1
                 tick(f"heads {epoch}/{head_epochs} loss {np.mean(losses[-8:]):.3f}")
             module.eval()
-            record(epoch, "heads", losses, collect(head_outputs(split, vcache), req.kind, ng_class, val.x.shape[-2:]),
-                   t0, c0)
+            record(epoch, "heads", losses,
+                   collect(head_outputs(split, vcache, tta), req.kind, ng_class, val.x.shape[-2:]), t0, c0)
         del cache, vcache
     if req.epochs:  # phase 2: the whole network (the early, fixed blocks excepted)
         # trained heads on a pretrained trunk: full-size steps would undo the heads (measured: the loss
@@ -167,7 +169,7 @@ def fit(t: Trainable, train: TrainingSet, val: TrainingSet, req: TrainRequest, o
                 xb, mb = augment(torch.from_numpy(train.x[idx]), m, rng, ops)
                 for g, lr in zip(opt.param_groups, base):
                     g["lr"] = lr * _lr_factor(k, n_steps, per_epoch if head_epochs else per_epoch // 2)
-                losses.append(step(objective(module(xb), y, mb), opt, epoch))
+                losses.append(step(objective(module.outputs(xb), y, mb), opt, epoch))  # one pass, no flips
                 k += 1
                 tick(f"epoch {epoch - head_epochs}/{req.epochs} loss {np.mean(losses[-8:]):.3f}")
             record(epoch, "all", losses, predict(module, val.x, req.kind, ng_class), t0, c0)

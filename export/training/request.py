@@ -9,6 +9,7 @@ from ..errors import ExportError
 
 TRAIN_KINDS = ("classifier", "segmenter", "multitask")
 MASK_CLASS_MODES = ("one", "per-kind")
+TTA_CHOICES = ("auto", "flips", "none")  # --tta; auto: flips for models with a mask head trained on flips
 # --augment: the random transforms of training images (and their masks); rot90 only on square inputs
 AUGMENT_MODES = {"none": (), "flips": ("hflip", "vflip"), "flips+rot90": ("hflip", "vflip", "rot90")}
 
@@ -36,6 +37,8 @@ class TrainRequest:
     line_good_share: float = 0.9  # thresholds maximise F1 on validation weighted to this share of good parts
     defect_share: float = 0.35  # oversample defect images up to this share of every epoch
     dice_weight: float = 1.0  # segmenter loss = BCE + dice_weight * Dice loss
+    dice_over: str = "image"  # soft Dice per image or per batch (objectives.DICE_OVER)
+    tta: str = "auto"  # TTA_CHOICES: the exported model answers with the mean over four flips (export/tta.py)
     mask_weight: float = 1.0  # multitask loss = class CE + mask_weight * mask loss
     fixed_stride: int = 8  # the stem and trunk blocks at strides <= this never train (built-in models)
     threads: int = 2
@@ -53,6 +56,14 @@ class TrainRequest:
             raise ExportError("--epochs and --head-epochs must be 0 or more and not both 0; --batch-size at least 1")
         if self.augment not in AUGMENT_MODES:
             raise ExportError(f"--augment {self.augment!r}: use one of {', '.join(AUGMENT_MODES)}")
+        if self.tta not in TTA_CHOICES:
+            raise ExportError(f"--tta {self.tta!r}: use one of {', '.join(TTA_CHOICES)}")
+        if self.tta == "flips" and "hflip" not in AUGMENT_MODES[self.augment]:
+            raise ExportError(f"--tta flips averages over mirrored images, but --augment {self.augment} never "
+                              "showed the model a mirrored one",
+                              hint="use --augment flips (or flips+rot90), or --tta none")
+        if self.dice_over not in ("image", "batch"):
+            raise ExportError(f"--dice-over {self.dice_over!r}: use image or batch")
         if not 0 < self.val_fraction < 1:
             raise ExportError(f"validation fraction {self.val_fraction} must be between 0 and 1")
         if not 0 < self.line_good_share < 1:
@@ -61,6 +72,14 @@ class TrainRequest:
             raise ExportError(f"--lr {self.lr} must be positive")
         if min(self.size) < 32:
             raise ExportError(f"--size {self.size[0]}x{self.size[1]} is too small (at least 32 pixels each way)")
+
+    @property
+    def tta_mode(self) -> str:
+        """What the exported model does: "flips" or "none" (``auto``: flips for segmenters and
+        multitask models trained on flipped images; a classifier's flips were not measured)."""
+        if self.tta != "auto":
+            return self.tta
+        return "flips" if self.has_mask_head and "hflip" in AUGMENT_MODES[self.augment] else "none"
 
     @property
     def has_class_head(self) -> bool:

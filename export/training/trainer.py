@@ -50,7 +50,7 @@ def model_request(req: TrainRequest, mask_names: tuple[str, ...]) -> ModelReques
                         num_classes=2 if req.has_class_head else None, labels=req.labels, ok_label=req.ok_label,
                         mask_classes=len(mask_names) if req.has_mask_head else None,
                         mask_labels=dict(enumerate(mask_names)) if req.has_mask_head else None,
-                        fpn_channels=req.fpn_channels)
+                        fpn_channels=req.fpn_channels, tta=req.tta_mode)
 
 
 def _class_indices(req: TrainRequest) -> tuple[int, int]:
@@ -90,7 +90,7 @@ def train_bundle(req: TrainRequest, out: ExportRequest, weights_path: Path | Non
             req.kind,
             class_weight=(tuple(cw[::-1]) if ok_class == 1 else tuple(cw)) if req.has_class_head else None,
             pos_weight=tuple(pixel_pos_weight(train.mask, len(mask_names))) if req.has_mask_head else None,
-            dice_weight=req.dice_weight, mask_weight=req.mask_weight)
+            dice_weight=req.dice_weight, mask_weight=req.mask_weight, dice_over=req.dice_over)
         fitted = fit(trainable, train, val, req, objective, ok_class, ng_class, progress, on_epoch)
         wpath = weights_path or default_weights_path(out.out)
         model = trained_export_model(trainable, wpath)
@@ -98,7 +98,7 @@ def train_bundle(req: TrainRequest, out: ExportRequest, weights_path: Path | Non
         training = {
             "recipe": {**req.recipe(), "loss": objective.describe(), "oversample_defects_x": repeat,
                        "augmentations": list(augmentations(req.augment, req.size[0] == req.size[1])),
-                       "head_epochs_run": fitted.head_epochs,
+                       "head_epochs_run": fitted.head_epochs, "tta_run": req.tta_mode,
                        "phases": (f"{fitted.head_epochs} heads-only epochs on cached trunk features "
                                   f"({fitted.cache_seconds:.0f} s to compute them), then " if fitted.head_epochs
                                   else "") + f"{req.epochs} whole-network epochs",

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from edge.metrics import auroc, confusion, f1_scores
+from edge.metrics import auroc, confusion, dense_ranks, f1_scores
 
-MASK_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+MASK_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def calibrate(kind: str, pred: Predictions, is_defect: np.ndarray, mask: np.ndar
     thresholds chosen for a line with ``good_share`` of the parts good."""
     val: dict = {"n": int(len(is_defect)), "n_defect": int(is_defect.sum())}
     cal: dict = {"method": "validation-f1", "line_good_share": good_share}
-    score = pred_ng = None
+    pred_ng = rank = None  # what image AUROC ranks by, as `edge-inspect eval` does (edge.evaluate.image_rank)
     if pred.mask_prob is not None:
         dices = {t: mean_dice(pred.mask_prob, mask, is_defect, t) for t in MASK_THRESHOLDS}
         t = max(MASK_THRESHOLDS, key=lambda k: (np.nan_to_num(dices[k][0], nan=-1.0), -abs(k - 0.5)))
@@ -117,19 +117,20 @@ def calibrate(kind: str, pred: Predictions, is_defect: np.ndarray, mask: np.ndar
         rel = (areas / thr).max(1)  # >= 1: NG
         cal.update(mask_threshold=t, min_area=min_area)
         val.update(dice=dices[t][0], per_class_dice=dict(zip(mask_names, dices[t][1])))
-        score, pred_ng = rel, rel >= 1.0
+        pred_ng = rel >= 1.0
+        rank = dense_ranks(zip(rel, pred.mask_prob.max(axis=(1, 2, 3))))  # area, ties by the peak
     if pred.p_ng is not None:
         ng_thr = line_f1_threshold(pred.p_ng, is_defect, good_share) if is_defect.any() and (~is_defect).any() \
             else 0.5
         ng_thr = float(np.clip(ng_thr, 0.0, 1.0))  # "everything NG" comes back below the lowest score
         cal["ng_threshold"] = ng_thr
-        score, pred_ng = pred.p_ng, pred.p_ng >= ng_thr  # multitask decides by its class head
+        pred_ng, rank = pred.p_ng >= ng_thr, pred.p_ng  # multitask decides by its class head
     f1, macro = f1_scores(pred_ng, is_defect)
     c = confusion(pred_ng, is_defect)
     fr = c["fp"] / max(c["fp"] + c["tn"], 1)
     rec = c["tp"] / max(c["tp"] + c["fn"], 1)
     line_f1 = 2 * (1 - good_share) * rec / max((1 - good_share) * (1 + rec) + good_share * fr, 1e-12)
-    val.update(f1=f1, macro_f1=macro, image_auroc=auroc(score, is_defect), confusion=c,
+    val.update(f1=f1, macro_f1=macro, image_auroc=auroc(rank, is_defect), confusion=c,
                false_reject_rate=fr, recall=rec, line_f1=line_f1)
     cal["validation"] = _clean(val)
     return cal

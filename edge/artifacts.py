@@ -46,13 +46,18 @@ def error_record(image: str, error: str, inspector_id: str | None, *, timings_ms
                           timestamp=timestamp or utc_now(), timings_ms=dict(timings_ms or {}))
 
 
-OVERLAY_SIDE = 1024  # overlays are for looking at: larger photos are drawn 1/k the size, at most this long side
+OVERLAY_PIXELS = 1024 * 1024  # overlays are for looking at: larger images are drawn 1/k the size, at most this
 
 
 def overlay_scale(shape: tuple[int, int]) -> int:
     """k: an image of ``shape`` (h, w) is drawn at 1/k of its size in overlays, the smallest whole k that
-    brings the long side to OVERLAY_SIDE or under (1: at its own size). A 3872x3200 photo: 4 (968x800)."""
-    return max(1, -(-max(shape[:2]) // OVERLAY_SIDE))
+    brings it to OVERLAY_PIXELS or under (1: at its own size). A 3872x3200 photo: 4 (968x800); a 1600x256
+    strip: 1."""
+    h, w = shape[:2]
+    k = 1
+    while (h // k) * (w // k) > OVERLAY_PIXELS and k < min(h, w):  # never below one pixel a side
+        k += 1
+    return k
 
 
 def shrink_by(a: np.ndarray, k: int) -> np.ndarray:
@@ -66,7 +71,7 @@ def shrink_by(a: np.ndarray, k: int) -> np.ndarray:
 
 def overlay_image(img: np.ndarray, res: Inspection, threshold: float) -> np.ndarray:
     """Heat map + mask outline + "NG  score 1.23" caption (a classifier without maps: the caption only).
-    An image longer than OVERLAY_SIDE pixels is drawn at 1/k of its size (:func:`overlay_scale`; a
+    An image over OVERLAY_PIXELS is drawn at 1/k of its size (:func:`overlay_scale`; a
     3872x3200 photo's overlay was ~0.6 s of CPU to draw and encode as a 2048-px PNG, ~0.05 s at 968x800);
     the mask PNG keeps the image's size. A mask pixel anywhere in a k x k block marks the block, so thin
     defects keep their outline."""

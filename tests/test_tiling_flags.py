@@ -205,8 +205,8 @@ def test_station_tile_keys_must_match_the_inspector(tmp_path, windowed, photos):
     assert any("inspector.tiles" in p for p in config_problems(malformed))
 
 
-def test_overlays_of_large_photos_are_drawn_at_a_whole_fraction_under_1024_px():
-    from edge.artifacts import OVERLAY_SIDE, overlay_image, overlay_scale
+def test_overlays_of_large_photos_are_drawn_at_a_whole_fraction_under_a_megapixel():
+    from edge.artifacts import OVERLAY_PIXELS, overlay_image, overlay_scale
     from edge.stage import Inspection
 
     img = np.full((2400, 3001, 3), 90, np.uint8)
@@ -214,7 +214,7 @@ def test_overlays_of_large_photos_are_drawn_at_a_whole_fraction_under_1024_px():
     amap[1000:1100, 2000:2100] = 5.0
     mask = np.zeros((2400, 3001), np.uint8)
     mask[1500:1700, 400:402] = 255  # a defect 2 px wide: 1/2 of a 4x4 block
-    assert OVERLAY_SIDE == 1024 and overlay_scale(img.shape) == 3
+    assert OVERLAY_PIXELS == 1024 * 1024 and overlay_scale(img.shape) == 3  # 7.2 MP: 1/2 is 1.8 MP, 1/3 0.8
     ov = overlay_image(img, Inspection(5.0, 2.5, "NG", amap, mask), threshold=2.0)
     assert ov.shape[:2] == (800, 1000)  # 1/3; the one column that does not fill a 3x3 block left out
     assert ov[1050 // 3, 2050 // 3, 2] > ov[100, 100, 2] + 50  # the hot spot is red, in place
@@ -222,11 +222,12 @@ def test_overlays_of_large_photos_are_drawn_at_a_whole_fraction_under_1024_px():
     assert not (ov[100:300, 100:300] == 255).all(axis=2).any()
     small = overlay_image(img[:600, :800], Inspection(5.0, 2.5, "NG", amap[:600, :800], mask[:600, :800]), 2.0)
     assert small.shape[:2] == (600, 800)
-    assert overlay_scale((1024, 1024)) == 1 and overlay_scale((3200, 3872)) == 4 and overlay_scale((256, 1600)) == 2
+    assert overlay_scale((1024, 1024)) == 1 and overlay_scale((3200, 3872)) == 4 and overlay_scale((256, 1600)) == 1
+    assert overlay_scale((1025, 1024)) == 2
 
 
 def test_score_draws_a_big_photos_overlay_smaller_and_writes_its_mask_full_size(tmp_path, windowed):
-    """`score` on a photo longer than 1024 px: the overlay PNG is 1/k its size, the mask PNG full size."""
+    """`score` on a photo over a megapixel: the overlay PNG is 1/k its size, the mask PNG full size."""
     from edge.imageio import read_image
 
     rng = np.random.default_rng(3)
@@ -234,5 +235,5 @@ def test_score_draws_a_big_photos_overlay_smaller_and_writes_its_mask_full_size(
     cv2.imwrite(str(photo), rng.integers(60, 120, (1100, 2100, 3), dtype=np.uint8))
     ok("score", photo, "--inspector", windowed, "--out", tmp_path / "s", "--overlays", "all")
     rec = read_records(tmp_path / "s" / "results.jsonl")[0]
-    assert read_image(rec["overlay"]).shape[:2] == (366, 700)  # k = 3: 2100 / 3 = 700 <= 1024
+    assert read_image(rec["overlay"]).shape[:2] == (550, 1050)  # 2.3 MP: k = 2
     assert cv2.imread(rec["mask"], 0).shape == (1100, 2100)

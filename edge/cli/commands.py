@@ -315,8 +315,9 @@ def _stage_path(inspector_dir, model_dir, default="inspector"):
 @click.option("--out", default="results", show_default=True, type=click.Path(), help="Output folder.")
 @click.option("--save-maps", is_flag=True, help="Also write each anomaly map as float32 .npy (input size).")
 @click.option("--overlays", type=click.Choice(["ng", "all", "none"]), default="ng", show_default=True,
-              help="Which images get a heat-map overlay PNG. Images longer than 1024 px are drawn at "
-                   "1/2, 1/3, ... of their size (at most 1024 px; a 3872x3200 photo: 968x800); masks stay full size.")
+              help="Which images get a heat-map overlay PNG. Images over a megapixel are drawn at "
+                   "1/2, 1/3, ... of their size (at most 1024x1024 px worth; a 3872x3200 photo: 968x800); masks stay "
+                   "full size.")
 @click.option("--strict", is_flag=True, help="Exit 1 if any image is NG or ERROR (for scripts and PLC hand-off).")
 @click.option("--roi", type=click.Path(exists=True, dir_okay=False), default=None,
               help=ROI_HELP + " Replaces the ROI the inspector was fitted with, if any.")
@@ -345,7 +346,7 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
                       column-major, 1-indexed start/length pairs; ClassId 1.. per defect class)
       ng_list.txt     one NG image path per line
       masks/          0/255 PNG per image, the input's size (and one per defect class)
-      overlays/       heat map + mask outline per NG image (at most 1024 px long)
+      overlays/       heat map + mask outline per NG image (at most a megapixel)
       maps/           float32 .npy anomaly maps (with --save-maps)
     \b
     raw_score: PaDiM the Mahalanobis distance; a classifier P(NG); a segmenter the

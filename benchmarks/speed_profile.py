@@ -92,7 +92,7 @@ def profile(insp: Inspector, image: Path, batch: list[Path], reps: int, scratch:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", type=Path, required=True, help="the --work folder of benchmarks.speed --prepare")
-    ap.add_argument("--only", default="photo-512,photo-768,strip", help="inspectors: photo-TILE, strip, strip-registered")
+    ap.add_argument("--only", default="folder,photo-512,photo-768,strip", help="inspectors: photo-TILE, strip, strip-registered, folder")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--json", type=Path, default=None, help="also write the tables here")
     args = ap.parse_args(argv)
@@ -105,6 +105,9 @@ def main(argv=None) -> int:
     for name in args.only.split(","):
         if name.startswith("photo-"):
             cases[name] = (w / "photo" / f"insp-{name[6:]}", photos[0], photos)
+        elif name == "folder":
+            imgs = sorted((w / "folder" / "metal" / "test").rglob("*.png"))[:16]
+            cases[name] = (w / "folder" / "insp", imgs[0], imgs)
         elif name == "strip":
             cases[name] = (w / "strip" / "insp", strip_batch[0], strip_batch)
         elif name == "strip-registered":

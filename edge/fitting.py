@@ -155,11 +155,12 @@ class _Streamer:
                 made[_key(spec)] = self.tiling.samples(embed(feats, spec), spec.grid)
         return {m: made[_key(self.specs[m])] for m in modes}
 
-    def to_image_frame(self, grids: np.ndarray, embs: "Embeddings") -> np.ndarray:
-        """The aligned model's stitched grid maps of these embeddings, moved back to each image's frame."""
-        if embs.warps is None:
+    def to_image_frame(self, grids: np.ndarray, warps: list[np.ndarray] | None) -> np.ndarray:
+        """The aligned model's stitched grid maps, moved back to each image's frame by its warp
+        (:attr:`Embeddings.warps`; None: not registered)."""
+        if warps is None:
             return grids
-        return np.stack([self.registration.map_to_image(g, w) for g, w in zip(grids, embs.warps)])
+        return np.stack([self.registration.map_to_image(g, w) for g, w in zip(grids, warps)])
 
     def run(self, paths: list[Path], record_errors: bool = True):
         """Yield (paths, images, {mode: samples}) for the readable images of each batch."""
@@ -367,14 +368,16 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
         [read[i] for i in np.sort(rng.choice(len(read), opts.max_crossfit, replace=False))]
     loo = (LeaveOneOut(total_aligned, specs["aligned"].channel_idx, grid, opts.eps, opts.shrinkage, group=rows)
            if total_aligned is not None else None)
-    results = cross_fit(streamer, cf_paths, index, streamer.samples, loo, folds,
+    crossed = cross_fit(streamer, cf_paths, index, streamer.samples, loo, folds,
                         specs.get("texture", spec).channel_idx, opts.eps, opts.shrinkage, rows, grid, opts.blur_sigma,
                         synthetic=len(modes) > 1, seed=opts.seed, roi=opts.roi)
     del loo  # frees its factors before the final ones are made
-    choice = choose(results, None if len(modes) > 1 else opts.mode)
+    choice = choose(crossed.results, None if len(modes) > 1 else opts.mode)
     mode = choice.mode
     total = total_aligned if mode == "aligned" else folds.total()
     stats = _stats_for(mode, total, specs[mode].channel_idx, grid, opts)
+    if mode == "aligned":  # how far held-out good images strayed at each position (crossfit.PositionScale)
+        stats = dataclasses.replace(stats, position_scale=crossed.position_scale)
     chosen = choice.chosen
     cal, est = _calibration(chosen.good_scores, chosen.good_pixel_q999, opts.target_frr, len(read),
                             {"model_choice": choice.to_dict()}, opts.seed)
@@ -432,7 +435,7 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
     for _, imgs, embs in streamer.run(list(good)):
         emb = embs[insp.mode]
         g = streamer.to_image_frame(insp.tiling.stitch(distance_maps(emb, insp.stats, insp.mode, insp.sample_grid)),
-                                    embs)
+                                    embs.warps)
         for img, gm in zip(imgs, g):
             inside = opts.roi.inside(img.shape[:2]) if opts.roi is not None else None
             amap = full_res_map(gm, img.shape[:2], opts.blur_sigma, inside)
@@ -445,6 +448,8 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
         raise DataError("none of the new good images could be read:\n  " + "\n  ".join(streamer.errors[:5]))
     total = acc
     stats = _stats_for(insp.mode, total, insp.stats.channel_idx, insp.stats.grid, opts)
+    if insp.mode == "aligned":  # the held-out spread per position is the first fit's (not re-measured)
+        stats = dataclasses.replace(stats, position_scale=insp.stats.position_scale)
     old = details.get("good_scores", {}).get("values", [])
     old_px = details.get("good_pixel_q99.9", {}).get("max", 0.0)
     est = None

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from .metrics import auroc
-from .padim.crossfit import FoldMoments, LeaveOneOut
+from .padim.crossfit import FoldMoments, LeaveOneOut, PositionScale
 from .padim.score import full_res_map, image_score
 from .synthetic_defects import plant
 
@@ -97,36 +97,57 @@ class _Collector:
 
 def cross_fit(streamer, paths, index: dict, infer_samples, aligned: LeaveOneOut | None, folds: FoldMoments | None,
               channel_idx: np.ndarray, eps: float, shrinkage: str, rows_per_image: int, sample_grid: tuple[int, int],
-              sigma: float, synthetic: bool, seed: int = 0, roi=None) -> dict[str, CandidateResult]:
+              sigma: float, synthetic: bool, seed: int = 0, roi=None) -> CrossFit:
     """Score ``paths`` (good images already in the moments) with held-out statistics of each candidate.
 
     ``channel_idx`` are the texture candidate's channels (the aligned one's are in ``aligned``).
 
     ``infer_samples(images) -> {mode: samples}`` runs images through the backbone into what each
     candidate's statistics see (tiles included); ``streamer.tiling.stitch`` turns distance grids back into one map per image.
+
+    The aligned candidate's held-out grids are kept until every image is in, because each is divided
+    by the position scale of the other images first (crossfit.PositionScale); the scale of all of
+    them comes back in :attr:`CrossFit.position_scale` for the final statistics.
     """
     rng = np.random.default_rng(seed + 7)
     cols = {m: _Collector(m) for m, on in (("aligned", aligned is not None), ("texture", folds is not None)) if on}
     donor = None
     r = rows_per_image
     per_image = synthetic_per_image(len(paths))
+    scale = PositionScale(sample_grid) if aligned is not None else None
+    pending = []  # aligned: (image k, held-out grids (r, gh, gw), warp, image shape, mask or None)
 
-    def grids(mode, embs, img_paths, embs_src=None):
-        emb = embs[mode]
-        emb_src = None if embs_src is None else embs_src[mode]
-        if mode == "aligned":
-            g = aligned.own(emb) if emb_src is None else aligned.other(emb, emb_src)
+    def inside_of(shape):
+        return roi.inside(shape) if roi is not None else None
+
+    def finish(col, g, shape, mask=None):
+        inside = inside_of(shape)
+        amap = full_res_map(g, shape, sigma, inside)
+        if mask is None:
+            col.add_good(amap, keep_map=synthetic, inside=inside)
         else:
-            g = np.concatenate([folds.distances(folds.fold_of(index[p]), emb[j * r:(j + 1) * r], channel_idx, eps)
-                                for j, p in enumerate(img_paths)])
-        g = streamer.tiling.stitch(g.reshape(emb.shape[0], *sample_grid))
-        return streamer.to_image_frame(g, embs) if mode == "aligned" else g
+            col.add_synthetic(amap, mask if inside is None else mask & inside)
+
+    def texture_maps(emb, img_paths):
+        g = np.concatenate([folds.distances(folds.fold_of(index[p]), emb[j * r:(j + 1) * r], channel_idx, eps)
+                            for j, p in enumerate(img_paths)])
+        return streamer.tiling.stitch(g.reshape(emb.shape[0], *sample_grid))
+
+    def keep_aligned(held, embs, img_paths, shapes, masks=None):
+        warps = embs.warps or [None] * len(img_paths)
+        for j, p in enumerate(img_paths):
+            pending.append((index[p], held[j * r:(j + 1) * r], warps[j], shapes[j], None if masks is None else masks[j]))
 
     for batch_paths, imgs, emb in streamer.run(paths, record_errors=False):  # reported in pass 1
-        for mode, col in cols.items():
-            for img, g in zip(imgs, grids(mode, emb, batch_paths)):
-                inside = roi.inside(img.shape[:2]) if roi is not None else None
-                col.add_good(full_res_map(g, img.shape[:2], sigma, inside), keep_map=synthetic, inside=inside)
+        shapes = [img.shape[:2] for img in imgs]
+        if aligned is not None:
+            held = aligned.own(emb["aligned"]).reshape(-1, *sample_grid)
+            for j, p in enumerate(batch_paths):
+                scale.add(index[p], held[j * r:(j + 1) * r])
+            keep_aligned(held, emb, batch_paths, shapes)
+        if folds is not None:
+            for img, g in zip(imgs, texture_maps(emb["texture"], batch_paths)):
+                finish(cols["texture"], g, img.shape[:2])
         if not synthetic:
             continue
         for _ in range(per_image):
@@ -135,13 +156,28 @@ def cross_fit(streamer, paths, index: dict, infer_samples, aligned: LeaveOneOut 
                 other = imgs[(j + 1) % len(imgs)] if len(imgs) > 1 else (donor if donor is not None else img)
                 planted.append(plant(img, other, rng))
             emb_syn = infer_samples([p[0] for p in planted])
-            for mode, col in cols.items():
-                for (img, mask, _), g in zip(planted, grids(mode, emb_syn, batch_paths, embs_src=emb)):
-                    inside = roi.inside(img.shape[:2]) if roi is not None else None
-                    col.add_synthetic(full_res_map(g, img.shape[:2], sigma, inside),
-                                      mask if inside is None else mask & inside)
+            if aligned is not None:
+                held = aligned.other(emb_syn["aligned"], emb["aligned"]).reshape(-1, *sample_grid)
+                keep_aligned(held, emb_syn, batch_paths, [p[0].shape[:2] for p in planted], [p[1] for p in planted])
+            if folds is not None:
+                for (img, mask, _), g in zip(planted, texture_maps(emb_syn["texture"], batch_paths)):
+                    finish(cols["texture"], g, img.shape[:2], mask)
         donor = imgs[-1]
-    return {m: c.result() for m, c in cols.items()}
+    for k, held, warp, shape, mask in pending:  # each divided by the other images' scale, then as above
+        s = scale.scale(without=k)
+        g = streamer.tiling.stitch(held / s[None] if s is not None else held)
+        g = streamer.to_image_frame(g, None if warp is None else [warp])
+        finish(cols["aligned"], g[0], shape, mask)
+    full = scale.scale() if scale is not None else None
+    return CrossFit({m: c.result() for m, c in cols.items()}, None if full is None else full.ravel())
+
+
+@dataclass(frozen=True)
+class CrossFit:
+    """What the cross-fitting pass found: each candidate's evidence, and the aligned model's position scale."""
+
+    results: dict[str, CandidateResult]
+    position_scale: np.ndarray | None = None  # (P,) float32, for the aligned statistics
 
 
 def choose(results: dict[str, CandidateResult], forced: str | None = None) -> ModelChoice:

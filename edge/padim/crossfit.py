@@ -14,6 +14,15 @@ that never saw them. The moments are sums, so "all images but these" is the tota
 
 Held-out statistics come from N−1 images (aligned) or N·(K−1)/K (texture) rather than N, so the
 scores run a little higher than those of the final fit: a small, conservative bias.
+
+* **How far good parts stray, per position (aligned).** Even with a Gaussian per position, good
+  parts stray further from it in some places than in others: where the part's edge moves a little,
+  at the frame's border (registration brings content in from outside the photo), where a highlight
+  comes and goes. Those places raise good parts' scores and hide defects elsewhere. The held-out
+  distances say where: :class:`PositionScale` divides each position's distances by their mean over
+  the held-out good images (relative to the mean over all positions, so the units stay those of
+  the distance). Each good image's own held-out map is divided by the scale of the *other* images,
+  so its score stays held-out.
 """
 
 from __future__ import annotations
@@ -22,8 +31,7 @@ import numpy as np
 
 from .moments import Moments
 from .position_free import PooledMoments, gaussian_from_pooled
-from .position_free import distances as position_free_distances
-from .score import _centred, mahalanobis
+from .score import _centred, distance_maps, mahalanobis
 from .stats import GaussianStats, leave_one_out_base
 
 MIN_DENOMINATOR = 1e-9  # 1 − c·q > 0 in exact arithmetic (the downdated covariance is positive definite)
@@ -132,4 +140,47 @@ class FoldMoments:
         return self._held_out[fold]
 
     def distances(self, fold: int, emb: np.ndarray, channel_idx: np.ndarray, eps: float) -> np.ndarray:
-        return position_free_distances(emb, self.held_out(fold, channel_idx, eps))
+        st = self.held_out(fold, channel_idx, eps)
+        return distance_maps(emb, st, "texture", st.grid).reshape(emb.shape[0], -1)
+
+
+class PositionScale:
+    """Per-position mean of held-out distances over good images, for dividing distance maps by it.
+
+    ``add(k, grids)``: the held-out distance grids (rows, gh, gw) of good image ``k`` (several rows
+    when its tiles or cells share the statistics; they count as one image). ``scale(k)``: the scale
+    without image ``k`` (its own maps are divided by this); ``scale()``: with every image, for the
+    final statistics. Both have mean 1 over the positions of the full scale.
+    """
+
+    def __init__(self, grid: tuple[int, int]):
+        self.grid = tuple(grid)
+        self.per_image: dict[int, np.ndarray] = {}
+        self._sum: np.ndarray | None = None
+
+    def add(self, k: int, grids: np.ndarray) -> None:
+        if k in self.per_image:
+            raise ValueError(f"image {k} was already added")
+        g = np.asarray(grids, np.float64).reshape(-1, *self.grid).mean(axis=0)
+        self.per_image[k] = g
+        self._sum = g.copy() if self._sum is None else self._sum + g
+
+    @property
+    def n(self) -> int:
+        return len(self.per_image)
+
+    def _norm(self) -> float:
+        return float(self._sum.mean()) / self.n
+
+    def scale(self, without: int | None = None) -> np.ndarray | None:
+        """(gh, gw) float32, or None with fewer than 2 images (no spread to measure)."""
+        if self.n < 2 or self._norm() <= 0:
+            return None
+        if without is None or without not in self.per_image:
+            mean = self._sum / self.n
+        else:
+            mean = (self._sum - self.per_image[without]) / (self.n - 1)
+        return np.maximum(mean / self._norm(), MIN_SCALE).astype(np.float32)
+
+
+MIN_SCALE = 0.05  # no position's distances are multiplied by more than 20

@@ -116,4 +116,4 @@ def distances(emb: np.ndarray, stats: GaussianStats) -> np.ndarray:
         z -= lm
         np.square(z, out=z)
         np.sqrt(z.sum(axis=0), out=m[i])
-    return m / stats.position_scale[None] if stats.position_scale is not None else m
+    return m  # score.distance_maps divides by the position scale

@@ -37,12 +37,18 @@ def mahalanobis(emb: np.ndarray, stats: GaussianStats, precision: str = "auto",
 
 def distance_maps(emb: np.ndarray, stats: GaussianStats, mode: str, sample_grid: tuple[int, int],
                   precision: str = "auto", threads: int | None = None) -> np.ndarray:
-    """Embeddings (B, d, P) → distance maps (B, *sample_grid) under the inspector's model ``mode``."""
+    """Embeddings (B, d, P) → distance maps (B, *sample_grid) under the inspector's model ``mode``,
+    divided by the statistics' position scale when they have one (texture: each position's spread;
+    aligned: how far held-out good images strayed there, crossfit.PositionScale)."""
     if mode == "texture":
-        return position_free.distances(emb, stats).reshape(emb.shape[0], *stats.grid)
-    if mode != "aligned":
+        maps = position_free.distances(emb, stats).reshape(emb.shape[0], *stats.grid)
+    elif mode == "aligned":
+        maps = mahalanobis(emb, stats, precision, threads)
+    else:
         raise ValueError(f"unknown mode {mode!r}")
-    return mahalanobis(emb, stats, precision, threads)
+    if stats.position_scale is not None:
+        maps /= stats.position_scale.reshape(stats.grid)[None]
+    return maps
 
 
 def mahalanobis_bands(emb: np.ndarray, stats: GaussianStats) -> np.ndarray:

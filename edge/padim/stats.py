@@ -34,7 +34,7 @@ class GaussianStats:
     eps: float
     shrinkage: str  # what was applied: "none" | "ledoit-wolf"
     shrink_mean: float  # mean Ledoit–Wolf intensity (0 if none)
-    position_scale: np.ndarray | None = None  # (P,) float32: position-free distances are divided by it
+    position_scale: np.ndarray | None = None  # (P,) float32: distances are divided by it (score.distance_maps)
 
     def __post_init__(self):
         if len(self.grid) != 2 or min(self.grid) < 1:
@@ -45,6 +45,11 @@ class GaussianStats:
         if self.mean.shape != (p, d) or self.factor.shape not in ((p, d, d), (1, d, d)):
             raise BundleError(f"statistics shapes disagree: mean {self.mean.shape}, factor {self.factor.shape}, "
                               f"grid {self.grid}, d={d}")
+        if self.position_scale is not None and (self.position_scale.shape != (p,)
+                                                or not np.isfinite(self.position_scale).all()
+                                                or self.position_scale.min() <= 0):
+            raise BundleError(f"statistics position scale must be {p} positive numbers "
+                              f"(shape {self.position_scale.shape})")
         for name in ("mean", "factor"):
             a = getattr(self, name)
             if a.dtype.kind != "f":

@@ -376,8 +376,10 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     mode = choice.mode
     total = total_aligned if mode == "aligned" else folds.total()
     stats = _stats_for(mode, total, specs[mode].channel_idx, grid, opts)
-    if mode == "aligned":  # how far held-out good images strayed at each position (crossfit.PositionScale)
-        stats = dataclasses.replace(stats, position_scale=crossed.position_scale)
+    if mode in crossed.position_scale:  # how far held-out good images strayed at each position
+        held_out = crossed.position_scale[mode]
+        scale = held_out if stats.position_scale is None else stats.position_scale * held_out
+        stats = dataclasses.replace(stats, position_scale=scale.astype(np.float32))
     chosen = choice.chosen
     cal, est = _calibration(chosen.good_scores, chosen.good_pixel_q999, opts.target_frr, len(read),
                             {"model_choice": choice.to_dict()}, opts.seed)

@@ -97,12 +97,21 @@ class Inspector:
                 "aggregate": p.get("aggregate"), "tiling": self.tiling.to_dict(), "tiles": self.tiling.describe(),
                 "registration": ("rigid (turn + shift) onto the reference view registration.png"
                                  if self.registration is not None else "none"),
+                "position_scale": self._position_scale_text(),
                 "shrinkage": p.get("shrinkage_applied"), "eps": p.get("eps"),
                 "threshold": {"image": cal.image_threshold, "pixel": cal.pixel_threshold, "method": cal.method},
                 "threshold_method": cal.method, "target_frr": cal.details.get("target_frr"),
                 "quantile": cal.details.get("quantile"), "margin": cal.details.get("margin"),
                 "inference": (m.get("inference") or {}).get("note"),
                 "backend": getattr(self.backend, "name", None), "variant": getattr(self.backend, "variant", None)}
+
+    def _position_scale_text(self) -> str:
+        s = self.stats.position_scale
+        if s is None:
+            return "none"
+        what = ("each position's spread" if self.mode == "texture"
+                else "how far held-out good images strayed at each position")
+        return f"maps divided by {what} ({float(s.min()):.2f}..{float(s.max()):.2f})"
 
     @classmethod
     def load(cls, root: str | Path, backend: str = DEFAULT_BACKEND, device: str | None = None,

@@ -4,12 +4,15 @@ images strayed there (padim/crossfit.PositionScale), learned by `fit` and used b
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from edge.cli import cli
 from edge.fitting import FitOptions, fit_inspector
 from edge.inspector import Inspector
 from edge.padim.crossfit import PositionScale
@@ -95,3 +98,23 @@ def test_a_defect_where_good_parts_are_steady_stands_out_more_from_the_corner_th
     without = margin()
     assert with_scale > 1.0
     assert with_scale > 1.2 * without
+
+
+def test_info_shows_the_scale_and_update_keeps_it(tmp_path, varying_corner):
+    out, paths = varying_corner
+    insp_dir = tmp_path / "insp"
+    shutil.copytree(out, insp_dir)
+    before = Inspector.load(insp_dir).stats.position_scale.copy()
+    info = CliRunner().invoke(cli, ["info", str(insp_dir)])
+    assert info.exit_code == 0, info.output
+    assert "position scale: maps divided by how far held-out good images strayed" in info.output
+    more = tmp_path / "more"
+    more.mkdir()
+    rng = np.random.default_rng(11)
+    for i in range(3):
+        cv2.imwrite(str(more / f"new{i}.png"), _part(rng))
+    r = CliRunner().invoke(cli, ["fit", "--good", str(more), "--out", str(insp_dir), "--update"])
+    assert r.exit_code == 0, r.output
+    after = Inspector.load(insp_dir)
+    assert after.stats.n == 13
+    np.testing.assert_array_equal(after.stats.position_scale, before)  # measured by the first fit, kept

@@ -700,6 +700,7 @@ def info_cmd(path, as_json):
             if d["choice"]:
                 click.echo(f"  model chosen: {d['choice']}")
             click.echo(f"  registration: {d['registration']}")
+            click.echo(f"  position scale: {d['position_scale']}")
             t = d["threshold"]
             click.echo(f"  thresholds: image {t['image']:.3f}, pixel {t['pixel']:.3f} ({t['method']})")
             click.echo(f"  scoring on this machine: {kernel.status()}")

@@ -8,11 +8,13 @@ first registered to a reference view of the part, and the anomaly map is moved b
 image's own frame, so masks, overlays and ROIs stay where the part is in the photo.
 
 * **Estimate.** A rigid (rotation + shift) transform by OpenCV's ECC (enhanced correlation
-  coefficient) on a grey copy at REGISTRATION_SIDE px, starting from no motion (so it finds the
-  nearest alignment, not a far-away look-alike). ~1–2 ms per image.
+  coefficient) on a grey copy of about REGISTRATION_SIDE² pixels (128x128 for a square input,
+  51x320 for a 256x1600 strip), starting from no motion (so it finds the nearest alignment, not a
+  far-away look-alike). ~1–2 ms per image.
 * **Refuse what is not a small correction.** When ECC does not converge, its correlation stays
-  below MIN_CORRELATION, or the motion is larger than MAX_SHIFT of the image or MAX_ANGLE_DEG,
-  the image is used as it is (identity): such a view is not "the part, slightly moved".
+  below MIN_CORRELATION, or the motion is larger than MAX_SHIFT of the image's *shorter* side (in
+  either direction: along a strip, a 15%-of-its-length shift is a look-alike, not the part
+  slightly moved) or MAX_ANGLE_DEG, the image is used as it is (identity).
 * **Reference.** The first REFERENCE_IMAGES good images, registered to the first and averaged;
   kept in the inspector as ``registration.png`` (look at it: it is the part as the model sees it).
 
@@ -36,9 +38,9 @@ from .errors import BundleError
 from .preprocess import resize_to
 
 REGISTRATION_FILE = "registration.png"
-REGISTRATION_SIDE = 128  # the grey copy's shorter side, in px
+REGISTRATION_SIDE = 128  # the grey copy has about this squared pixels (its side for a square input)
 REFERENCE_IMAGES = 8
-MAX_SHIFT = 0.15  # of the image's width / height
+MAX_SHIFT = 0.15  # of the image's shorter side
 MAX_ANGLE_DEG = 15.0
 MIN_CORRELATION = 0.3
 ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)
@@ -47,7 +49,8 @@ IDENTITY = np.eye(2, 3, dtype=np.float32)
 
 
 def _small_size(hw: tuple[int, int]) -> tuple[int, int]:
-    f = min(1.0, REGISTRATION_SIDE / min(hw))
+    """The grey copy's (h, w): the input's shape with about REGISTRATION_SIDE² pixels (never enlarged)."""
+    f = min(1.0, REGISTRATION_SIDE / math.sqrt(hw[0] * hw[1]))
     return max(8, round(hw[0] * f)), max(8, round(hw[1] * f))
 
 
@@ -78,7 +81,8 @@ class Registration:
 
     @property
     def small(self) -> tuple[int, int]:
-        return _small_size(self.input_hw)
+        """The grey copy's (h, w): the reference's own (inspectors fitted before the size rule changed keep theirs)."""
+        return int(self.reference.shape[0]), int(self.reference.shape[1])
 
     def register(self, img_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the image at the model's input size in the reference frame, its warp), resized once."""
@@ -105,7 +109,7 @@ class Registration:
             return IDENTITY.copy()
         angle = math.degrees(math.atan2(float(w[1, 0]), float(w[0, 0])))
         if not (np.isfinite(w).all() and corr >= MIN_CORRELATION and abs(angle) <= MAX_ANGLE_DEG
-                and abs(w[0, 2]) <= MAX_SHIFT * small[1] and abs(w[1, 2]) <= MAX_SHIFT * small[0]):
+                and max(abs(w[0, 2]), abs(w[1, 2])) <= MAX_SHIFT * min(small)):
             return IDENTITY.copy()
         f = self.input_hw[0] / small[0], self.input_hw[1] / small[1]
         # small-image warp → input pixels (the small copy is the input scaled by f, pixel centres kept)
@@ -158,9 +162,11 @@ class Registration:
         if ref is None:
             raise BundleError(f"{path}: the registration reference cannot be read", hint="refit the inspector")
         input_hw = (int(input_hw[0]), int(input_hw[1]))
-        if ref.shape != _small_size(input_hw) or list(ref.shape) != list(meta.get("size", ref.shape)):
+        want = _small_size(input_hw)
+        aspect_off = abs(math.log((ref.shape[1] / ref.shape[0]) / (input_hw[1] / input_hw[0]))) > 0.1
+        if aspect_off or min(ref.shape) < 8 or list(ref.shape) != list(meta.get("size", ref.shape)):
             raise BundleError(f"{path} is {ref.shape[0]}x{ref.shape[1]}, expected "
-                              f"{'x'.join(map(str, _small_size(input_hw)))} for a "
+                              f"{'x'.join(map(str, want))} (as recorded in the manifest) for a "
                               f"{input_hw[0]}x{input_hw[1]} model input", hint="refit the inspector")
         if meta.get("motion", "euclidean") != "euclidean":
             raise BundleError(f"{path}: unknown registration motion {meta.get('motion')!r}",

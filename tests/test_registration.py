@@ -174,3 +174,23 @@ def test_a_frame_fit_skips_is_not_the_reference(tmp_path, tiny_bundle):
                         FitOptions(d=12, batch_size=4, mode="aligned", target_frr=0.05))
     assert rep.registered and rep.n_fit == 8
     assert len(rep.errors) == 1 and "000a_strip.png" in rep.errors[0]
+
+
+def test_a_strip_registers_on_a_copy_of_the_same_area_and_refuses_shifts_beyond_its_short_side():
+    from edge.registration import _small_size
+
+    assert _small_size((256, 256)) == (128, 128)
+    assert _small_size((256, 1600)) == (51, 320)  # the same ~128² pixels, not 128x800
+    rng = np.random.default_rng(4)
+    wide = cv2.GaussianBlur(rng.uniform(0, 255, (64, 520)).astype(np.float32), (0, 0), 4)
+    wide = cv2.normalize(wide, None, 0, 255, cv2.NORM_MINMAX)
+
+    def strip(dx):
+        return cv2.cvtColor(wide[:, 60 + dx:460 + dx].astype(np.uint8), cv2.COLOR_GRAY2BGR)
+
+    reg = Registration.build([strip(0)], (64, 400))
+    assert reg.small == _small_size((64, 400))
+    near = reg.estimate(strip(4))
+    assert float(near[0, 2]) == pytest.approx(-4, abs=1.5)  # a small correction is made (the content moved 4 px left)
+    far = reg.estimate(strip(30))  # 47% of the strip's height: a look-alike, not the part slightly moved
+    np.testing.assert_array_equal(far, IDENTITY)

@@ -88,6 +88,14 @@ class ResultWriter:
 
     def write(self, image: str, img: np.ndarray | None, res: Inspection | None, error: str | None = None
               ) -> DecisionRecord:
+        """Write one inspection's files, then append its record (:meth:`files`, then :meth:`commit`)."""
+        rec = self.files(image, img, res, error)
+        self.commit(rec)
+        return rec
+
+    def files(self, image: str, img: np.ndarray | None, res: Inspection | None, error: str | None = None
+              ) -> DecisionRecord:
+        """Write the mask, maps and overlay of one inspection; its record (not yet in the log)."""
         if res is None:
             rec = error_record(image, error, self.inspector_id)
         else:
@@ -112,6 +120,11 @@ class ResultWriter:
                 write_overlay(ov_path, img, res, self.threshold)
             rec = inspection_record(image, res, self.inspector_id, mask=mask_path, anomaly_map=map_path,
                                     overlay=ov_path, class_masks=class_paths)
+        return rec
+
+    def commit(self, rec: DecisionRecord) -> None:
+        """Append a record (written by :meth:`files`) to the fsynced log, the NG list and the CSV."""
+        image = rec.image
         self.log.append(rec)
         if rec.decision == "NG":
             self._ng.write(image + "\n")
@@ -120,7 +133,6 @@ class ResultWriter:
         self._csv.writerow([image, {"OK": 0, "NG": 1}.get(rec.decision, ""), rec.decision,
                             "" if rec.score is None else rec.score, "" if rec.raw_score is None else rec.raw_score])
         self._csv_file.flush()
-        return rec
 
     def close(self) -> None:
         self.log.close()
@@ -159,24 +171,33 @@ def score_paths(stage: ModelStage, paths: list[Path], out: str | Path, save_maps
     writer = ResultWriter(out, stage.id, stage.threshold, save_maps, overlays, common_root(paths),
                           getattr(stage, "defect_classes", None))
 
-    def handle(batch, by_image: dict) -> None:
+    def files(batch, by_image: dict) -> list[DecisionRecord]:
+        recs = []
         for p, img in batch:
             if isinstance(img, ImageError):
-                rec = writer.write(str(p), None, None, error=str(img))
+                recs.append(writer.files(str(p), None, None, error=str(img)))
             else:
                 res = by_image[id(img)]
-                rec = writer.write(str(p), img, res)
+                recs.append(writer.files(str(p), img, res))
                 if on_result:
                     on_result(p, img, res)
+        return recs
+
+    def commit(recs: list[DecisionRecord]) -> None:
+        for rec in recs:
+            writer.commit(rec)
             summary.counts[rec.decision] += 1
             if keep_records:
                 summary.records.append(rec)
         if progress:
-            progress(len(batch))
+            progress(len(recs))
+
+    def handle(batch, by_image: dict) -> None:
+        commit(files(batch, by_image))
 
     try:
-        if overlap:
-            run_overlapped(stage, iter_batches(paths, batch_size), handle)
+        if overlap:  # the files of one batch are written while the records of the one before are fsynced
+            run_overlapped(stage, iter_batches(paths, batch_size), files, commit=commit)
         else:
             for batch in iter_batches(paths, batch_size):
                 good = [(p, img) for p, img in batch if not isinstance(img, ImageError)]

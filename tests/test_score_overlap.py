@@ -90,3 +90,57 @@ def test_batch_size_counts_model_rows_so_tiled_photos_are_batched_alone(tiny_ins
     good = [p for p in paths if p.suffix == ".png" and p.name != "broken.png"][:5]
     score_paths(insp, good, tmp_path / "o", batch_size=8)
     assert seen == [2, 2, 1]
+
+
+def test_records_are_committed_on_their_own_thread_after_their_files_in_input_order(tiny_inspector_ro, paths,
+                                                                                    tmp_path, monkeypatch):
+    """The fsynced record of an image is appended only once its mask and overlay exist; while one batch's
+    records wait on fsync, the next batch's files are written (a slow fsync no longer holds them up)."""
+    import os
+    import threading
+    import time
+
+    from edge import records
+
+    insp = Inspector.load(tiny_inspector_ro, "onnxruntime")
+    events = []
+    real_fsync = os.fsync
+
+    def slow_fsync(fd):
+        events.append(("fsync", threading.current_thread().name))
+        time.sleep(0.02)
+        real_fsync(fd)
+
+    real_append = records.DecisionLog.append
+
+    def append(self, rec):
+        for k in ("mask", "overlay"):
+            if getattr(rec, k):
+                assert os.path.exists(getattr(rec, k)), f"{k} of {rec.image} not written before its record"
+        events.append(("record", rec.image))
+        return real_append(self, rec)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    monkeypatch.setattr(records.DecisionLog, "append", append)
+    s = score_paths(insp, paths, tmp_path / "o", overlays="all", batch_size=2)
+    assert [e[1] for e in events if e[0] == "record"] == [str(p) for p in paths]
+    assert [r.image for r in s.records] == [str(p) for p in paths] and s.counts["ERROR"] == 1
+    assert {e[1] for e in events if e[0] == "fsync"} == {"score-commit"}  # never on the thread writing files
+
+
+def test_a_failing_commit_stops_the_pipeline_and_raises(tiny_inspector_ro, paths, tmp_path, monkeypatch):
+    from edge import records
+
+    insp = Inspector.load(tiny_inspector_ro, "onnxruntime")
+    real_append, n = records.DecisionLog.append, {"n": 0}
+
+    def append(self, rec):
+        n["n"] += 1
+        if n["n"] == 3:
+            raise OSError("disk full")
+        return real_append(self, rec)
+
+    monkeypatch.setattr(records.DecisionLog, "append", append)
+    with pytest.raises(OSError, match="disk full"):
+        score_paths(insp, paths * 3, tmp_path / "o", batch_size=2)
+    assert len(_records(tmp_path / "o")) == 2

@@ -9,9 +9,10 @@ an NG image with its NG-list line): on the write thread that wait held up the ne
 (~7 ms of 58 per 256-px image on the loaded VM); now it overlaps them. A record is still appended only
 after its image's files are written, and in input order.
 
-Each queue holds at most ``depth`` batches, so memory stays bounded. Every stage is a single
-thread taking batches in order, so records come out in input order, identical to the sequential
-loop's (tested). An exception in any stage stops the others and is raised in the caller.
+Each queue of images holds at most ``depth`` batches, so memory stays bounded. Every stage is a
+single thread taking batches in order, so records come out in input order, identical to the
+sequential loop's (tested). An exception in any stage stops the others and is raised in the
+caller; what was scored before it is still written and recorded.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def run_overlapped(stage: ModelStage, batches: Iterable[list], handle: Callable[
     returned goes to ``commit`` on a fourth thread, in order."""
     to_score: queue.Queue = queue.Queue(depth)
     to_write: queue.Queue = queue.Queue(depth)
-    to_commit: queue.Queue = queue.Queue(depth)
+    to_commit: queue.Queue = queue.Queue()  # records only (small): the write thread never waits on it
     failed: list[BaseException] = []
     stop = threading.Event()
 
@@ -83,17 +84,29 @@ def run_overlapped(stage: ModelStage, batches: Iterable[list], handle: Callable[
             put(to_write, (batch, done))
         put(to_write, _END)
 
-    def write_loop():
-        while (item := get(to_write)) is not _END:
-            done = handle(*item)
-            if commit is not None:
-                put(to_commit, done)
+    def write_one(item) -> None:
+        done = handle(*item)
         if commit is not None:
-            put(to_commit, _END)
+            to_commit.put(done)
+
+    def write_loop():
+        try:
+            while (item := get(to_write)) is not _END:
+                write_one(item)
+        except _Stop:  # another stage failed: what was scored before it is still written
+            for item in _drain(to_write):
+                write_one(item)
+        if commit is not None:
+            to_commit.put(_END)
 
     def commit_loop():
-        while (item := get(to_commit)) is not _END:
-            commit(item)
+        try:
+            while (item := get(to_commit)) is not _END:
+                commit(item)
+        except _Stop:  # another stage failed: the records of the files written before it are committed
+            writer.join()
+            for item in _drain(to_commit):
+                commit(item)
 
     def infer_loop():  # on the caller's thread
         for batch in batches:
@@ -107,8 +120,8 @@ def run_overlapped(stage: ModelStage, batches: Iterable[list], handle: Callable[
             put(to_score, (batch, good, outputs, timings, None))
         put(to_score, _END)
 
-    threads = [threading.Thread(target=guarded(score_loop), name="score-score", daemon=True),
-               threading.Thread(target=guarded(write_loop), name="score-write", daemon=True)]
+    writer = threading.Thread(target=guarded(write_loop), name="score-write", daemon=True)
+    threads = [threading.Thread(target=guarded(score_loop), name="score-score", daemon=True), writer]
     if commit is not None:
         threads.append(threading.Thread(target=guarded(commit_loop), name="score-commit", daemon=True))
     for t in threads:
@@ -120,6 +133,18 @@ def run_overlapped(stage: ModelStage, batches: Iterable[list], handle: Callable[
             t.join()
     if failed:
         raise failed[0]
+
+
+def _drain(q: queue.Queue):
+    """What is left in ``q`` up to its end marker, without waiting."""
+    while True:
+        try:
+            item = q.get_nowait()
+        except queue.Empty:
+            return
+        if item is _END:
+            return
+        yield item
 
 
 def infer_each(stage: ModelStage, batch: list) -> tuple[list, list]:

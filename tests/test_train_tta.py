@@ -9,6 +9,7 @@ torch = pytest.importorskip("torch")
 from click.testing import CliRunner  # noqa: E402
 
 from edge.bundle import load_bundle  # noqa: E402
+from edge.cli import cli as edge_cli  # noqa: E402
 from edge.demo_data import make_category  # noqa: E402
 from edge.imageio import read_image  # noqa: E402
 from edge.metrics import dense_ranks  # noqa: E402
@@ -74,6 +75,8 @@ def test_segmenter_bundle_answers_with_the_mean_over_flips_on_the_line(labelled,
         want = torch.stack([flip(plain(flip(t, lr, ud))[0], lr, ud) for lr, ud in FLIPS]).mean(0).numpy()
         one = plain(t)[0].numpy()
     assert np.allclose(got, want, atol=1e-4) and not np.allclose(got, one, atol=1e-3)
+    info = CliRunner().invoke(edge_cli, ["info", str(out)])
+    assert info.exit_code == 0 and "test-time flips: each image runs as it is and mirrored" in info.output
 
 
 def test_tta_choices_through_the_cli(labelled, tmp_path):

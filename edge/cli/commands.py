@@ -721,6 +721,9 @@ def info_cmd(path, as_json):
                 where = f", mask stride {o.stride}" if o.role == "mask" else ""
                 click.echo(f"  output {o.name}: {o.role}, {o.channels} channels, {o.activation}{where}; "
                            f"labels {labels}")
+            if m.get("build", {}).get("tta") == "flips":
+                click.echo("  test-time flips: each image runs as it is and mirrored three ways, in one batch inside "
+                           "the model, which answers with the mean (about 4x the time of one pass)")
             if b.kind != "backbone":
                 _echo_calibration(b)
             click.echo(f"  weights: {w.get('source')}" + (f"  !! {w['warning']}" if w.get("warning") else ""))

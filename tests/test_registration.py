@@ -83,10 +83,10 @@ def test_maps_go_back_to_the_image_frame():
 def test_build_averages_registered_views():
     views = [_moved(_part(seed=i), a, dx, dy) for i, (a, dx, dy) in enumerate([(0, 0, 0), (2, 4, 3), (-2, -3, 5)])]
     reg = Registration.build(views, (256, 256))
-    assert reg.reference.shape == (128, 128) and reg.reference.dtype == np.uint8
+    assert reg.reference.shape == (64, 64) and reg.reference.dtype == np.uint8
     first = Registration.build(views[:1], (256, 256))
     # averaging registered views keeps the part sharp: close to the first view, not a blur of three
-    diff = np.abs(reg.reference.astype(float) - first.reference)[15:113, 15:113].mean()
+    diff = np.abs(reg.reference.astype(float) - first.reference)[8:56, 8:56].mean()
     assert diff < 4.0
 
 
@@ -179,8 +179,8 @@ def test_a_frame_fit_skips_is_not_the_reference(tmp_path, tiny_bundle):
 def test_a_strip_registers_on_a_copy_of_the_same_area_and_refuses_shifts_beyond_its_short_side():
     from edge.registration import _small_size
 
-    assert _small_size((256, 256)) == (128, 128)
-    assert _small_size((256, 1600)) == (51, 320)  # the same ~128² pixels, not 128x800
+    assert _small_size((256, 256)) == (64, 64)
+    assert _small_size((256, 1600)) == (26, 160)  # the same ~64² pixels, not 64x400
     rng = np.random.default_rng(4)
     wide = cv2.GaussianBlur(rng.uniform(0, 255, (64, 520)).astype(np.float32), (0, 0), 4)
     wide = cv2.normalize(wide, None, 0, 255, cv2.NORM_MINMAX)
@@ -194,3 +194,15 @@ def test_a_strip_registers_on_a_copy_of_the_same_area_and_refuses_shifts_beyond_
     assert float(near[0, 2]) == pytest.approx(-4, abs=1.5)  # a small correction is made (the content moved 4 px left)
     far = reg.estimate(strip(30))  # 47% of the strip's height: a look-alike, not the part slightly moved
     np.testing.assert_array_equal(far, IDENTITY)
+
+
+def test_an_inspector_fitted_with_the_older_128_px_reference_still_registers(tmp_path):
+    """REGISTRATION_SIDE went 128 -> 64; a reference saved at 128x128 keeps its own size."""
+    part = _part(seed=0)
+    grey = cv2.resize(cv2.cvtColor(part, cv2.COLOR_BGR2GRAY), (128, 128), interpolation=cv2.INTER_AREA)
+    old = Registration(grey, (256, 256))
+    old.save(tmp_path)
+    loaded = Registration.load(tmp_path, (256, 256), {"motion": "euclidean", "size": [128, 128]})
+    assert loaded.small == (128, 128)
+    w = loaded.estimate(_moved(part, 0, 4, -3))
+    assert abs(float(w[0, 2])) > 2 and abs(float(w[1, 2])) > 1.5  # the shift is found at the old size

@@ -101,7 +101,7 @@ def test_a_defect_where_good_parts_are_steady_stands_out_more_from_the_corner_th
 
 
 def test_info_shows_the_scale_and_update_keeps_it(tmp_path, varying_corner):
-    out, paths = varying_corner
+    out, _ = varying_corner
     insp_dir = tmp_path / "insp"
     shutil.copytree(out, insp_dir)
     before = Inspector.load(insp_dir).stats.position_scale.copy()

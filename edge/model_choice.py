@@ -121,16 +121,16 @@ def cross_fit(streamer, paths, index: dict, infer_samples, aligned: LeaveOneOut 
     scales = {m: PositionScale(sample_grid) for m in cols if m in SCALED_MODES}
     pending = []  # (mode, image k, held-out grids (r, gh, gw), warp, image shape, mask or None)
 
-    def inside_of(shape):
-        return roi.inside(shape) if roi is not None else None
-
-    def finish(col, g, shape, mask=None):
-        inside = inside_of(shape)
+    def finish(mode, held, warp, shape, mask=None, scale=None):
+        """Held-out grids of one image (r rows) → its map in its own frame → the mode's collector."""
+        g = streamer.tiling.stitch(held / scale[None] if scale is not None else held)
+        g = streamer.to_image_frame(g, None if warp is None else [warp])[0]
+        inside = roi.inside(shape) if roi is not None else None
         amap = full_res_map(g, shape, sigma, inside)
         if mask is None:
-            col.add_good(amap, keep_map=synthetic, inside=inside)
+            cols[mode].add_good(amap, keep_map=synthetic, inside=inside)
         else:
-            col.add_synthetic(amap, mask if inside is None else mask & inside)
+            cols[mode].add_synthetic(amap, mask if inside is None else mask & inside)
 
     def texture_held(emb, img_paths):
         g = np.concatenate([folds.distances(folds.fold_of(index[p]), emb[j * r:(j + 1) * r], channel_idx, eps)
@@ -140,16 +140,13 @@ def cross_fit(streamer, paths, index: dict, infer_samples, aligned: LeaveOneOut 
     def keep(mode, held, embs, img_paths, shapes, masks=None):
         warps = (embs.warps if mode == "aligned" else None) or [None] * len(img_paths)
         for j, p in enumerate(img_paths):
-            g = held[j * r:(j + 1) * r]
+            g, mask = held[j * r:(j + 1) * r], None if masks is None else masks[j]
             if mode not in scales:
-                g = streamer.tiling.stitch(g)
-                if warps[j] is not None:
-                    g = streamer.to_image_frame(g, [warps[j]])
-                finish(cols[mode], g[0], shapes[j], None if masks is None else masks[j])
-            else:
-                if masks is None:
-                    scales[mode].add(index[p], g)
-                pending.append((mode, index[p], g, warps[j], shapes[j], None if masks is None else masks[j]))
+                finish(mode, g, warps[j], shapes[j], mask)
+                continue
+            if mask is None:
+                scales[mode].add(index[p], g)
+            pending.append((mode, index[p], g, warps[j], shapes[j], mask))
 
     for batch_paths, imgs, emb in streamer.run(paths, record_errors=False):  # reported in pass 1
         shapes = [img.shape[:2] for img in imgs]
@@ -173,11 +170,8 @@ def cross_fit(streamer, paths, index: dict, infer_samples, aligned: LeaveOneOut 
                 keep("texture", texture_held(emb_syn["texture"], batch_paths), emb_syn, batch_paths, syn_shapes,
                      syn_masks)
         donor = imgs[-1]
-    for mode, k, held, warp, shape, mask in pending:  # each divided by the other images' scale, then as above
-        s = scales[mode].scale(without=k)
-        g = streamer.tiling.stitch(held / s[None] if s is not None else held)
-        g = streamer.to_image_frame(g, None if warp is None else [warp])
-        finish(cols[mode], g[0], shape, mask)
+    for mode, k, held, warp, shape, mask in pending:  # each divided by the other images' scale
+        finish(mode, held, warp, shape, mask, scales[mode].scale(without=k))
     full = {m: sc.scale() for m, sc in scales.items()}
     return CrossFit({m: c.result() for m, c in cols.items()},
                     {m: v.ravel() for m, v in full.items() if v is not None})

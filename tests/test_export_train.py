@@ -20,21 +20,15 @@ from export.errors import ExportError  # noqa: E402
 from export.training.data import augment, augmentations, epoch_order, stratified_split, variants  # noqa: E402
 from export.training.validation import Predictions, calibrate, line_f1_threshold  # noqa: E402
 
-pytestmark = pytest.mark.export
+from .train_helpers import TINY, labelled_part  # noqa: E402
+from .train_helpers import train as _train  # noqa: E402
 
-TINY = ["--weights", "none", "--width-scale", "0.25", "--size", "64", "--epochs", "1", "--head-epochs", "1",
-        "--batch-size", "4"]
+pytestmark = pytest.mark.export
 
 
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory):
-    """64x64: 6 train/good, 2 test/good, 2 each of spot and stain with masks (12 images)."""
-    return make_category(tmp_path_factory.mktemp("train") / "part", "metal", n_train=6, n_test_good=2,
-                         n_per_defect=2, defects=("spot", "stain"), size=(64, 64), seed=4, strength=(0.9, 1.0))
-
-
-def _train(args):
-    return CliRunner().invoke(export_cli, ["train", *args])
+    return labelled_part(tmp_path_factory.mktemp("train"), seed=4)
 
 
 @pytest.fixture(scope="module")

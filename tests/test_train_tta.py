@@ -10,7 +10,6 @@ from click.testing import CliRunner  # noqa: E402
 
 from edge.bundle import load_bundle  # noqa: E402
 from edge.cli import cli as edge_cli  # noqa: E402
-from edge.demo_data import make_category  # noqa: E402
 from edge.imageio import read_image  # noqa: E402
 from edge.metrics import dense_ranks  # noqa: E402
 from edge.stage import open_stage  # noqa: E402
@@ -21,20 +20,15 @@ from export.training.objectives import Objective  # noqa: E402
 from export.training.validation import Predictions, calibrate  # noqa: E402
 from export.tta import FLIPS, flip, flip_mean  # noqa: E402
 
-pytestmark = pytest.mark.export
+from .train_helpers import TINY, labelled_part  # noqa: E402
+from .train_helpers import train as _train  # noqa: E402
 
-TINY = ["--weights", "none", "--width-scale", "0.25", "--size", "64", "--epochs", "1", "--head-epochs", "1",
-        "--batch-size", "4"]
+pytestmark = pytest.mark.export
 
 
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory):
-    return make_category(tmp_path_factory.mktemp("tta") / "part", "metal", n_train=6, n_test_good=2,
-                         n_per_defect=2, defects=("spot", "stain"), size=(64, 64), seed=5, strength=(0.9, 1.0))
-
-
-def _train(args):
-    return CliRunner().invoke(export_cli, ["train", *args])
+    return labelled_part(tmp_path_factory.mktemp("tta"), seed=5)
 
 
 def test_flip_mean_is_the_mean_of_the_four_passes_flipped_back():

@@ -175,7 +175,8 @@ def _segmentation(ss: ScoredSet, classes: list[str]) -> dict:
             "n_segmented": len(ss.seg), "per_class": per_class}
 
 
-REPORT_KEYS = ("id", "backbone", "input", "fitted_with", "d", "mode", "aggregate", "tiles", "n_images", "shrinkage",
+REPORT_KEYS = ("id", "backbone", "input", "fitted_with", "d", "mode", "aggregate", "centre", "tiles", "n_images",
+               "shrinkage",
                "eps", "threshold_method", "target_frr", "quantile", "margin")
 
 

@@ -48,6 +48,7 @@ FIT_MODES = ("auto",) + MODES
 PARITY_IMAGES = 32  # held-out good images the reduced-precision check scores twice (precision.py)
 MAX_CROSSFIT = 200  # good images scored held-out in pass 2; more add little to a threshold and cost time
 AGGREGATE_FOR_MODE = {"aligned": 1, "texture": 3}  # the default k×k average of each tap, per model (see below)
+CENTRE_FOR_MODE = {"aligned": "none", "texture": "image"}  # features centred on each image's own mean
 D_FOR_MODE = {"aligned": 100, "texture": None}  # the default embedding size per model (None: every tap channel)
 REGISTER_CHOICES = ("auto", "off")  # auto: aligned, untiled models register each image to a reference view
 GOOD_ONLY_METHODS = ("good-crossfit", "good-holdout")  # good-holdout: inspectors fitted before cross-fitting
@@ -61,6 +62,7 @@ class FitOptions:
     shrinkage: str = "none"
     mode: str = "auto"  # aligned | texture | auto (chosen from good images)
     aggregate: int | None = None  # k×k average of each tap before embedding (1 = none); None: per mode
+    centre: str | None = None  # "none" | "image" (embed.centre_on_image); None: per mode
     target_frr: float = 0.01
     folds: int = 10  # position-free folds (at most one per image)
     max_crossfit: int = MAX_CROSSFIT
@@ -88,6 +90,12 @@ class FitOptions:
         cells are already aligned; averaging blurs the small defects they find) and 3x3 for the
         position-free model (each cell then describes a patch of the texture)."""
         return AGGREGATE_FOR_MODE[mode] if self.aggregate is None else self.aggregate
+
+    def centre_for(self, mode: str) -> str:
+        """Whether a model centres each image's features on their mean over its positions: by default the
+        position-free model does (a surface's overall level varies from image to image; its defects are
+        local), per-position statistics do not (where a part is brighter than usual is itself a defect)."""
+        return CENTRE_FOR_MODE[mode] if self.centre is None else self.centre
 
     def d_for(self, mode: str) -> int | None:
         """The embedding size a model sees. By default 100 seeded channels for per-position statistics
@@ -117,6 +125,7 @@ class FitReport:
     runtime: str = ""  # which backend ran and why
     inference: str = ""  # the inference precision chosen, and why (precision.py)
     registered: bool = False  # each image is registered to a reference view (registration.py)
+    features: str = ""  # what each position's feature is (EmbeddingSpec.describe)
 
 
 class _Streamer:
@@ -209,7 +218,7 @@ def _reference(paths: list[Path], input_hw: tuple[int, int]) -> Registration | N
 
 
 def _key(spec: EmbeddingSpec) -> tuple:
-    return spec.aggregate, spec.channel_idx.tobytes()
+    return spec.aggregate, spec.centre, spec.channel_idx.tobytes()
 
 
 ACCUMULATE_IMAGES = 32  # embeddings buffered per update of the moments (one S2 read-modify-write each)
@@ -330,7 +339,7 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
                                "are run, not fitted")
     modes = MODES if opts.mode == "auto" else (opts.mode,)
     specs = {m: make_spec(bundle.taps, (bundle.input.height, bundle.input.width), opts.d_for(m), opts.seed,
-                          opts.aggregate_for(m)) for m in modes}
+                          opts.aggregate_for(m), opts.centre_for(m)) for m in modes}
     spec = specs[modes[0]]  # the grid is the same for every mode; channels and aggregation may differ
     be = open_backend(bundle, backend, device, precision, threads)
     if opts.tiling.windowed and opts.tiling.image is None:  # windows are laid out on the first photo's size
@@ -384,7 +393,7 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     cal, est = _calibration(chosen.good_scores, chosen.good_pixel_q999, opts.target_frr, len(read),
                             {"model_choice": choice.to_dict()}, opts.seed)
     _write_inspector(out, bundle.root, stats, total, cal, opts, [str(p) for p in good], streamer.errors,
-                     be.variant, mode, choice, len(read), specs[mode].aggregate,
+                     be.variant, mode, choice, len(read), specs[mode],
                      registration if mode == "aligned" else None)
     shrinkage = stats.shrinkage
     # the sums and factors are on disk now: free them before the precision check opens the inspector
@@ -395,7 +404,7 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
                                            threads, opts.batch_size)
     return FitReport(out, len(read), len(chosen.good_scores), streamer.errors, cal, time.perf_counter() - t0,
                      _peak_rss_mb(), shrinkage, choice, est, _runtime(be), inference,
-                     mode == "aligned" and registration is not None)
+                     mode == "aligned" and registration is not None, specs[mode].describe())
 
 
 def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str = DEFAULT_BACKEND,
@@ -426,6 +435,7 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
     details = insp.calibration.details
     opts = FitOptions(d=len(insp.stats.channel_idx), seed=p["seed"], eps=p["eps"], shrinkage=p["shrinkage"],
                       tiling=insp.tiling, roi=insp.roi, mode=insp.mode, aggregate=insp.spec.aggregate,
+                      centre=insp.spec.centre,
                       target_frr=float(details.get("target_frr", FitOptions.target_frr)),
                       blur_sigma=insp.post.blur_sigma, open_radius=insp.post.open_radius,
                       batch_size=p.get("batch_size", 8), register="auto" if insp.registration is not None else "off")
@@ -467,12 +477,13 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
     n_images = int(p.get("n_images", 0)) + len(scores)
     # the backbone is copied out of the old directory before the new one is renamed over it
     _write_inspector(root, root / "backbone", stats, total, cal, opts, history, streamer.errors,
-                     insp.backend.variant, insp.mode, choice, n_images, insp.spec.aggregate, insp.registration)
+                     insp.backend.variant, insp.mode, choice, n_images, insp.spec, insp.registration)
     asked = inference_precision or asked_at_fit(insp.manifest)
     inference = choose_inference_precision(root, _parity_images(list(good), history), asked, backend, device,
                                            threads, opts.batch_size, refuse=inference_precision is not None)
     return FitReport(root, len(scores), 0, streamer.errors, cal, time.perf_counter() - t0, _peak_rss_mb(),
-                     stats.shrinkage, choice, est, _runtime(insp.backend), inference, insp.registration is not None)
+                     stats.shrinkage, choice, est, _runtime(insp.backend), inference, insp.registration is not None,
+                     insp.spec.describe())
 
 
 def _parity_images(new: list[Path], history: list[str], n: int = PARITY_IMAGES) -> list[Path]:
@@ -509,12 +520,12 @@ def _read_moments(root: Path, sha256: str, stats: GaussianStats, mode: str = "al
 
 def _write_inspector(out: Path, backbone_dir: Path, stats: GaussianStats, moments: Moments, cal: Calibration,
                      opts: FitOptions, images: list[str], errors: list[str], variant: str, mode: str,
-                     choice: ModelChoice, n_images: int, aggregate: int,
+                     choice: ModelChoice, n_images: int, spec: EmbeddingSpec,
                      registration: Registration | None = None) -> None:
     padim = {"d": stats.d, "seed": opts.seed, "eps": stats.eps, "shrinkage": opts.shrinkage,
              "shrinkage_applied": stats.shrinkage, "shrink_mean": stats.shrink_mean,
              "grid": list(stats.grid), "tiling": opts.tiling.to_dict(),
-             "mode": mode, "aggregate": aggregate,
+             "mode": mode, "aggregate": spec.aggregate, "centre": spec.centre,
              "choice": {"mode": choice.mode, "reason": choice.reason, "asked": opts.mode},
              "registration": registration.to_dict() if registration is not None else None,
              "n_images": n_images, "n_samples": stats.n,

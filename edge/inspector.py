@@ -58,7 +58,7 @@ class Inspector:
                               hint="this inspector is newer than this edge-inspect; upgrade it")
         self.spec = EmbeddingSpec(bundle.taps, stats.channel_idx,
                                   (-(-bundle.input.height // s0), -(-bundle.input.width // s0)),
-                                  int(p.get("aggregate", 1)))
+                                  int(p.get("aggregate", 1)), p.get("centre", "none"))
         self.sample_grid = self.tiling.stats_grid(self.spec.grid)  # the grid of what one sample's map covers
         if self.sample_grid != tuple(stats.grid):
             raise BundleError(f"{root}: statistics grid {stats.grid} does not fit the backbone's "
@@ -94,7 +94,8 @@ class Inspector:
                 "input": b.get("input"), "fitted_with": b.get("fitted_with"),
                 "d": self.stats.d, "grid": list(self.stats.grid), "n_images": p.get("n_images"),
                 "mode": p.get("mode", "aligned"), "choice": (p.get("choice") or {}).get("reason"),
-                "aggregate": p.get("aggregate"), "tiling": self.tiling.to_dict(), "tiles": self.tiling.describe(),
+                "aggregate": p.get("aggregate"), "centre": p.get("centre", "none"),
+                "tiling": self.tiling.to_dict(), "tiles": self.tiling.describe(),
                 "registration": ("rigid (turn + shift) onto the reference view registration.png"
                                  if self.registration is not None else "none"),
                 "position_scale": self._position_scale_text(),

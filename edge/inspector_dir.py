@@ -102,7 +102,8 @@ _NUM = (int, float)
 # the manifest entries the runtime reads, and the JSON types they must have when present
 _SHAPE = {
     "padim": (dict, {"d": int, "seed": int, "eps": _NUM, "grid": list, "tiling": dict, "mode": str,
-                     "aggregate": int, "n_images": int, "n_samples": int, "blur_sigma": _NUM, "open_radius": int,
+                     "aggregate": int, "centre": str, "n_images": int, "n_samples": int, "blur_sigma": _NUM,
+                     "open_radius": int,
                      "batch_size": int, "choice": dict, "shrinkage": str}),
     "backbone": (dict, {"name": str, "id": str, "input": list, "fitted_with": str}),
     "thresholds": (dict, {"image": _NUM, "pixel": _NUM, "method": str}),

@@ -202,16 +202,74 @@ def test_eval_says_whether_the_false_rejects_it_saw_fit_what_fit_expected():
 
 
 def test_eval_says_what_to_do_when_good_parts_differ_from_those_fit_saw(tmp_path, tiny_inspector_ro, tiny_category):
-    """Good test parts from another lot (here: much darker) are rejected far more often than fit
-    expected; eval says so and what to do, in its output and in metrics.json."""
+    """Good test parts from another lot (here: a coarser, noisier surface) are rejected far more often
+    than fit expected; eval says so and what to do, in its output and in metrics.json. (A lot that is
+    only darker is not it: the texture model centres each image's features on their own mean.)"""
     cat = tmp_path / "other-lot"
     shutil.copytree(tiny_category, cat)
     for p in (cat / "test" / "good").glob("*.png"):
         img = cv2.imread(str(p))
-        cv2.imwrite(str(p), (img * 0.3).astype(np.uint8))
+        noise = np.random.default_rng(0).normal(0, 60, img.shape)
+        cv2.imwrite(str(p), np.clip(img * 0.3 + noise, 0, 255).astype(np.uint8))
     r = CliRunner().invoke(cli, ["eval", str(cat), "--inspector", str(tiny_inspector_ro), "--out",
                                  str(tmp_path / "ev")], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     t = json.loads((tmp_path / "ev" / "metrics.json").read_text())["at_threshold"]
     assert t["false_reject_rate"] == 1.0 and not t["consistent_with_expected"]
     assert "note: more good parts are rejected than fit expected" in r.output and "--update" in r.output
+
+
+def test_centring_removes_each_images_own_level_of_every_channel():
+    """centre_on_image: each channel of each image minus its mean over the positions; so a per-image
+    offset of any channel (another exposure, a denser stretch) changes nothing, and a local bump stays
+    the most unusual place of its image."""
+    from edge.padim.embed import centre_on_image
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 5, 64))
+    x[1, :, 10] += 6.0  # a local defect in image 1
+    offset = rng.normal(0, 3, (3, 5, 1))
+    a, b = centre_on_image(x.copy()), centre_on_image(x + offset)
+    np.testing.assert_allclose(a, b, atol=1e-9)
+    np.testing.assert_allclose(a.mean(axis=2), 0, atol=1e-9)
+    np.testing.assert_allclose(a - x, np.broadcast_to(-x.mean(axis=2, keepdims=True), x.shape), atol=1e-9)
+    assert int(np.argmax((a[1] ** 2).sum(axis=0))) == 10
+
+
+def test_the_texture_model_centres_each_image_by_default_and_the_flag_overrides_it(tmp_path, tiny_bundle,
+                                                                                      tiny_category):
+    from edge.fitting import CENTRE_FOR_MODE
+
+    assert CENTRE_FOR_MODE == {"aligned": "none", "texture": "image"}
+    good = tiny_category / "train" / "good"
+    for mode, flag, want in (("texture", (), "image"), ("aligned", (), "none"), ("texture", ("--centre", "none"), "none"),
+                             ("aligned", ("--centre", "image"), "image")):
+        out = tmp_path / f"{mode}-{want}"
+        r = _fit("--good", good, "--backbone", tiny_bundle, "--out", out, "-d", 12, "--mode", mode, *flag)
+        assert r.exit_code == 0, r.output
+        assert json.loads((out / "manifest.json").read_text())["padim"]["centre"] == want
+        insp = Inspector.load(out)
+        assert insp.spec.centre == want and insp.describe()["centre"] == want
+        said = "each image's channels centred on their own mean"
+        assert ("  features: d=12 channels" in r.output) and ((said in r.output) == (want == "image")), r.output
+    # the scores come from centred features: the same images through a spec without it differ
+    imgs = [cv2.imread(str(p)) for p in sorted(good.glob("*.png"))[:4]]
+    insp = Inspector.load(tmp_path / "texture-image")
+    with_norm = [r.raw_score for r in insp.inspect(imgs)]
+    import dataclasses
+
+    insp.spec = dataclasses.replace(insp.spec, centre="none")
+    assert not np.allclose(with_norm, [r.raw_score for r in insp.inspect(imgs)])
+
+
+def test_update_keeps_the_centring(tmp_path, tiny_bundle, tiny_category):
+    good = sorted((tiny_category / "train" / "good").glob("*.png"))
+    fit_inspector(good[:10], tmp_path / "i", tiny_bundle, FitOptions(d=12, mode="texture", batch_size=4,
+                                                                     centre="none"))
+    new = tmp_path / "new"
+    new.mkdir()
+    for p in good[10:]:
+        shutil.copy(p, new / p.name)
+    r = _fit("--good", new, "--out", tmp_path / "i", "--update")
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "i" / "manifest.json").read_text())["padim"]["centre"] == "none"

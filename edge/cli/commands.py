@@ -122,6 +122,18 @@ REGISTER_HELP = ("auto: for the aligned model (untiled), turn and shift every im
                  "the PaDiM paper (a part held exactly in place by a fixture).")
 
 
+CENTRE_HELP = ("Centre each image's features on their own mean (each channel minus its mean over the image) "
+               "before the statistics. image: a surface photographed a little brighter, darker, denser or "
+               "coarser than the training images still scores as good, and a local defect is measured against "
+               "the image's own texture; a change that covers the whole image alike is not seen. none: absolute "
+               "features. auto: image for texture, none for aligned (where a part is brighter than usual is "
+               "itself a defect).")
+
+
+def _centre(value: str) -> str | None:
+    return None if value == "auto" else value
+
+
 def _aggregate(value: str) -> int | None:
     """--aggregate: "auto" (each model's own default) or k."""
     return None if value == "auto" else int(value)
@@ -207,6 +219,8 @@ def _load_stage(path, backend, device, precision, threads, factor_precision="aut
               help="Average each feature over k×k neighbours before embedding, so a position describes a patch "
                    "(1 = off, as in the PaDiM paper). auto: 1 for aligned (averaging blurs the small defects "
                    "per-position statistics find), 3 for texture.")
+@click.option("--centre", type=click.Choice(["auto", "image", "none"]), default="auto", show_default=True,
+              help=CENTRE_HELP)
 @click.option("--target-frr", type=float, default=0.01, show_default=True,
               help="False-reject rate the threshold aims for: the share of GOOD parts that will be called NG. "
                    "Lower it for fewer false rejects, at the cost of missing faint defects.")
@@ -216,7 +230,8 @@ def _load_stage(path, backend, device, precision, threads, factor_precision="aut
 @tile_options
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
-def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, mode, aggregate, target_frr, register, blur_sigma,
+def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, mode, aggregate, centre, target_frr, register,
+            blur_sigma,
             roi, tiles, tile, tile_overlap, tile_mode, stats_cell, batch_size, backend, device, threads, precision,
             inference_precision):
     """Fit PaDiM statistics from good images, and set the threshold from good images alone.
@@ -240,7 +255,8 @@ def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, mode, aggregat
     if not paths:
         raise click.UsageError(f"no images found in {', '.join(good)}")
     opts = FitOptions(d=d, seed=seed, eps=eps, shrinkage=shrinkage, mode=mode, aggregate=_aggregate(aggregate),
-                      target_frr=target_frr, blur_sigma=blur_sigma, batch_size=batch_size, register=register,
+                      centre=_centre(centre), target_frr=target_frr, blur_sigma=blur_sigma,
+                      batch_size=batch_size, register=register,
                       tiling=Tiling.from_options(tiles, tile, tile_overlap, tile_mode, stats_cell), roi=_roi(roi))
     total = len(paths) if update else fit_work(len(paths), opts)
     with progress_bar(total, "fitting" if not update else "updating") as bar:
@@ -270,6 +286,8 @@ def _print_fit(rep, out, update: bool, n_read: int) -> None:
                    f"saw them; covariance shrinkage: {rep.shrinkage}")
     if rep.choice is not None:
         click.echo(f"  model: {rep.choice.mode} — {rep.choice.reason}")
+    if rep.features:
+        click.echo(f"  features: {rep.features}")
     if rep.registered:
         click.echo("  registration: each image is turned and shifted onto the reference view of the part "
                    f"({Path(rep.out) / 'registration.png'}) before scoring; masks stay in the photo's frame")
@@ -399,6 +417,8 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
               help="False-reject rate the threshold aims for when fitting (see `fit --help`).")
 @click.option("--aggregate", type=click.Choice(["auto", "1", "3", "5"]), default="auto", show_default=True,
               help="k×k feature average when fitting (see `fit --help`).")
+@click.option("--centre", type=click.Choice(["auto", "image", "none"]), default="auto", show_default=True,
+              help="Centre each image's features on their own mean when fitting (see `fit --help`).")
 @click.option("--register", type=click.Choice(["auto", "off"]), default="auto", show_default=True,
               help="Registration when fitting (see `fit --help`).")
 @tile_options
@@ -410,7 +430,8 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --good-share.")
 @backend_options
 @factor_option
-def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_frr, aggregate, register, roi, tiles,
+def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_frr, aggregate, centre, register,
+             roi, tiles,
              tile, tile_overlap, tile_mode, stats_cell, batch_size, cascade_file, good_share, seed, backend, device,
              threads, precision, inference_precision, factor_precision):
     """Measure an inspector (or, with --model, a classifier, segmenter or
@@ -470,7 +491,7 @@ def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_
         inspector_dir = out / "inspector"
         tiling = Tiling.from_options(tiles, tile, tile_overlap, tile_mode, stats_cell)
         opts = FitOptions(d=d, batch_size=batch_size, tiling=tiling, roi=_roi(roi), mode=mode, target_frr=target_frr,
-                          aggregate=_aggregate(aggregate), register=register)
+                          aggregate=_aggregate(aggregate), centre=_centre(centre), register=register)
         with progress_bar(fit_work(len(cat.train_good), opts), "fitting") as bar:
             fit_inspector(cat.train_good, inspector_dir, backbone or default_backbone_dir(), opts, backend, device,
                           threads, progress=bar, precision=precision,

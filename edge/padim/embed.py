@@ -12,6 +12,9 @@ from ..bundle import Tap
 from ..errors import BundleError, ConfigError
 
 
+CENTRE = ("none", "image")
+
+
 @dataclass(frozen=True)
 class EmbeddingSpec:
     """Which taps, which channels (indices into the concatenation of the taps), which grid."""
@@ -20,10 +23,13 @@ class EmbeddingSpec:
     channel_idx: np.ndarray  # sorted int64 indices into sum(tap.channels)
     grid: tuple[int, int]  # (gh, gw) of the finest tap
     aggregate: int = 1  # k: each tap is averaged over k×k neighbours at its own stride before embedding
+    centre: str = "none"  # "image": each channel centred on its mean over the image's own positions (centre_on_image)
 
     def __post_init__(self):
         if self.aggregate < 1 or self.aggregate % 2 == 0:
             raise ConfigError(f"aggregation {self.aggregate}: use an odd neighbourhood size (1 = none, 3 = 3x3)")
+        if self.centre not in CENTRE:
+            raise ConfigError(f"centring {self.centre!r} is unknown", hint=f"use one of {', '.join(CENTRE)}")
 
     @property
     def d(self) -> int:
@@ -32,6 +38,14 @@ class EmbeddingSpec:
     @property
     def positions(self) -> int:
         return self.grid[0] * self.grid[1]
+
+    def describe(self) -> str:
+        """One line for people: what each position's feature is."""
+        parts = [f"d={self.d} channels"]
+        parts.append(f"{self.aggregate}x{self.aggregate} neighbourhood average" if self.aggregate > 1 else "single cells")
+        if self.centre == "image":
+            parts.append("each image's channels centred on their own mean")
+        return ", ".join(parts)
 
     def per_tap(self) -> list[np.ndarray]:
         """Channel indices local to each tap."""
@@ -44,7 +58,7 @@ class EmbeddingSpec:
 
 
 def make_spec(taps: tuple[Tap, ...], input_hw: tuple[int, int], d: int | None, seed: int = 0,
-              aggregate: int = 1) -> EmbeddingSpec:
+              aggregate: int = 1, centre: str = "none") -> EmbeddingSpec:
     total = sum(t.channels for t in taps)
     if d is None or d >= total:
         idx = np.arange(total, dtype=np.int64)
@@ -55,7 +69,7 @@ def make_spec(taps: tuple[Tap, ...], input_hw: tuple[int, int], d: int | None, s
         idx = np.sort(rng.choice(total, size=d, replace=False)).astype(np.int64)
     s0 = min(t.stride for t in taps)
     grid = (-(-input_hw[0] // s0), -(-input_hw[1] // s0))
-    return EmbeddingSpec(tuple(taps), idx, grid, aggregate)
+    return EmbeddingSpec(tuple(taps), idx, grid, aggregate, centre)
 
 
 def box_average(f: np.ndarray, k: int) -> np.ndarray:
@@ -73,6 +87,22 @@ def box_average(f: np.ndarray, k: int) -> np.ndarray:
     for i in range(flat_in.shape[0]):
         cv2.blur(flat_in[i], (k, k), dst=flat_out[i], borderType=cv2.BORDER_REPLICATE)
     return out
+
+
+def centre_on_image(emb: np.ndarray) -> np.ndarray:
+    """(B, d, P) in place: each channel of each image (or tile) minus its mean over that image's positions.
+
+    For the position-free model: a surface photographed under another exposure, or a stretch of it a
+    little denser or coarser than the training crops, shifts every cell's features alike; centred, a
+    local defect is measured against the image's own texture, whatever its overall level. On the dev
+    surfaces this raised image AUROC (brick 0.92 -> 0.96-0.97, tissue and moon within ±0.01); dividing
+    by each channel's spread in the image as well did about as well there but blew up channels that are
+    nearly flat in an image (a tiny backbone's texture test fell from 0.75 to 0.5), so it only centres.
+    A change that covers the whole image alike is not seen by such a model; the per-position model
+    (aligned) keeps absolute features.
+    """
+    emb -= emb.mean(axis=2, keepdims=True)
+    return emb
 
 
 class Scratch:
@@ -101,6 +131,8 @@ def embed(outputs: dict[str, np.ndarray], spec: EmbeddingSpec, scratch: Scratch 
     Each tap is written once, straight into its channels of the output (no concatenate copies: a
     3872x3200 photo in 56 windows is a 92 MB embedding): repeated along the width, then written to
     each of its rows by broadcasting (contiguous inner loops). ``scratch``: write into its buffer.
+    With ``spec.centre`` = "image", each image's (or tile's) channels are then centred
+    (:func:`centre_on_image`).
     """
     gh, gw = spec.grid
     taps = [(tap, local) for tap, local in zip(spec.taps, spec.per_tap()) if local.size]
@@ -126,4 +158,5 @@ def embed(outputs: dict[str, np.ndarray], spec: EmbeddingSpec, scratch: Scratch 
             dst.reshape(b, local.size, fh, ry, gw)[...] = wide[:, :, :, None, :]
         else:
             dst[...] = np.repeat(np.repeat(f, ry, axis=2), rx, axis=3)[:, :, :gh, :gw]
-    return out.reshape(b, c0, gh * gw)
+    flat = out.reshape(b, c0, gh * gw)
+    return centre_on_image(flat) if spec.centre == "image" else flat

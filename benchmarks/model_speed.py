@@ -36,7 +36,9 @@ VARIANTS = {  # name -> FitOptions fields
     "aligned, no average, registered (now aligned's default)": {"mode": "aligned", "aggregate": 1, "d": 100},
     "aligned, 3x3 average (#9's first default)": {"mode": "aligned", "aggregate": 3, "d": 100, "register": "off"},
     "texture, 3x3 average, d=100": {"mode": "texture", "aggregate": None, "d": 100},
-    "texture, 3x3 average, every channel (now texture's default)": {"mode": "texture"},
+    "texture, 3x3 average, every channel, not centred (texture's default before --centre)":
+        {"mode": "texture", "centre": "none"},
+    "texture, 3x3 average, every channel, centred (now texture's default)": {"mode": "texture"},
 }
 
 

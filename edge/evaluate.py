@@ -176,8 +176,7 @@ def _segmentation(ss: ScoredSet, classes: list[str]) -> dict:
 
 
 REPORT_KEYS = ("id", "backbone", "input", "fitted_with", "d", "mode", "aggregate", "centre", "tiles", "n_images",
-               "shrinkage",
-               "eps", "threshold_method", "target_frr", "quantile", "margin")
+               "shrinkage", "eps", "threshold_method", "target_frr", "quantile", "margin")
 
 
 def inspector_details(inspector: Inspector) -> dict:

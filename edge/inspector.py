@@ -94,7 +94,7 @@ class Inspector:
                 "input": b.get("input"), "fitted_with": b.get("fitted_with"),
                 "d": self.stats.d, "grid": list(self.stats.grid), "n_images": p.get("n_images"),
                 "mode": p.get("mode", "aligned"), "choice": (p.get("choice") or {}).get("reason"),
-                "aggregate": p.get("aggregate"), "centre": p.get("centre", "none"),
+                "aggregate": p.get("aggregate"), "centre": p.get("centre", "none"), "features": self.spec.describe(),
                 "tiling": self.tiling.to_dict(), "tiles": self.tiling.describe(),
                 "registration": ("rigid (turn + shift) onto the reference view registration.png"
                                  if self.registration is not None else "none"),

@@ -242,8 +242,8 @@ def test_the_texture_model_centres_each_image_by_default_and_the_flag_overrides_
 
     assert CENTRE_FOR_MODE == {"aligned": "none", "texture": "image"}
     good = tiny_category / "train" / "good"
-    for mode, flag, want in (("texture", (), "image"), ("aligned", (), "none"), ("texture", ("--centre", "none"), "none"),
-                             ("aligned", ("--centre", "image"), "image")):
+    for mode, flag, want in (("texture", (), "image"), ("aligned", (), "none"),
+                             ("texture", ("--centre", "none"), "none"), ("aligned", ("--centre", "image"), "image")):
         out = tmp_path / f"{mode}-{want}"
         r = _fit("--good", good, "--backbone", tiny_bundle, "--out", out, "-d", 12, "--mode", mode, *flag)
         assert r.exit_code == 0, r.output
@@ -252,6 +252,8 @@ def test_the_texture_model_centres_each_image_by_default_and_the_flag_overrides_
         assert insp.spec.centre == want and insp.describe()["centre"] == want
         said = "each image's channels centred on their own mean"
         assert ("  features: d=12 channels" in r.output) and ((said in r.output) == (want == "image")), r.output
+        info = CliRunner().invoke(cli, ["info", str(out)], catch_exceptions=False).output
+        assert f"  features: {insp.spec.describe()}" in info and (said in info) == (want == "image"), info
     # the scores come from centred features: the same images through a spec without it differ
     imgs = [cv2.imread(str(p)) for p in sorted(good.glob("*.png"))[:4]]
     insp = Inspector.load(tmp_path / "texture-image")

@@ -231,9 +231,8 @@ def _load_stage(path, backend, device, precision, threads, factor_precision="aut
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
 def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, mode, aggregate, centre, target_frr, register,
-            blur_sigma,
-            roi, tiles, tile, tile_overlap, tile_mode, stats_cell, batch_size, backend, device, threads, precision,
-            inference_precision):
+            blur_sigma, roi, tiles, tile, tile_overlap, tile_mode, stats_cell, batch_size, backend, device, threads,
+            precision, inference_precision):
     """Fit PaDiM statistics from good images, and set the threshold from good images alone.
 
     \b
@@ -431,9 +430,8 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
 @backend_options
 @factor_option
 def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_frr, aggregate, centre, register,
-             roi, tiles,
-             tile, tile_overlap, tile_mode, stats_cell, batch_size, cascade_file, good_share, seed, backend, device,
-             threads, precision, inference_precision, factor_precision):
+             roi, tiles, tile, tile_overlap, tile_mode, stats_cell, batch_size, cascade_file, good_share, seed, backend,
+             device, threads, precision, inference_precision, factor_precision):
     """Measure an inspector (or, with --model, a classifier, segmenter or
     multitask bundle, or with --cascade a cascade) on an MVTec-layout folder
     with ground truth.
@@ -720,6 +718,7 @@ def info_cmd(path, as_json):
                        f"{d['n_images']} good images, eps={d['eps']}, shrinkage {d['shrinkage']}, {d['tiles']}")
             if d["choice"]:
                 click.echo(f"  model chosen: {d['choice']}")
+            click.echo(f"  features: {d['features']}")
             click.echo(f"  registration: {d['registration']}")
             click.echo(f"  position scale: {d['position_scale']}")
             t = d["threshold"]

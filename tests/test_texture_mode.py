@@ -163,8 +163,10 @@ def test_fit_on_few_images_prints_the_expected_frr_and_warns(tmp_path, tiny_bund
 
 
 def test_update_keeps_the_texture_model(tmp_path, tiny_bundle, tiny_category):
+    """--update keeps the model and its features as fitted (here without centring, not the default)."""
     good = sorted((tiny_category / "train" / "good").glob("*.png"))
-    fit_inspector(good[:10], tmp_path / "i", tiny_bundle, FitOptions(d=12, mode="texture", batch_size=4))
+    fit_inspector(good[:10], tmp_path / "i", tiny_bundle, FitOptions(d=12, mode="texture", batch_size=4,
+                                                                     centre="none"))
     before = json.loads((tmp_path / "i" / "calibration.json").read_text())
     new = tmp_path / "new"
     new.mkdir()
@@ -174,7 +176,7 @@ def test_update_keeps_the_texture_model(tmp_path, tiny_bundle, tiny_category):
     assert r.exit_code == 0, r.output
     m = json.loads((tmp_path / "i" / "manifest.json").read_text())
     after = json.loads((tmp_path / "i" / "calibration.json").read_text())
-    assert m["padim"]["mode"] == "texture" and m["padim"]["n_images"] == 16
+    assert m["padim"]["mode"] == "texture" and m["padim"]["n_images"] == 16 and m["padim"]["centre"] == "none"
     assert after["good_scores"]["n"] == before["good_scores"]["n"] + 6 and after["target_frr"] == 0.01
     insp = Inspector.load(tmp_path / "i")
     assert insp.mode == "texture" and insp.stats.factor.shape == (1, 12, 12)  # one shared covariance
@@ -262,16 +264,3 @@ def test_the_texture_model_centres_each_image_by_default_and_the_flag_overrides_
 
     insp.spec = dataclasses.replace(insp.spec, centre="none")
     assert not np.allclose(with_norm, [r.raw_score for r in insp.inspect(imgs)])
-
-
-def test_update_keeps_the_centring(tmp_path, tiny_bundle, tiny_category):
-    good = sorted((tiny_category / "train" / "good").glob("*.png"))
-    fit_inspector(good[:10], tmp_path / "i", tiny_bundle, FitOptions(d=12, mode="texture", batch_size=4,
-                                                                     centre="none"))
-    new = tmp_path / "new"
-    new.mkdir()
-    for p in good[10:]:
-        shutil.copy(p, new / p.name)
-    r = _fit("--good", new, "--out", tmp_path / "i", "--update")
-    assert r.exit_code == 0, r.output
-    assert json.loads((tmp_path / "i" / "manifest.json").read_text())["padim"]["centre"] == "none"

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edge.padim.position_free import PooledMoments, gaussian_from_pooled
 from edge.padim.score import distance_maps
 
 
-def test_distances_equal_the_definition():
+@pytest.mark.parametrize("d", [1, 3, 12, 13])  # the factor's row blocks: fewer rows than blocks, even, uneven
+def test_distances_equal_the_definition(d):
     rng = np.random.default_rng(0)
-    b, d, p = 5, 12, 30
+    b, p = 5, 30
     train = (rng.standard_normal((40, d, p)) * 2 + 3).astype(np.float32)
     m = PooledMoments.empty(train.mean(axis=0).T.astype(np.float64))
     m.add(train)

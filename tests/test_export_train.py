@@ -325,3 +325,55 @@ def test_augment_option_and_phases_through_the_cli(labelled, tmp_path):
     bad = _train(["segmenter", str(labelled), "--out", str(tmp_path / "b"), *TINY, "--head-epochs", "0",
                   "--epochs", "0"])
     assert bad.exit_code != 0 and "not both 0" in str(bad.exception)
+
+
+def test_pasted_defects_are_a_training_defect_on_a_good_image_with_its_mask():
+    from pathlib import Path
+
+    from export.training.data import TrainingSet, concat, transplant
+
+    rng = np.random.default_rng(0)
+    n, h, w = 6, 32, 32
+    x = rng.normal(size=(n, 3, h, w)).astype(np.float32)
+    mask = np.zeros((n, h, w), np.uint8)
+    mask[3, 5:12, 8:20] = 1  # images 3..5 are defects
+    mask[4, 20:30, 2:6] = 1
+    mask[5, 0:3, 0:32] = 1
+    is_defect = np.array([False, False, False, True, True, True])
+    ts = TrainingSet(x, is_defect, ("good",) * 3 + ("spot",) * 3, mask, ("defect",),
+                     tuple(Path(f"/d/{i}.png") for i in range(n)))
+    out = transplant(ts, 10, np.random.default_rng(1))
+    assert len(out) == 10 and out.is_defect.all() and out.kinds == ("spot",) * 10
+    again = transplant(ts, 10, np.random.default_rng(1))
+    np.testing.assert_array_equal(out.x, again.x)  # seeded
+    for k in range(10):
+        d = int(Path(str(out.paths[k]).split("+")[0]).stem)
+        g = int(Path(str(out.paths[k]).split("+")[1]).stem)
+        assert is_defect[d] and not is_defect[g]
+        inside = mask[d] > 0
+        np.testing.assert_array_equal(out.mask[k], mask[d])
+        np.testing.assert_allclose(out.x[k][:, inside], x[d][:, inside], atol=1e-6)  # the defect as it was
+        rim = cv2_dilate(inside, 6)
+        np.testing.assert_allclose(out.x[k][:, ~rim], x[g][:, ~rim], atol=1e-4)  # the good image elsewhere
+    both = concat(ts, out)
+    assert len(both) == 16 and both.is_defect.sum() == 13 and both.mask.shape == (16, h, w)
+    with pytest.raises(DataError, match="masks"):
+        transplant(TrainingSet(x, is_defect, ts.kinds, None, (), ts.paths), 2, rng)
+
+
+def cv2_dilate(m, r):
+    import cv2
+
+    return cv2.dilate(m.astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0
+
+
+def test_paste_option_records_the_pasted_images(labelled, tmp_path):
+    out = tmp_path / "s"
+    r = _train(["segmenter", str(labelled), "--out", str(out), *TINY, "--paste", "1", "--epochs", "0"])
+    assert r.exit_code == 0, r.output
+    tr = load_bundle(out).manifest["training"]
+    real_train = tr["data"]["n_train"] - tr["data"]["n_pasted"]
+    assert tr["recipe"]["paste"] == 1.0 and tr["data"]["n_pasted"] > 0
+    assert real_train + tr["data"]["n_validation"] == tr["data"]["n_images"]  # validation stays real
+    bad = _train(["classifier", str(labelled), "--out", str(tmp_path / "c"), *TINY, "--paste", "1"])
+    assert bad.exit_code != 0 and "needs defect masks" in str(bad.exception)

@@ -41,6 +41,10 @@ def train_options(f):
     opts = [
         writing_options,
         click.option("--threads", default=_D["threads"], show_default=True, help="CPU threads torch trains with."),
+        click.option("--paste", default=_D["paste"], show_default=True, type=float,
+                     help="More defect images for training, this many times the training defects: each a "
+                          "training defect's masked pixels pasted at the same place onto another good training "
+                          "image (segmenter, multitask; parts photographed in place). 0: none."),
         click.option("--val-fraction", default=_D["val_fraction"], show_default=True,
                      help="Share of every kind (good and each defect kind) held out to pick the epoch and "
                           "the thresholds."),
@@ -112,7 +116,7 @@ CLASSES_OPT = click.option("--classes", "mask_classes", type=click.Choice(["one"
 
 
 def _train(kind, category, out, arch, weights, size, epochs, head_epochs, augment, tta, dice_over, batch_size, lr,
-           seed, save_weights, val_fraction, threads, line_good_share, formats, precisions, calib_images, calib_count,
+           seed, save_weights, val_fraction, paste, threads, line_good_share, formats, precisions, calib_images, calib_count,
            opset, dynamic_size, factory_args, width_scale,
            labels="0=good,1=defect", ok_label=None, mask_classes="one"):
     from pathlib import Path
@@ -124,7 +128,7 @@ def _train(kind, category, out, arch, weights, size, epochs, head_epochs, augmen
     req = TrainRequest(kind, Path(category), arch, net["weights"], parse_size(size), epochs, batch_size, lr,
                        seed=seed, head_epochs=head_epochs, augment=augment, tta=tta, dice_over=dice_over,
                        labels=parse_labels(labels),
-                       ok_label=ok_label, mask_classes=mask_classes, val_fraction=val_fraction,
+                       ok_label=ok_label, mask_classes=mask_classes, val_fraction=val_fraction, paste=paste,
                        line_good_share=line_good_share, threads=threads, width_scale=width_scale,
                        factory_kwargs=net["factory_kwargs"])
     ereq = export_request(out, size, formats, precisions, calib_images, calib_count, opset, dynamic_size)

@@ -104,6 +104,46 @@ def stratified_split(kinds: tuple[str, ...], fraction: float, seed: int) -> tupl
     return np.array(sorted(train)), np.array(sorted(val))
 
 
+PASTE_FEATHER = 1.5  # px: the pasted region's edge is blended over about this width
+
+
+def transplant(ts: TrainingSet, n: int, rng: np.random.Generator) -> TrainingSet:
+    """``n`` more defect images, each a training defect (its masked pixels and a feathered rim) pasted at
+    the same place onto a good training image of the same folder, with the defect's mask.
+
+    A part photographed in place keeps its defects where they were, so the pasted region fits its new
+    background; the model then sees the same defect among other good surroundings and learns the defect,
+    not the rest of the image it came with. Training split only (validation stays real). The images are
+    blended in the model's input space (the normalisation is affine, so this is the blend of the photos)."""
+    if ts.mask is None:
+        raise DataError("pasting defects needs their masks", hint="train a segmenter or multitask model, or --paste 0")
+    bad, good = np.flatnonzero(ts.is_defect), np.flatnonzero(~ts.is_defect)
+    if n <= 0 or not len(bad) or not len(good):
+        return ts.subset(np.arange(0))
+    import cv2
+
+    x = np.empty((n, *ts.x.shape[1:]), np.float32)
+    mask = np.empty((n, *ts.mask.shape[1:]), np.uint8)
+    kinds, paths = [], []
+    for k in range(n):
+        d, g = int(rng.choice(bad)), int(rng.choice(good))
+        alpha = cv2.GaussianBlur((ts.mask[d] > 0).astype(np.float32), (0, 0), PASTE_FEATHER)
+        alpha = np.maximum(alpha, (ts.mask[d] > 0).astype(np.float32))[None]  # every mask pixel is the defect's
+        x[k] = ts.x[g] * (1 - alpha) + ts.x[d] * alpha
+        mask[k] = ts.mask[d]
+        kinds.append(ts.kinds[d])
+        paths.append(Path(f"{ts.paths[d]}+{ts.paths[g].name}"))
+    return TrainingSet(x, np.ones(n, bool), tuple(kinds), mask, ts.mask_class_names, tuple(paths))
+
+
+def concat(a: TrainingSet, b: TrainingSet) -> TrainingSet:
+    if not len(b):
+        return a
+    return TrainingSet(np.concatenate([a.x, b.x]), np.concatenate([a.is_defect, b.is_defect]), a.kinds + b.kinds,
+                       None if a.mask is None else np.concatenate([a.mask, b.mask]), a.mask_class_names,
+                       a.paths + b.paths)
+
+
 def epoch_order(is_defect: np.ndarray, defect_share: float, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     """Indices for one epoch: every image once, defect images repeated until they make about
     ``defect_share`` of the epoch. Returns (order, repeat factor of defect images)."""

@@ -34,6 +34,7 @@ class TrainRequest:
     ok_label: str | None = None
     mask_classes: str = "one"  # "one": one class "defect"; "per-kind": one mask class per defect kind
     val_fraction: float = 0.25
+    paste: float = 0.0  # pasted defects (data.transplant) added to training, as a multiple of its defect images
     line_good_share: float = 0.9  # thresholds maximise F1 on validation weighted to this share of good parts
     defect_share: float = 0.35  # oversample defect images up to this share of every epoch
     dice_weight: float = 1.0  # segmenter loss = BCE + dice_weight * Dice loss
@@ -64,6 +65,11 @@ class TrainRequest:
                               hint="use --augment flips (or flips+rot90), or --tta none")
         if self.dice_over not in ("image", "batch"):
             raise ExportError(f"--dice-over {self.dice_over!r}: use image or batch")
+        if self.paste < 0:
+            raise ExportError(f"--paste {self.paste} must be 0 or more")
+        if self.paste > 0 and self.kind == "classifier":
+            raise ExportError("--paste needs defect masks; a classifier is trained without them",
+                              hint="use --paste with a segmenter or multitask model")
         if not 0 < self.val_fraction < 1:
             raise ExportError(f"validation fraction {self.val_fraction} must be between 0 and 1")
         if not 0 < self.line_good_share < 1:

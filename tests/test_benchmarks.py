@@ -134,3 +134,16 @@ def test_quick_benchmark_runs_end_to_end(tmp_path):
         assert r["ratios"] and all(q["speedup_vs_reference"] > 0 for q in r["ratios"].values())
         assert "torch reference" in r["accuracy"]
     assert (tmp_path / "results.md").read_text().count("### ") >= 3
+
+
+def test_speed_vs_before_table_states_both_ratios():
+    from benchmarks.speed_vs_before import markdown as vs_markdown
+
+    run = {"category": "coins", "n_images": 16, "backend": {"before": "onnxruntime", "now": "openvino",
+                                                           "now, onnxruntime": "onnxruntime"},
+           "ms_per_image": {"before": 16.0, "now": 10.0, "now, onnxruntime": 15.0}, "ratio_now_over_before": 0.625,
+           "ratio_now_onnxruntime_over_before": 0.9375, "calls": {"now": 12}, "load_average": [[1, 1, 1], [2, 2, 2]]}
+    md = vs_markdown({"rev": "abc1234", "command": "python -m benchmarks.speed_vs_before", "when": "now",
+                      "machine": {"cpu": "x", "cpus": 2}, "runs": [run]})
+    assert "| coins | 16 | 16.0 (onnxruntime) | 10.0 (openvino) | 0.62 | 15.0 | 0.94 |" in md
+    assert "before #9 (abc1234)" in md and "12 calls" in md

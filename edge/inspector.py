@@ -16,7 +16,7 @@ from .backends import DEFAULT_BACKEND, Backend, open_backend
 from .bundle import MANIFEST, Bundle, load_bundle, recover_dir, verify_files
 from .errors import BackendError, BundleError
 from .padim import kernel
-from .padim.embed import EmbeddingSpec, Scratch, embed
+from .padim.embed import CENTRE, EmbeddingSpec, Scratch, embed
 from .padim.score import MODES, anomaly_mask, distance_maps, full_res_map, image_score
 from .padim.stats import GaussianStats
 from .padim.tiling import Tiling
@@ -56,9 +56,13 @@ class Inspector:
         if self.mode not in MODES:
             raise BundleError(f"{root}: unknown PaDiM mode {self.mode!r} (known: {', '.join(MODES)})",
                               hint="this inspector is newer than this edge-inspect; upgrade it")
+        centre = p.get("centre", "none")  # inspectors fitted before centring use absolute features
+        if centre not in CENTRE:
+            raise BundleError(f"{root}: unknown feature centring {centre!r} (known: {', '.join(CENTRE)})",
+                              hint="this inspector is newer than this edge-inspect; upgrade it")
         self.spec = EmbeddingSpec(bundle.taps, stats.channel_idx,
                                   (-(-bundle.input.height // s0), -(-bundle.input.width // s0)),
-                                  int(p.get("aggregate", 1)), p.get("centre", "none"))
+                                  int(p.get("aggregate", 1)), centre)
         self.sample_grid = self.tiling.stats_grid(self.spec.grid)  # the grid of what one sample's map covers
         if self.sample_grid != tuple(stats.grid):
             raise BundleError(f"{root}: statistics grid {stats.grid} does not fit the backbone's "

@@ -264,3 +264,14 @@ def test_the_texture_model_centres_each_image_by_default_and_the_flag_overrides_
 
     insp.spec = dataclasses.replace(insp.spec, centre="none")
     assert not np.allclose(with_norm, [r.raw_score for r in insp.inspect(imgs)])
+
+
+def test_an_unknown_centring_is_refused_saying_what_to_do(tmp_path, tiny_inspector):
+    from edge.errors import BundleError
+
+    m = json.loads((tiny_inspector / "manifest.json").read_text())
+    m["padim"]["centre"] = "wavelet"
+    (tiny_inspector / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BundleError, match="unknown feature centring 'wavelet'") as e:
+        Inspector.load(tiny_inspector)
+    assert "newer than this edge-inspect" in (e.value.hint or "")

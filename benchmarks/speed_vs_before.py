@@ -8,7 +8,8 @@ For each category: the code at REV is checked out into a temporary git worktree 
 with this Python), each product fits its own inspector on the same good images with its own defaults
 (`python -m edge fit --good DIR`), then each times its own `score_paths` (what `edge-inspect score` runs, with
 its own default backend; today's also on onnxruntime, the earlier default) over the same test images. The
-sides run in separate processes, alternated ROUNDS times, each call timed after one warm-up call in its process; the result is the median per image and the
+sides run in separate processes, alternated ROUNDS times, each call timed after one warm-up call in its
+process; the result is the median per image and the
 ratio now / REV. `benchmarks.model_speed` is the other view: every model on today's code, so it isolates
 what a model costs (registration, every channel) from what the rest of the product gained since.
 """

@@ -41,8 +41,8 @@ class EmbeddingSpec:
 
     def describe(self) -> str:
         """One line for people: what each position's feature is."""
-        parts = [f"d={self.d} channels"]
-        parts.append(f"{self.aggregate}x{self.aggregate} neighbourhood average" if self.aggregate > 1 else "single cells")
+        k = self.aggregate
+        parts = [f"d={self.d} channels", f"{k}x{k} neighbourhood average" if k > 1 else "single cells"]
         if self.centre == "image":
             parts.append("each image's channels centred on their own mean")
         return ", ".join(parts)

@@ -125,9 +125,10 @@ REGISTER_HELP = ("auto: for the aligned model (untiled), turn and shift every im
 CENTRE_HELP = ("Centre each image's features on their own mean (each channel minus its mean over the image) "
                "before the statistics. image: a surface photographed a little brighter, darker, denser or "
                "coarser than the training images still scores as good, and a local defect is measured against "
-               "the image's own texture; a change that covers the whole image alike is not seen. none: absolute "
-               "features. auto: image for texture, none for aligned (where a part is brighter than usual is "
-               "itself a defect).")
+               "the image's own texture; a change that covers the whole image alike is not seen (on a real "
+               "surface, crops 4x darker passed as OK). none: absolute features, for an inspector that must also "
+               "catch a failing lamp. auto: image for texture, none for aligned (where a part is brighter than "
+               "usual is itself a defect).")
 
 
 def _centre(value: str) -> str | None:

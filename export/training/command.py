@@ -116,8 +116,8 @@ CLASSES_OPT = click.option("--classes", "mask_classes", type=click.Choice(["one"
 
 
 def _train(kind, category, out, arch, weights, size, epochs, head_epochs, augment, tta, dice_over, batch_size, lr,
-           seed, save_weights, val_fraction, paste, threads, line_good_share, formats, precisions, calib_images, calib_count,
-           opset, dynamic_size, factory_args, width_scale,
+           seed, save_weights, val_fraction, paste, threads, line_good_share, formats, precisions, calib_images,
+           calib_count, opset, dynamic_size, factory_args, width_scale,
            labels="0=good,1=defect", ok_label=None, mask_classes="one"):
     from pathlib import Path
 

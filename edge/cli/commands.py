@@ -131,13 +131,9 @@ CENTRE_HELP = ("Centre each image's features on their own mean (each channel min
                "usual is itself a defect).")
 
 
-def _centre(value: str) -> str | None:
-    return None if value == "auto" else value
-
-
-def _aggregate(value: str) -> int | None:
-    """--aggregate: "auto" (each model's own default) or k."""
-    return None if value == "auto" else int(value)
+def _auto(value: str, kind=str):
+    """A per-model option (--aggregate, --centre): None for "auto" (each model's own default), else its value."""
+    return None if value == "auto" else kind(value)
 
 
 def _roi(path):
@@ -254,8 +250,8 @@ def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, mode, aggregat
     paths = list_images(list(good))
     if not paths:
         raise click.UsageError(f"no images found in {', '.join(good)}")
-    opts = FitOptions(d=d, seed=seed, eps=eps, shrinkage=shrinkage, mode=mode, aggregate=_aggregate(aggregate),
-                      centre=_centre(centre), target_frr=target_frr, blur_sigma=blur_sigma,
+    opts = FitOptions(d=d, seed=seed, eps=eps, shrinkage=shrinkage, mode=mode, aggregate=_auto(aggregate, int),
+                      centre=_auto(centre), target_frr=target_frr, blur_sigma=blur_sigma,
                       batch_size=batch_size, register=register,
                       tiling=Tiling.from_options(tiles, tile, tile_overlap, tile_mode, stats_cell), roi=_roi(roi))
     total = len(paths) if update else fit_work(len(paths), opts)
@@ -490,7 +486,7 @@ def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_
         inspector_dir = out / "inspector"
         tiling = Tiling.from_options(tiles, tile, tile_overlap, tile_mode, stats_cell)
         opts = FitOptions(d=d, batch_size=batch_size, tiling=tiling, roi=_roi(roi), mode=mode, target_frr=target_frr,
-                          aggregate=_aggregate(aggregate), centre=_centre(centre), register=register)
+                          aggregate=_auto(aggregate, int), centre=_auto(centre), register=register)
         with progress_bar(fit_work(len(cat.train_good), opts), "fitting") as bar:
             fit_inspector(cat.train_good, inspector_dir, backbone or default_backbone_dir(), opts, backend, device,
                           threads, progress=bar, precision=precision,

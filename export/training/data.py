@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -115,13 +116,11 @@ def transplant(ts: TrainingSet, n: int, rng: np.random.Generator) -> TrainingSet
     background; the model then sees the same defect among other good surroundings and learns the defect,
     not the rest of the image it came with. Training split only (validation stays real). The images are
     blended in the model's input space (the normalisation is affine, so this is the blend of the photos)."""
-    if ts.mask is None:
-        raise DataError("pasting defects needs their masks", hint="train a segmenter or multitask model, or --paste 0")
     bad, good = np.flatnonzero(ts.is_defect), np.flatnonzero(~ts.is_defect)
     if n <= 0 or not len(bad) or not len(good):
-        return ts.subset(np.arange(0))
-    import cv2
-
+        return ts.subset(np.arange(0, dtype=int))
+    if ts.mask is None:
+        raise DataError("pasting defects needs their masks", hint="train a segmenter or multitask model, or --paste 0")
     x = np.empty((n, *ts.x.shape[1:]), np.float32)
     mask = np.empty((n, *ts.mask.shape[1:]), np.uint8)
     kinds, paths = [], []

@@ -83,10 +83,8 @@ def train_bundle(req: TrainRequest, out: ExportRequest, weights_path: Path | Non
         data = load_training_set(req.category, input_spec, req.has_mask_head, req.mask_classes == "per-kind")
         tr_idx, val_idx = stratified_split(data.kinds, req.val_fraction, req.seed)
         train, val = data.subset(tr_idx), data.subset(val_idx)
-        pasted = transplant(train, int(round(req.paste * train.is_defect.sum())), np.random.default_rng(req.seed)) \
-            if req.paste > 0 else None
-        if pasted is not None:
-            train = concat(train, pasted)
+        pasted = transplant(train, int(round(req.paste * train.is_defect.sum())), np.random.default_rng(req.seed))
+        train = concat(train, pasted)
         _, repeat = epoch_order(train.is_defect, req.defect_share, np.random.default_rng(0))
         n_def = int(train.is_defect.sum())
         cw = class_weights(len(train) - n_def, n_def * repeat)
@@ -113,7 +111,7 @@ def train_bundle(req: TrainRequest, out: ExportRequest, weights_path: Path | Non
             "data": {"category": req.category.name, "n_images": len(data), "n_defect": int(data.is_defect.sum()),
                      "kinds": {k: data.kinds.count(k) for k in sorted(set(data.kinds))},
                      "n_train": len(train), "n_validation": len(val),
-                     "n_pasted": 0 if pasted is None else len(pasted),
+                     "n_pasted": len(pasted),
                      "validation_files": [str(p.relative_to(req.category)) for p in val.paths]},
             "best_epoch": fitted.best.epoch, "history": [r.as_manifest() for r in fitted.history],
             "seconds": round(seconds, 1), "cpu_seconds": round(time.process_time() - c_start, 1),

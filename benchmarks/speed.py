@@ -7,7 +7,7 @@
     python -m benchmarks.speed --work DIR            # then time them (fits found in DIR are reused)
 
 Every number is end to end through `score_paths` (what `edge-inspect score` runs: decode, model,
-maps, decision, mask PNG, overlay PNG for NG, fsynced record, CSV), with the inspector `fit`
+maps, decision, mask PNG, overlay JPEG for NG, fsynced record, CSV), with the inspector `fit`
 wrote, on the runtime and inference precision `auto` picks. Contenders are interleaved (timing.py).
 
   folder  a folder of 60 256-px demo images (40 good) and its first 16 (the folder of earlier runs):
@@ -339,7 +339,7 @@ def markdown(r: dict) -> str:
                  for k, v in (("folder", f), ("photo", p), ("strip", s)) if v.get("load_average")) +
              f" (2 cores; at the end {r.get('load_average_at_end', [0])[0]:.1f}).",
              "Each figure is the median of interleaved rounds, end to end through `score_paths` "
-             "(decode, model, maps, decision, mask PNG, NG overlay PNG, fsynced record, CSV)."]
+             "(decode, model, maps, decision, mask PNG, NG overlay JPEG, fsynced record, CSV)."]
     return "\n".join(r for r in rows if r) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
 

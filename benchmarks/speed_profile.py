@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.artifacts import overlay_image, write_mask
-from edge.imageio import read_image, write_png
+from edge.artifacts import OVERLAY_SUFFIX, write_mask, write_overlay
+from edge.imageio import read_image
 from edge.inspector import Inspector
 from edge.padim.embed import embed
 from edge.padim.score import anomaly_mask, distance_maps, full_res_map, image_score
@@ -75,8 +75,8 @@ def profile(insp: Inspector, image: Path, batch: list[Path], reps: int, scratch:
                                                              insp.post.open_radius, True))
     res = insp.decide(grid, img.shape[:2])
     step("mask PNG", lambda: write_mask(scratch / "m.png", res))
-    step(f"overlay draw + PNG ({res.decision}; written for NG)",
-         lambda: write_png(scratch / "o.png", overlay_image(img, res, insp.threshold)))
+    step(f"overlay draw + JPEG ({res.decision}; written for NG)",
+         lambda: write_overlay(scratch / f"o{OVERLAY_SUFFIX}", img, res, insp.threshold))
 
     def whole(i=[0]):
         i[0] += 1

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .imageio import write_png
+from .imageio import write_image, write_png
 from .stage import Inspection
 from .records import DecisionRecord, utc_now
 from .visualize import heat_overlay
@@ -46,6 +46,7 @@ def error_record(image: str, error: str, inspector_id: str | None, *, timings_ms
                           timestamp=timestamp or utc_now(), timings_ms=dict(timings_ms or {}))
 
 
+OVERLAY_SUFFIX = "_overlay.jpg"  # overlays are JPEG: they are for looking at (masks stay lossless PNG)
 OVERLAY_PIXELS = 1024 * 1024  # overlays are for looking at: larger images are drawn 1/k the size, at most this
 
 
@@ -90,7 +91,8 @@ def overlay_image(img: np.ndarray, res: Inspection, threshold: float) -> np.ndar
 
 
 def write_overlay(path: Path, img: np.ndarray, res: Inspection, threshold: float) -> None:
-    write_png(path, overlay_image(img, res, threshold))
+    """The overlay as JPEG (``path`` ends in :data:`OVERLAY_SUFFIX`)."""
+    write_image(path, overlay_image(img, res, threshold))
 
 
 def write_mask(path: Path, res: Inspection) -> None:

@@ -1,4 +1,5 @@
-"""Reading images and writing PNGs; finding images in folders."""
+"""Reading images and writing them (PNG, or JPEG for pictures meant only to be looked at); finding images in
+folders."""
 
 from __future__ import annotations
 
@@ -112,10 +113,26 @@ def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
     return m > 127
 
 
+JPEG_QUALITY = 90  # overlays: a picture for people, ~15x faster to encode than PNG at 256 px (0.24 vs 3.5 ms)
+
+
 def write_png(path: str | os.PathLike, img: np.ndarray) -> None:
-    """Write a PNG via a temp file and rename, so a reader never sees half a file."""
+    """Write a PNG (lossless: masks, frames) via a temp file and rename, so a reader never sees half a file."""
+    _write_encoded(Path(path), ".png", img, [])
+
+
+def write_image(path: str | os.PathLike, img: np.ndarray) -> None:
+    """Write ``img`` in the format its suffix names: ``.jpg``/``.jpeg`` as JPEG at :data:`JPEG_QUALITY`
+    (overlays), anything else as PNG; via a temp file and rename, like :func:`write_png`."""
     path = Path(path)
-    ok, buf = cv2.imencode(".png", img)
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        _write_encoded(path, ".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    else:
+        _write_encoded(path, ".png", img, [])
+
+
+def _write_encoded(path: Path, ext: str, img: np.ndarray, params: list[int]) -> None:
+    ok, buf = cv2.imencode(ext, img, params)
     if not ok:
         raise ImageError(f"cannot encode {path}")
     tmp = path.with_name(f".{path.name}.tmp")

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from .artifacts import clean_name, error_record, inspection_record, write_mask, write_overlay
+from .artifacts import OVERLAY_SUFFIX, clean_name, error_record, inspection_record, write_mask, write_overlay
 from .errors import ImageError
 from .imageio import write_png
 from .loader import iter_batches
@@ -116,7 +116,7 @@ class ResultWriter:
                 np.save(map_path, res.anomaly_map.astype(np.float32))
             ov_path = None
             if self.overlays == "all" or (self.overlays == "ng" and res.decision == "NG"):
-                ov_path = self.out / "overlays" / f"{stem}_overlay.png"
+                ov_path = self.out / "overlays" / f"{stem}{OVERLAY_SUFFIX}"
                 write_overlay(ov_path, img, res, self.threshold)
             rec = inspection_record(image, res, self.inspector_id, mask=mask_path, anomaly_map=map_path,
                                     overlay=ov_path, class_masks=class_paths)

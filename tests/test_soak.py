@@ -137,7 +137,7 @@ def check(out: Path, cap: int, samples: list[dict], warm: dict, n: int, max_grow
     assert low >= FLOOR_MB * 1e6 - 100_000, f"free space fell to {low / 1e6:.2f} MB, floor {FLOOR_MB} MB"
     assert cap - du(out) >= FLOOR_MB * 1e6 - 100_000
     ng = sum(r["decision"] == "NG" for r in recs)
-    kept = len(list((out / "images").rglob("*_overlay.png"))) if (out / "images").exists() else 0
+    kept = len(list((out / "images").rglob("*_overlay.jpg"))) if (out / "images").exists() else 0
     assert ng > 0 and kept < ng, "the floor was never reached: the soak did not exercise retention"
     return {"growth": growth, "fds": (warm["fds"], end["fds"]), "threads": (warm["threads"], end["threads"]),
             "ng": ng, "kept": kept, "low_free": low}

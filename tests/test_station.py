@@ -102,8 +102,10 @@ def test_page_api_counts_gallery_and_part_record(tiny_inspector_ro, tmp_path):
         ng = s2["gallery"][0]
         code, html = get(st.base + f"part/{ng['seq']}")
         assert code == 200 and ng["image"] in html.decode() and "This part is good" in html.decode()
-        code, png = get(st.base + f"part/{ng['seq']}/overlay.png")
-        assert code == 200 and png[:4] == b"\x89PNG"
+        code, ov = get(st.base + f"part/{ng['seq']}/overlay.jpg")
+        assert code == 200 and ov[:2] == b"\xff\xd8"  # overlays are JPEG
+        code, png = get(st.base + f"part/{ng['seq']}/mask.png")
+        assert code == 200 and png[:4] == b"\x89PNG"  # masks stay lossless
         assert get(st.base + "part/99999999")[0] == 404
         assert get(st.base + "nothing")[0] == 404
         assert "fps" in status_text(st.rt) and "NG rate" in status_text(st.rt) and "drift" in status_text(st.rt)

@@ -166,7 +166,7 @@ def test_score_model_cli_writes_records_class_masks_and_rle(bundles, images, tmp
     lines = (out / "results.csv").read_text().splitlines()
     assert lines[0].startswith("ImageId,answer") and len(lines) == 5
     assert any(line.endswith(".png,1,NG," + str(br["score"]) + "," + str(br["raw_score"])) for line in lines)
-    assert read_image(out / "overlays" / "bright_overlay.png").shape == (64, 64, 3)
+    assert read_image(out / "overlays" / "bright_overlay.jpg").shape == (64, 64, 3)
 
 
 def test_score_refuses_both_inspector_and_model(bundles, tmp_path, tiny_inspector_ro):

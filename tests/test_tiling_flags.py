@@ -227,7 +227,7 @@ def test_overlays_of_large_photos_are_drawn_at_a_whole_fraction_under_a_megapixe
 
 
 def test_score_draws_a_big_photos_overlay_smaller_and_writes_its_mask_full_size(tmp_path, windowed):
-    """`score` on a photo over a megapixel: the overlay PNG is 1/k its size, the mask PNG full size."""
+    """`score` on a photo over a megapixel: the overlay (JPEG) is 1/k its size, the mask PNG full size."""
     from edge.imageio import read_image
 
     rng = np.random.default_rng(3)
@@ -236,4 +236,6 @@ def test_score_draws_a_big_photos_overlay_smaller_and_writes_its_mask_full_size(
     ok("score", photo, "--inspector", windowed, "--out", tmp_path / "s", "--overlays", "all")
     rec = read_records(tmp_path / "s" / "results.jsonl")[0]
     assert read_image(rec["overlay"]).shape[:2] == (550, 1050)  # 2.3 MP: k = 2
+    assert rec["overlay"].endswith("_overlay.jpg") and Path(rec["overlay"]).read_bytes()[:2] == b"\xff\xd8"
+    assert Path(rec["mask"]).read_bytes()[:4] == b"\x89PNG"  # the mask stays lossless
     assert cv2.imread(rec["mask"], 0).shape == (1100, 2100)

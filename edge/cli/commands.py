@@ -329,7 +329,7 @@ def _stage_path(inspector_dir, model_dir, default="inspector"):
 @click.option("--out", default="results", show_default=True, type=click.Path(), help="Output folder.")
 @click.option("--save-maps", is_flag=True, help="Also write each anomaly map as float32 .npy (input size).")
 @click.option("--overlays", type=click.Choice(["ng", "all", "none"]), default="ng", show_default=True,
-              help="Which images get a heat-map overlay PNG. Images over a megapixel are drawn at "
+              help="Which images get a heat-map overlay (JPEG, overlays/NAME_overlay.jpg). Images over a megapixel are drawn at "
                    "1/2, 1/3, ... of their size (at most 1024x1024 px worth; a 3872x3200 photo: 968x800); masks stay "
                    "full size.")
 @click.option("--strict", is_flag=True, help="Exit 1 if any image is NG or ERROR (for scripts and PLC hand-off).")

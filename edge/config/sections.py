@@ -233,7 +233,7 @@ class StorageSection:
     fsync: bool = setting(True, "fsync each record (a power cut loses at most the record being written).")
     save_ng_images: bool = setting(True, "Save the frame of every NG (and ERROR) decision.")
     save_masks: Literal["ng", "all", "none"] = setting("ng", "Which decisions get a 0/255 mask PNG.")
-    save_overlays: Literal["ng", "all", "none"] = setting("ng", "Which decisions get a heat-map overlay PNG.")
+    save_overlays: Literal["ng", "all", "none"] = setting("ng", "Which decisions get a heat-map overlay (JPEG).")
     ok_sample_rate: float = setting(0.0, "Share of OK frames whose image is saved too (0..1).", min=0, max=1)
     queue_size: int = setting(16, "Decisions with images waiting to be written; beyond it images are shed "
                                   "(counted) and only the record is kept.", min=1, max=10000)

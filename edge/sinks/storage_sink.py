@@ -3,7 +3,7 @@
     ROOT/decisions.jsonl                     one DecisionRecord per frame, fsynced (or decisions-DATE.jsonl)
     ROOT/images/2025-01-31/10/0000042_cam0-000042.png          the frame (NG, ERROR, sampled OK)
     ROOT/images/2025-01-31/10/0000042_cam0-000042_mask.png     0/255 mask
-    ROOT/images/2025-01-31/10/0000042_cam0-000042_overlay.png  heat map overlay
+    ROOT/images/2025-01-31/10/0000042_cam0-000042_overlay.jpg  heat map overlay (JPEG: for looking at)
 
 A full disk must not stop inspection. Images are the first to go: retention deletes the oldest,
 and while nothing older is left, new images are skipped (counted). Decisions are always written;
@@ -23,9 +23,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..artifacts import clean_name, overlay_image
+from ..artifacts import OVERLAY_SUFFIX, clean_name, overlay_image
 from ..config.sections import StorageSection
-from ..imageio import write_png
+from ..imageio import write_image
 from ..log_format import Throttle, log_event
 from ..records import DecisionLog, DecisionRecord
 from ..telemetry import Telemetry
@@ -46,7 +46,7 @@ class StorageSink:
 
     def __init__(self, cfg: StorageSection, telemetry: Telemetry, *,
                  free_bytes: Callable[[Path], int] = disk_free_bytes,
-                 write_image: Callable[[Path, np.ndarray], None] = write_png,
+                 write_image: Callable[[Path, np.ndarray], None] = write_image,
                  open_log: Callable[[Path, bool], DecisionLog] = DecisionLog,
                  backlog_cap: int = 100_000, seed: int = 0,
                  on_stored: Callable[[DecisionRecord], None] | None = None):
@@ -155,11 +155,11 @@ class StorageSink:
         res, frame = d.inspection, d.frame
         arrays = {"frame": lambda: frame.image, "mask": lambda: res.mask,
                   "overlay": lambda: overlay_image(frame.image, res, d.image_threshold)}
-        suffix = {"frame": "", "mask": "_mask", "overlay": "_overlay"}
+        suffix = {"frame": ".png", "mask": "_mask.png", "overlay": OVERLAY_SUFFIX}
         paths = {}
         for kind in ("frame", "mask", "overlay"):
             if kind in wanted:
-                path = folder / f"{stem}{suffix[kind]}.png"
+                path = folder / f"{stem}{suffix[kind]}"
                 if self._write_one(path, lambda p=path, k=kind: self.write_image(p, arrays[k]())):
                     paths[kind] = str(path)
         class_paths = {}

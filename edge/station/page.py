@@ -104,7 +104,7 @@ async function refresh(){
     if(l.seq!==lastSeq){lastSeq=l.seq;live(l.seq);$('missed').dataset.seq=l.seq;}
     $('missed').disabled=!s.feedback;}
   const gal=s.gallery.map(g=>`<a href="${u('/part/'+g.seq)}" title="${esc(g.image)}" data-kept="${g.has_image?1:0}">`+
-    (g.has_overlay?`<img alt="NG part ${g.seq}" src="${u('/part/'+g.seq+'/overlay.png')}">`:'<img alt="">')+
+    (g.has_overlay?`<img alt="NG part ${g.seq}" src="${u('/part/'+g.seq+'/overlay.jpg')}">`:'<img alt="">')+
     `${g.score==null?'':g.score.toFixed(2)} · ${g.timestamp.slice(11,19)}</a>`).join('')||'<span class="muted">no NG part yet</span>';
   if(gal!==lastGallery){lastGallery=gal;$('gallery').innerHTML=gal;}  // rebuilt only when it changed
   trend(s.trend,s.trend_hours);
@@ -167,7 +167,8 @@ def part_page(part: Part, feedback: bool, token: str = "") -> str:
     r = part.record
     rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(json.dumps(v) if isinstance(v, dict) else str(v))}</td></tr>"
                    for k, v in r.to_dict().items())
-    pics = "".join(f'<figure><img alt="{k}" src="/part/{part.seq}/{k}.png{_t(token)}"><figcaption>{label}</figcaption>'
+    ext = {"overlay": "jpg", "image": "png", "mask": "png"}  # as storage keeps them
+    pics = "".join(f'<figure><img alt="{k}" src="/part/{part.seq}/{k}.{ext[k]}{_t(token)}"><figcaption>{label}</figcaption>'
                    f"</figure>" for k, label, have in (("overlay", "heat map", r.overlay), ("image", "image", r.saved_image),
                                                      ("mask", "mask", r.mask)) if have)
     forms = ""

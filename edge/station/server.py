@@ -4,7 +4,7 @@
     GET  /api/state              counters, rates, latency, READY, latest part, NG gallery, trend, drift, feedback
     GET  /live.jpg               the latest frame with its heat map
     GET  /part/SEQ               one part: its pictures, full record and the feedback buttons
-    GET  /part/SEQ/overlay.png | image.png | mask.png     what storage kept of it
+    GET  /part/SEQ/overlay.jpg | image.png | mask.png     what storage kept of it (typed by the kept file)
     POST /part/SEQ/good | /part/SEQ/missed                 feedback (form fields: operator, note)
     POST /refit | /undo                                     refit with the marked-good parts; undo it
 
@@ -29,7 +29,7 @@ from .feedback import Feedback
 from .state import StationState
 
 log = logging.getLogger("edge.station")
-PART = re.compile(r"^/part/(\d+)(?:/(overlay|image|mask)\.png|/(good|missed))?$")
+PART = re.compile(r"^/part/(\d+)(?:/(overlay|image|mask)\.(?:png|jpg)|/(good|missed))?$")
 MAX_FORM = 16_384
 
 
@@ -101,7 +101,9 @@ class StationServer:
                 if not file or not Path(file).is_file():
                     self._send(404, f"storage kept no {kind} of part {seq}\n", "text/plain")
                     return
-                self._send(200, Path(file).read_bytes(), "image/png")
+                kept = Path(file)
+                self._send(200, kept.read_bytes(),
+                           "image/jpeg" if kept.suffix.lower() in (".jpg", ".jpeg") else "image/png")
 
             def do_POST(self):  # noqa: N802
                 if not self._authorized():

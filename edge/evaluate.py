@@ -73,6 +73,7 @@ class ScoredSet:
     seg: list[dict] = field(default_factory=list)
     # segmenters, per image: each defect class's area in pixels at the model's input size (what min_area counts)
     class_areas: list[dict[str, float]] = field(default_factory=list)
+    errors_by_kind: dict[str, int] = field(default_factory=dict)  # ERROR records: "good" / "defect" -> count
 
     @property
     def has_masks(self) -> bool:
@@ -126,8 +127,12 @@ def score_category(category: str | Path, inspector: ModelStage, out: Path, batch
         res.kinds.append(it.kind)
         res.names.append(str(path))
 
+    def refused(path: Path, why: str) -> None:
+        kind = "good" if not items[path].is_defect else "defect"
+        res.errors_by_kind[kind] = res.errors_by_kind.get(kind, 0) + 1
+
     summary = score_paths(inspector, [t.path for t in cat.test], out, batch_size=batch_size, progress=progress,
-                          on_result=collect, keep_records=False)
+                          on_result=collect, keep_records=False, on_error=refused)
     if not res.scores:
         raise DataError("no test image could be scored")
     res.scores = np.asarray(res.scores)
@@ -256,7 +261,7 @@ def evaluate(category: str | Path, inspector: ModelStage, out: str | Path, batch
     metrics = {
         "category": str(Path(category)),
         "inspector": inspector.id,
-        "n_images": int(s.size), "n_errors": ss.n_errors,
+        "n_images": int(s.size), "n_errors": ss.n_errors, "errors_by_kind": dict(ss.errors_by_kind),
         "kind": inspector.kind,
         "image_auroc": auroc(rank, y),
         "image_ap": average_precision(rank, y),

@@ -24,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import capture
 from .backends import DEFAULT_BACKEND, open_backend
 from .bundle import load_bundle, verify_files
 from .errors import BundleError, DataError, ImageError
@@ -72,6 +73,7 @@ class FitOptions:
     tiling: Tiling = Tiling()
     roi: Roi | None = None  # inspect only inside it (roi.py); kept in the inspector
     register: str = "auto"  # registration.py; REGISTER_CHOICES
+    capture_tolerance: float | None = capture.DEFAULT_TOLERANCE  # capture.py; None: no capture check
 
     def __post_init__(self):
         if self.mode not in FIT_MODES:
@@ -126,6 +128,7 @@ class FitReport:
     inference: str = ""  # the inference precision chosen, and why (precision.py)
     registered: bool = False  # each image is registered to a reference view (registration.py)
     features: str = ""  # what each position's feature is (EmbeddingSpec.describe)
+    capture: str = ""  # the capture check recorded (capture.CaptureRange.describe), "" when none
 
 
 class _Streamer:
@@ -359,8 +362,10 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     aligned = _Accumulator() if "aligned" in modes else None
     folds = FoldMoments(min(len(good), opts.folds), grid) if "texture" in modes else None
     read: list[Path] = []
-    for paths, _, emb in streamer.run(good):
+    looks: list[tuple[float, float]] = []  # each good image's brightness and contrast (capture.py)
+    for paths, imgs, emb in streamer.run(good):
         read += paths
+        looks += [capture.measure(im) for im in imgs]
         if aligned is not None:
             aligned.add(emb["aligned"])
         if folds is not None:
@@ -392,9 +397,10 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     chosen = choice.chosen
     cal, est = _calibration(chosen.good_scores, chosen.good_pixel_q999, opts.target_frr, len(read),
                             {"model_choice": choice.to_dict()}, opts.seed)
+    looked = capture.CaptureRange.of(looks, opts.capture_tolerance) if opts.capture_tolerance is not None else None
     _write_inspector(out, bundle.root, stats, total, cal, opts, [str(p) for p in good], streamer.errors,
                      be.variant, mode, choice, len(read), specs[mode],
-                     registration if mode == "aligned" else None)
+                     registration if mode == "aligned" else None, looked)
     shrinkage = stats.shrinkage
     # the sums and factors are on disk now: free them before the precision check opens the inspector
     # (a 3872x3200 fit with --stats-cell 4 peaked at 6.4 GB holding both)
@@ -404,7 +410,8 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
                                            threads, opts.batch_size)
     return FitReport(out, len(read), len(chosen.good_scores), streamer.errors, cal, time.perf_counter() - t0,
                      _peak_rss_mb(), shrinkage, choice, est, _runtime(be), inference,
-                     mode == "aligned" and registration is not None, specs[mode].describe())
+                     mode == "aligned" and registration is not None, specs[mode].describe(),
+                     looked.describe() if looked is not None else "")
 
 
 def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str = DEFAULT_BACKEND,
@@ -444,7 +451,9 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
     n_old = acc.n
     buf = acc if insp.mode == "texture" else _Accumulator(acc)  # pooled sums are small: added per batch
     scores, p999 = [], []
+    looks: list[tuple[float, float]] = []
     for _, imgs, embs in streamer.run(list(good)):
+        looks += [capture.measure(im) for im in imgs]
         emb = embs[insp.mode]
         g = streamer.to_image_frame(insp.tiling.stitch(distance_maps(emb, insp.stats, insp.mode, insp.sample_grid)),
                                     embs.warps)
@@ -475,15 +484,16 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
     history = list(insp.manifest.get("good_images", [])) + [str(x) for x in good]
     choice = ModelChoice(insp.mode, p.get("choice", {}).get("reason", "kept from the first fit"))
     n_images = int(p.get("n_images", 0)) + len(scores)
+    looked = insp.capture.widened(looks) if insp.capture is not None else None  # the new images widen it
     # the backbone is copied out of the old directory before the new one is renamed over it
     _write_inspector(root, root / "backbone", stats, total, cal, opts, history, streamer.errors,
-                     insp.backend.variant, insp.mode, choice, n_images, insp.spec, insp.registration)
+                     insp.backend.variant, insp.mode, choice, n_images, insp.spec, insp.registration, looked)
     asked = inference_precision or asked_at_fit(insp.manifest)
     inference = choose_inference_precision(root, _parity_images(list(good), history), asked, backend, device,
                                            threads, opts.batch_size, refuse=inference_precision is not None)
     return FitReport(root, len(scores), 0, streamer.errors, cal, time.perf_counter() - t0, _peak_rss_mb(),
                      stats.shrinkage, choice, est, _runtime(insp.backend), inference, insp.registration is not None,
-                     insp.spec.describe())
+                     insp.spec.describe(), looked.describe() if looked is not None else "")
 
 
 def _parity_images(new: list[Path], history: list[str], n: int = PARITY_IMAGES) -> list[Path]:
@@ -521,13 +531,14 @@ def _read_moments(root: Path, sha256: str, stats: GaussianStats, mode: str = "al
 def _write_inspector(out: Path, backbone_dir: Path, stats: GaussianStats, moments: Moments, cal: Calibration,
                      opts: FitOptions, images: list[str], errors: list[str], variant: str, mode: str,
                      choice: ModelChoice, n_images: int, spec: EmbeddingSpec,
-                     registration: Registration | None = None) -> None:
+                     registration: Registration | None = None, looked: capture.CaptureRange | None = None) -> None:
     padim = {"d": stats.d, "seed": opts.seed, "eps": stats.eps, "shrinkage": opts.shrinkage,
              "shrinkage_applied": stats.shrinkage, "shrink_mean": stats.shrink_mean,
              "grid": list(stats.grid), "tiling": opts.tiling.to_dict(),
              "mode": mode, "aggregate": spec.aggregate, "centre": spec.centre,
              "choice": {"mode": choice.mode, "reason": choice.reason, "asked": opts.mode},
              "registration": registration.to_dict() if registration is not None else None,
+             "capture": looked.to_dict() if looked is not None else None,
              "n_images": n_images, "n_samples": stats.n,
              "blur_sigma": opts.blur_sigma,
              "open_radius": opts.open_radius, "batch_size": opts.batch_size}

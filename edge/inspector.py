@@ -20,6 +20,7 @@ from .padim.embed import CENTRE, EmbeddingSpec, Scratch, embed
 from .padim.score import MODES, anomaly_mask, distance_maps, full_res_map, image_score
 from .padim.stats import GaussianStats
 from .padim.tiling import Tiling
+from .capture import CaptureRange
 from .registration import REGISTRATION_FILE, Registration, WarpMemo
 from .roi import ROI_FILE, Roi
 from .inspector_dir import (INSPECTOR_SCHEMA, INSPECTOR_VERSION, READABLE_VERSIONS, Calibration, inspector_id,
@@ -81,6 +82,13 @@ class Inspector:
             self.registration = Registration.load(root, (bundle.input.height, bundle.input.width),
                                                   p["registration"])
         self._warps = WarpMemo()
+        self.capture: CaptureRange | None = None  # inspectors fitted before the capture check have none
+        if p.get("capture") is not None:
+            try:
+                self.capture = CaptureRange.from_dict(p["capture"])
+            except ValueError as e:
+                raise BundleError(f"{root}: padim.capture: {e}",
+                                  hint="the manifest was edited or damaged; copy the inspector again, or refit it")
 
     @property
     def id(self) -> str:
@@ -103,6 +111,8 @@ class Inspector:
                 "registration": ("rigid (turn + shift) onto the reference view registration.png"
                                  if self.registration is not None else "none"),
                 "position_scale": self._position_scale_text(),
+                "capture": (self.capture.describe() if self.capture is not None
+                            else "none (fitted without it, or with --capture-tolerance off)"),
                 "shrinkage": p.get("shrinkage_applied"), "eps": p.get("eps"),
                 "threshold": {"image": cal.image_threshold, "pixel": cal.pixel_threshold, "method": cal.method},
                 "threshold_method": cal.method, "target_frr": cal.details.get("target_frr"),
@@ -182,7 +192,12 @@ class Inspector:
     # --- scoring ------------------------------------------------------------------------
     def tensors(self, images: list[np.ndarray]) -> np.ndarray:
         """Images → the backbone's input batch (one row per tile; one tile per image unless tiled);
-        registered to the reference view first when the inspector registers (registration.py)."""
+        registered to the reference view first when the inspector registers (registration.py). An image
+        lit unlike the good images is refused first (capture.py: ImageError, its record an ERROR)."""
+        if self.capture is not None:
+            for im in images:
+                self.tiling.check_image(im.shape[:2], self.bundle.input)  # a squashed view is refused as such
+                self.capture.check(im)
         reg = self.registration
         if reg is not None:
             moved = []

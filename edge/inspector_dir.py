@@ -103,7 +103,8 @@ _NUM = (int, float)
 _SHAPE = {
     "padim": (dict, {"d": int, "seed": int, "eps": _NUM, "grid": list, "tiling": dict, "mode": str,
                      "aggregate": int, "centre": str, "n_images": int, "n_samples": int, "blur_sigma": _NUM,
-                     "open_radius": int, "batch_size": int, "choice": dict, "shrinkage": str}),
+                     "open_radius": int, "batch_size": int, "choice": dict, "shrinkage": str,
+                     "capture": dict}),
     "backbone": (dict, {"name": str, "id": str, "input": list, "fitted_with": str}),
     "thresholds": (dict, {"image": _NUM, "pixel": _NUM, "method": str}),
     "inference": (dict, {"approved": dict, "note": str, "asked": str}),

@@ -156,6 +156,8 @@ def infer_each(stage: ModelStage, batch: list) -> tuple[list, list]:
         if not isinstance(img, ImageError):
             try:
                 singles.append((img, *infer_stage(stage, [img])))
+            except ImageError as e:  # the stage refused the image itself (e.g. the capture check)
+                img = ImageError(f"{p}: {e}")
             except Exception as e:
                 img = ImageError(f"{p}: inference failed: {type(e).__name__}: {e}")
         out.append((p, img))

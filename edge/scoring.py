@@ -26,6 +26,7 @@ class ScoreSummary:
     out: Path
     counts: dict[str, int] = field(default_factory=lambda: {"OK": 0, "NG": 0, "ERROR": 0})
     records: list[DecisionRecord] = field(default_factory=list)
+    first_error: str | None = None  # the first ERROR record's reason, for the command's summary line
 
     @property
     def total(self) -> int:
@@ -156,12 +157,13 @@ def score_paths(stage: ModelStage, paths: list[Path], out: str | Path, save_maps
                 overlays: str = "ng", batch_size: int = 8, progress: Callable[[int], None] | None = None,
                 keep_records: bool = True,
                 on_result: Callable[[Path, np.ndarray, Inspection], None] | None = None,
-                overlap: bool = True) -> ScoreSummary:
+                overlap: bool = True, on_error: Callable[[Path, str], None] | None = None) -> ScoreSummary:
     """Score every path and write each result; records come in input order.
 
     ``overlap`` (default): decoding, inference, scoring and writing run at once on bounded queues
     (score_pipeline.py); without it, one batch after another. Both write the same records.
-    ``on_result`` sees each successful (path, image, inspection), e.g. for metrics.
+    ``on_result`` sees each successful (path, image, inspection), e.g. for metrics; ``on_error`` each
+    (path, reason) that got an ERROR record.
     ``batch_size`` counts model rows: tiled photos are batched by :func:`images_per_batch`.
     """
     out = Path(out)
@@ -176,6 +178,8 @@ def score_paths(stage: ModelStage, paths: list[Path], out: str | Path, save_maps
         for p, img in batch:
             if isinstance(img, ImageError):
                 recs.append(writer.files(str(p), None, None, error=str(img)))
+                if on_error:
+                    on_error(p, str(img))
             else:
                 res = by_image[id(img)]
                 recs.append(writer.files(str(p), img, res))
@@ -187,6 +191,8 @@ def score_paths(stage: ModelStage, paths: list[Path], out: str | Path, save_maps
         for rec in recs:
             writer.commit(rec)
             summary.counts[rec.decision] += 1
+            if rec.decision == "ERROR" and summary.first_error is None:
+                summary.first_error = rec.error
             if keep_records:
                 summary.records.append(rec)
         if progress:

@@ -34,6 +34,17 @@ def tiny_inspector_ro(tmp_path_factory, tiny_bundle, tiny_category) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_inspector_unscreened(tmp_path_factory, tiny_bundle, tiny_category) -> Path:
+    """The same fit with ``--capture-tolerance off``: it judges whatever it is given (flat, black or odd
+    pictures that the capture check would refuse), for tests of what happens to such pixels further on."""
+    out = tmp_path_factory.mktemp("insp-unscreened") / "inspector"
+    good = sorted((tiny_category / "train" / "good").glob("*.png"))
+    fit_inspector(good, out, tiny_bundle, FitOptions(d=20, batch_size=4, aggregate=1, target_frr=0.05,
+                                                     capture_tolerance=None))
+    return out
+
+
 @pytest.fixture
 def tiny_inspector(tmp_path, tiny_inspector_ro) -> Path:
     dst = tmp_path / "inspector"

@@ -41,10 +41,12 @@ def mixed_folder(tmp_path, tiny_category):
     return folder, bad, odd, [g.name for g in good]
 
 
-def test_a_folder_of_every_bad_input_gets_one_record_per_input(mixed_folder, tiny_inspector_ro, tmp_path):
+def test_a_folder_of_every_bad_input_gets_one_record_per_input(mixed_folder, tiny_inspector_unscreened, tmp_path):
+    """(The odd pictures look nothing like the good parts: an inspector without the capture check judges them.)"""
     folder, bad, odd, good = mixed_folder
     out = tmp_path / "out"
-    r = CliRunner().invoke(cli, ["score", str(folder), "--inspector", str(tiny_inspector_ro), "--out", str(out)],
+    r = CliRunner().invoke(cli, ["score", str(folder), "--inspector", str(tiny_inspector_unscreened), "--out",
+                                 str(out)],
                            catch_exceptions=False)
     assert r.exit_code == 0, r.output
     recs = read_records(out / "results.jsonl")
@@ -158,12 +160,13 @@ def test_the_pixel_limit_can_be_raised_and_a_bad_setting_is_refused(tmp_path, mo
 
 
 @pytest.mark.parametrize("overlap", [True, False], ids=["overlapped", "sequential"])
-def test_an_image_the_backend_rejects_gets_an_error_record_and_its_batch_goes_on(tiny_inspector_ro, tiny_category,
-                                                                                tmp_path, monkeypatch, overlap):
+def test_an_image_the_backend_rejects_gets_an_error_record_and_its_batch_goes_on(tiny_inspector_unscreened,
+                                                                                tiny_category, tmp_path, monkeypatch,
+                                                                                overlap):
     folder = tmp_path / "in"
     shutil.copytree(tiny_category / "test" / "good", folder)
     cv2.imwrite(str(folder / "001-poison.png"), np.full((64, 64, 3), 255, np.uint8))
-    insp = Inspector.load(tiny_inspector_ro)
+    insp = Inspector.load(tiny_inspector_unscreened)  # the capture check would refuse the white image first
     real = insp.backend.infer
 
     def infer(inputs):

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from edge.demo_data import texture
 from edge.errors import SourceError
 from edge.pipeline.runtime import LineRuntime
 
@@ -30,7 +31,7 @@ class Camera:
         time.sleep(0.01)
         if not self.up.is_set():
             return False, None
-        return True, np.full((64, 64, 3), 120, np.uint8)
+        return True, texture("metal", (64, 64), np.random.default_rng(self.opens))  # a part like the good ones
 
     def release(self):
         pass

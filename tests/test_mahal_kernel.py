@@ -154,7 +154,9 @@ def test_inspector_warns_when_fp16_factors_cannot_be_had(monkeypatch, tiny_inspe
     monkeypatch.setattr(kernel, "library", lambda: None)
     insp = Inspector.load(tiny_inspector_ro, factor_precision="fp16")
     assert any("fp16 factors need the native kernel" in w for w in insp.warnings)
-    assert insp.inspect([np.zeros((64, 64, 3), np.uint8)])[0].decision in ("OK", "NG")
+    from edge.demo_data import texture
+
+    assert insp.inspect([texture("metal", (64, 64), np.random.default_rng(0))])[0].decision in ("OK", "NG")
 
 
 @pytest.mark.parametrize("generic", [False, True])

@@ -197,7 +197,7 @@ def test_failed_reload_keeps_the_running_inspector(tiny_inspector, tmp_path):
     assert {r["inspector"] for r in records(tmp_path / "decisions.jsonl")} == {old}
 
 
-def test_a_frame_the_backend_rejects_fails_alone_in_its_batch(tiny_inspector_ro, tiny_category, tmp_path,
+def test_a_frame_the_backend_rejects_fails_alone_in_its_batch(tiny_inspector_unscreened, tiny_category, tmp_path,
                                                              monkeypatch):
     """Batches of 4: one poisoned frame makes the batch's inference fail; it is retried frame by frame,
     so only that frame is an ERROR and its neighbours are decided."""
@@ -227,8 +227,8 @@ def test_a_frame_the_backend_rejects_fails_alone_in_its_batch(tiny_inspector_ro,
         return take(self, max_n)
 
     monkeypatch.setattr(FrameQueue, "get_batch", full_batches)
-    cfg = station(tiny_inspector_ro, tmp_path / "out", source={"uri": f"folder:{folder}"},
-                  capture={"drop_policy": "every", "batch_size": 4})
+    cfg = station(tiny_inspector_unscreened, tmp_path / "out", source={"uri": f"folder:{folder}"},
+                  capture={"drop_policy": "every", "batch_size": 4})  # unscreened: the white frame reaches the model
     summary = serve(cfg)
     recs = records(tmp_path / "out" / "decisions.jsonl")
     assert len(recs) == summary.captured == 5

@@ -232,7 +232,7 @@ def test_score_draws_a_big_photos_overlay_smaller_and_writes_its_mask_full_size(
 
     rng = np.random.default_rng(3)
     photo = tmp_path / "big.png"
-    cv2.imwrite(str(photo), rng.integers(60, 120, (1100, 2100, 3), dtype=np.uint8))
+    cv2.imwrite(str(photo), rng.integers(100, 180, (1100, 2100, 3), dtype=np.uint8))  # lit like the parts
     ok("score", photo, "--inspector", windowed, "--out", tmp_path / "s", "--overlays", "all")
     rec = read_records(tmp_path / "s" / "results.jsonl")[0]
     assert read_image(rec["overlay"]).shape[:2] == (550, 1050)  # 2.3 MP: k = 2

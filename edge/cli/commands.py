@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..capture import DEFAULT_TOLERANCE as DEFAULT_CAPTURE_TOLERANCE
+from ..capture import parse_tolerance
 from ..paths import default_backbone_dir
 from . import cli, progress_bar
 
@@ -122,12 +124,23 @@ REGISTER_HELP = ("auto: for the aligned model (untiled), turn and shift every im
                  "the PaDiM paper (a part held exactly in place by a fixture).")
 
 
+CAPTURE_HELP = ("The capture check: fit records the range of the good images' brightness (mean grey level) and "
+                "contrast (spread of the grey levels), and scoring gives an image darker or brighter than that "
+                "range, or flatter, by more than this share an ERROR record saying why (the model never judges "
+                "it; the reject output fires, as for any ERROR). It catches a failed lamp, a covered or fogged "
+                "lens or the exposure turned far down or up, which the texture model's centring cannot see (a "
+                "surface 4x darker scored OK). More contrast than the good images is left to the model (a bold "
+                "defect on a plain part). 0.25: a quarter darker than the darkest good image or brighter than the "
+                "brightest. Parts that really look different now: add them with --update (it widens the range). "
+                "off: no check.")
+
+
 CENTRE_HELP = ("Centre each image's features on their own mean (each channel minus its mean over the image) "
                "before the statistics. image: a surface photographed a little brighter, darker, denser or "
                "coarser than the training images still scores as good, and a local defect is measured against "
                "the image's own texture; a change that covers the whole image alike is not seen (on a real "
-               "surface, crops 4x darker passed as OK). none: absolute features, for an inspector that must also "
-               "catch a failing lamp. auto: image for texture, none for aligned (where a part is brighter than "
+               "surface, crops 4x darker scored OK; the capture check, --capture-tolerance, refuses them). none: "
+               "absolute features. auto: image for texture, none for aligned (where a part is brighter than "
                "usual is itself a defect).")
 
 
@@ -223,12 +236,14 @@ def _load_stage(path, backend, device, precision, threads, factor_precision="aut
                    "Lower it for fewer false rejects, at the cost of missing faint defects.")
 @click.option("--register", type=click.Choice(["auto", "off"]), default="auto", show_default=True,
               help=REGISTER_HELP)
+@click.option("--capture-tolerance", default=str(DEFAULT_CAPTURE_TOLERANCE), show_default=True, metavar="SHARE|off",
+              help=CAPTURE_HELP)
 @click.option("--blur-sigma", type=float, default=4.0, show_default=True, help="Gaussian blur of the anomaly map.")
 @tile_options
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
 def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, mode, aggregate, centre, target_frr, register,
-            blur_sigma, roi, tiles, tile, tile_overlap, tile_mode, stats_cell, batch_size, backend, device, threads,
+            capture_tolerance, blur_sigma, roi, tiles, tile, tile_overlap, tile_mode, stats_cell, batch_size, backend, device, threads,
             precision, inference_precision):
     """Fit PaDiM statistics from good images, and set the threshold from good images alone.
 
@@ -252,7 +267,7 @@ def fit_cmd(good, backbone, out, update, d, seed, eps, shrinkage, mode, aggregat
         raise click.UsageError(f"no images found in {', '.join(good)}")
     opts = FitOptions(d=d, seed=seed, eps=eps, shrinkage=shrinkage, mode=mode, aggregate=_auto(aggregate, int),
                       centre=_auto(centre), target_frr=target_frr, blur_sigma=blur_sigma,
-                      batch_size=batch_size, register=register,
+                      batch_size=batch_size, register=register, capture_tolerance=parse_tolerance(capture_tolerance),
                       tiling=Tiling.from_options(tiles, tile, tile_overlap, tile_mode, stats_cell), roi=_roi(roi))
     total = len(paths) if update else fit_work(len(paths), opts)
     with progress_bar(total, "fitting" if not update else "updating") as bar:
@@ -284,6 +299,8 @@ def _print_fit(rep, out, update: bool, n_read: int) -> None:
         click.echo(f"  model: {rep.choice.mode} — {rep.choice.reason}")
     if rep.features:
         click.echo(f"  features: {rep.features}")
+    if rep.capture:
+        click.echo(f"  capture check: {rep.capture}")
     if rep.registered:
         click.echo("  registration: each image is turned and shifted onto the reference view of the part "
                    f"({Path(rep.out) / 'registration.png'}) before scoring; masks stay in the photo's frame")
@@ -394,6 +411,9 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
     click.echo(f"{summary.total} images: {c['OK']} OK, {c['NG']} NG, {c['ERROR']} ERROR  →  {Path(out) / 'results.jsonl'}")
     if c["NG"]:
         click.echo(f"NG list: {Path(out) / 'ng_list.txt'}; overlays in {Path(out) / 'overlays'}")
+    if summary.first_error:
+        more = f" (and {c['ERROR'] - 1} more: each record says why)" if c["ERROR"] > 1 else ""
+        click.echo(f"first ERROR{more}: {summary.first_error}", err=True)
     if strict and (c["NG"] or c["ERROR"]):
         raise SystemExit(1)
 
@@ -417,6 +437,8 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
               help="Centre each image's features on their own mean when fitting (see `fit --help`).")
 @click.option("--register", type=click.Choice(["auto", "off"]), default="auto", show_default=True,
               help="Registration when fitting (see `fit --help`).")
+@click.option("--capture-tolerance", default=str(DEFAULT_CAPTURE_TOLERANCE), show_default=True, metavar="SHARE|off",
+              help="The capture check when fitting (see `fit --help`).")
 @tile_options
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @cascade_option
@@ -427,7 +449,7 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
 @backend_options
 @factor_option
 def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_frr, aggregate, centre, register,
-             roi, tiles, tile, tile_overlap, tile_mode, stats_cell, batch_size, cascade_file, good_share, seed, backend,
+             capture_tolerance, roi, tiles, tile, tile_overlap, tile_mode, stats_cell, batch_size, cascade_file, good_share, seed, backend,
              device, threads, precision, inference_precision, factor_precision):
     """Measure an inspector (or, with --model, a classifier, segmenter or
     multitask bundle, or with --cascade a cascade) on an MVTec-layout folder
@@ -486,7 +508,8 @@ def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_
         inspector_dir = out / "inspector"
         tiling = Tiling.from_options(tiles, tile, tile_overlap, tile_mode, stats_cell)
         opts = FitOptions(d=d, batch_size=batch_size, tiling=tiling, roi=_roi(roi), mode=mode, target_frr=target_frr,
-                          aggregate=_auto(aggregate, int), centre=_auto(centre), register=register)
+                          aggregate=_auto(aggregate, int), centre=_auto(centre), register=register,
+                          capture_tolerance=parse_tolerance(capture_tolerance))
         with progress_bar(fit_work(len(cat.train_good), opts), "fitting") as bar:
             fit_inspector(cat.train_good, inspector_dir, backbone or default_backbone_dir(), opts, backend, device,
                           threads, progress=bar, precision=precision,
@@ -583,6 +606,12 @@ def _print_metrics(m: dict, out: Path) -> None:
         return "n/a" if v is None else f"{v:.3f}"
 
     click.echo(f"image AUROC {f(m['image_auroc'])}   pixel AUROC {f(m['pixel_auroc'])}   PRO {f(m['pro'])}")
+    if m.get("n_errors"):
+        e = m.get("errors_by_kind") or {}
+        click.echo(f"note: {m['n_errors']} test images got an ERROR record ({e.get('good', 0)} good, "
+                   f"{e.get('defect', 0)} defective: unreadable, or refused by the capture check); they are not in "
+                   f"the numbers below, and on the line an ERROR is rejected like an NG. Each record in "
+                   f"{out / 'test-results' / 'results.jsonl'} says why", err=True)
     c = m["confusion"]
     t = m.get("at_threshold") or {}
     if t.get("false_reject_rate") is not None or t.get("recall") is not None:
@@ -718,6 +747,7 @@ def info_cmd(path, as_json):
             click.echo(f"  features: {d['features']}")
             click.echo(f"  registration: {d['registration']}")
             click.echo(f"  position scale: {d['position_scale']}")
+            click.echo(f"  capture check: {d['capture']}")
             t = d["threshold"]
             click.echo(f"  thresholds: image {t['image']:.3f}, pixel {t['pixel']:.3f} ({t['method']})")
             click.echo(f"  scoring on this machine: {kernel.status()}")

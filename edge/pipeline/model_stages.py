@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import ImageError
 from ..inspector import Inspector
 from ..log_format import log_event
 from ..sources.frame import Frame
@@ -55,6 +56,8 @@ def preprocess(b: Batch) -> None:
         try:
             tensors.append(b.stage.tensors([f.image]))  # one frame at a time: a bad frame fails alone
             b.rows.append(i)
+        except ImageError as e:  # the stage refused the frame itself (its shape, the capture check)
+            b.results[i] = str(e)
         except Exception as e:
             b.results[i] = f"preprocessing failed: {type(e).__name__}: {e}"
     b.tensor = np.concatenate(tensors) if tensors else None  # one row per tile
@@ -132,7 +135,15 @@ def _announce(stage: ModelStage) -> ModelStage:
     # a cascade's later stages may not see the probe (the gate passes it): warm each stage itself
     for st in getattr(stage, "stages", [stage]):
         spec = st.bundle.input
-        run_stage(st, [np.full((spec.height, spec.width, 3), 128, np.uint8)])
+        probe = [np.full((spec.height, spec.width, 3), 128, np.uint8)]
+        if isinstance(st, Inspector) and st.capture is not None:  # a flat grey probe is no part: not screened
+            held, st.capture = st.capture, None
+            try:
+                run_stage(st, probe)
+            finally:
+                st.capture = held
+        else:
+            run_stage(st, probe)
     d = stage.describe()
     log_event(log, logging.INFO, "model stage loaded", kind=stage.kind, inspector=stage.id, path=d.get("path"),
               backend=getattr(stage.backend, "name", "?"), device=getattr(stage.backend, "device", "?"),

@@ -55,7 +55,7 @@ KEY_NUMBERS = [
                                                           "stage never saw them."),
     ("gate_pass_share", "passed the gate", "pct", "Share of parts the first stage sent on to the next."),
     ("n_images", "images scored", "int", "Test images with a decision."),
-    ("n_errors", "unreadable", "int", "Test images that could not be read (not in the numbers above)."),
+    ("n_errors", "ERROR", "int", "Test images that got an ERROR record: unreadable, or refused by the capture check (not in the numbers above)."),
 ]
 
 RAW_SCORE = {

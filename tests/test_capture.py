@@ -165,8 +165,9 @@ def test_eval_leaves_refused_images_out_of_the_numbers_and_says_so(tmp_path, tin
 def test_the_line_gives_a_dark_frame_an_error(tmp_path, tiny_inspector_ro, folders):
     _, test = folders
     out = tmp_path / "out"
-    ok("run", "--source", f"folder:{test}", "--inspector", tiny_inspector_ro, "--out", out, "--gpio", "sim",
+    r = ok("run", "--source", f"folder:{test}", "--inspector", tiny_inspector_ro, "--out", out, "--gpio", "sim",
        "--max-frames", "4")
     recs = {Path(x["image"]).stem: x for x in records(out / "decisions.jsonl")}
     assert recs["dark0"]["decision"] == "ERROR" and recs["dark0"]["error"].startswith("capture check:")
     assert recs["ok0"]["decision"] in ("OK", "NG")
+    assert "frame refused before inference" in r.output  # the log says so (throttled: a dead lamp refuses all)

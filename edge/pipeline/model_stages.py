@@ -20,11 +20,12 @@ import numpy as np
 
 from ..errors import ImageError
 from ..inspector import Inspector
-from ..log_format import log_event
+from ..log_format import Throttle, log_event
 from ..sources.frame import Frame
 from ..stage import Inspection, ModelStage, run_stage
 
 log = logging.getLogger("edge.pipeline")
+_refusals = Throttle(30.0)  # warnings about frames a stage refused (capture check, shape)
 
 
 @dataclass
@@ -58,6 +59,10 @@ def preprocess(b: Batch) -> None:
             b.rows.append(i)
         except ImageError as e:  # the stage refused the frame itself (its shape, the capture check)
             b.results[i] = str(e)
+            held = _refusals.check("refused")
+            if held is not None:  # a failed lamp refuses every frame: one line per interval, with the count
+                log_event(log, logging.WARNING, "frame refused before inference; its decision is ERROR",
+                          image=f.id, error=e.message, since_last_report=held)
         except Exception as e:
             b.results[i] = f"preprocessing failed: {type(e).__name__}: {e}"
     b.tensor = np.concatenate(tensors) if tensors else None  # one row per tile

@@ -190,14 +190,22 @@ class Inspector:
         return insp
 
     # --- scoring ------------------------------------------------------------------------
-    def tensors(self, images: list[np.ndarray]) -> np.ndarray:
-        """Images → the backbone's input batch (one row per tile; one tile per image unless tiled);
-        registered to the reference view first when the inspector registers (registration.py). An image
-        lit unlike the good images is refused first (capture.py: ImageError, its record an ERROR)."""
+    def screen(self, img_bgr: np.ndarray) -> None:
+        """The one screening step per image, before the model runs: refuse (ImageError, its record an
+        ERROR) an image whose shape is far from the view the statistics were fitted on (a squashed view
+        is refused as such), then one lit unlike the good images (capture.py)."""
+        self.tiling.check_image(img_bgr.shape[:2], self.bundle.input)
         if self.capture is not None:
+            self.capture.check(img_bgr)
+
+    def tensors(self, images: list[np.ndarray], screen: bool = True) -> np.ndarray:
+        """Images → the backbone's input batch (one row per tile; one tile per image unless tiled);
+        registered to the reference view first when the inspector registers (registration.py). Each
+        image is screened first (:meth:`screen`); ``screen=False`` is for a probe the runtime makes
+        itself (a warm-up frame, a shared-pass check): its shape is still checked, its lighting not."""
+        if screen:
             for im in images:
-                self.tiling.check_image(im.shape[:2], self.bundle.input)  # a squashed view is refused as such
-                self.capture.check(im)
+                self.screen(im)
         reg = self.registration
         if reg is not None:
             moved = []
@@ -206,7 +214,7 @@ class Inspector:
                 self._warps.put(im, w)  # for results() of the same image
                 moved.append(view)
             images = moved
-        return self.tiling.batch(images, self.bundle.input)
+        return self.tiling.batch(images, self.bundle.input, checked=screen)
 
     def grid_from_features(self, features: dict[str, np.ndarray], images: list[np.ndarray]) -> np.ndarray:
         """Backbone outputs of a batch of ``images`` → one Mahalanobis grid map per image (B, GH, GW),

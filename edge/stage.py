@@ -91,8 +91,10 @@ class ModelStage(Protocol):
     def threshold(self) -> float:
         """The image threshold in raw-score units (score = raw_score / threshold)."""
 
-    def tensors(self, images: list[np.ndarray]) -> np.ndarray:
-        """BGR uint8 images → the backend's input batch (rows may be tiles of one image)."""
+    def tensors(self, images: list[np.ndarray], screen: bool = True) -> np.ndarray:
+        """BGR uint8 images → the backend's input batch (rows may be tiles of one image). A stage that
+        screens its inputs (a PaDiM inspector's capture check) raises ImageError for a refused image;
+        ``screen=False`` skips that for a probe the runtime makes itself (warm-up, shared-pass check)."""
 
     def results(self, outputs: dict[str, np.ndarray], images: list[np.ndarray]) -> list[Inspection]:
         """The backend's outputs for a batch → one result per image, maps at each image's (h, w).
@@ -105,27 +107,29 @@ class ModelStage(Protocol):
 
 
 def run_stage(stage: ModelStage, images: list[np.ndarray],
-              outputs: dict[str, np.ndarray] | None = None) -> list[Inspection]:
+              outputs: dict[str, np.ndarray] | None = None, screen: bool = True) -> list[Inspection]:
     """Run one stage over a batch of BGR images, with per-image timings under :data:`TIMING_KEYS`.
 
     ``outputs``: backend outputs already computed for exactly these images (a cascade whose
-    stages share one backbone passes them, so the backbone runs once).
+    stages share one backbone passes them, so the backbone runs once). ``screen=False``: the
+    images are the runtime's own probes (``ModelStage.tensors``).
     """
     if not images:
         return []
     if outputs is None:
-        outputs, timings = infer_stage(stage, images)
+        outputs, timings = infer_stage(stage, images, screen)
     else:
         timings = {"preprocess": 0.0, "infer": 0.0}
     return finish_stage(stage, outputs, images, timings)
 
 
-def infer_stage(stage: ModelStage, images: list[np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+def infer_stage(stage: ModelStage, images: list[np.ndarray],
+                screen: bool = True) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """The first half of :func:`run_stage`: preprocess + backend, with their per-image timings. `score`
     runs the halves on different threads, so one batch is scored while the next one is inferred."""
     per = 1000.0 / len(images)
     t0 = time.perf_counter()
-    x = stage.tensors(images)
+    x = stage.tensors(images, screen)
     t1 = time.perf_counter()
     outputs = stage.backend.infer({stage.backend.input_name: x})
     t2 = time.perf_counter()

@@ -171,3 +171,22 @@ def test_the_line_gives_a_dark_frame_an_error(tmp_path, tiny_inspector_ro, folde
     assert recs["dark0"]["decision"] == "ERROR" and recs["dark0"]["error"].startswith("capture check:")
     assert recs["ok0"]["decision"] in ("OK", "NG")
     assert "frame refused before inference" in r.output  # the log says so (throttled: a dead lamp refuses all)
+
+
+def test_the_runtimes_own_probes_are_not_screened_but_parts_are(tiny_inspector_ro):
+    """The line's warm-up frame and the cascade's shared-pass check feed the model probes it makes itself
+    (flat grey, random noise): a narrow capture range must not refuse them, nor stop a cascade opening."""
+    from edge.cascade.stage import same_backbone_input
+    from edge.pipeline.model_stages import StageSlot
+
+    a, b = Inspector.load(tiny_inspector_ro), Inspector.load(tiny_inspector_ro)
+    for insp in (a, b):
+        insp.capture = CaptureRange((10.0, 11.0), (1.0, 2.0), 5, 0.0)  # refuses grey 128 and noise alike
+    spec = a.bundle.input
+    grey = np.full((spec.height, spec.width, 3), 128, np.uint8)
+    with pytest.raises(ImageError, match="capture check: the image's brightness"):
+        a.tensors([grey])  # a part like this is refused ...
+    assert a.tensors([grey], screen=False).shape[0] == 1  # ... the runtime's own probe is not
+    assert same_backbone_input(a, b)  # the shared-pass check runs on a noise probe
+    assert StageSlot(lambda: a).current is a  # the warm-up runs on the grey probe
+    assert a.capture.brightness == (10.0, 11.0)  # and leaves the range as it was

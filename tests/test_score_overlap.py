@@ -84,7 +84,7 @@ def test_batch_size_counts_model_rows_so_tiled_photos_are_batched_alone(tiny_ins
     insp = Inspector.load(tiny_inspector_ro, "onnxruntime")
     insp.tiling = replace(insp.tiling, rows=2, cols=2)  # as if fitted so; only the batching is looked at
     seen = []
-    monkeypatch.setattr(insp, "tensors", lambda images: seen.append(len(images)) or Tiling().batch(images, insp.bundle.input))
+    monkeypatch.setattr(insp, "tensors", lambda images, screen=True: seen.append(len(images)) or Tiling().batch(images, insp.bundle.input))
     monkeypatch.setattr(insp, "results", lambda outputs, images: [Inspector.decide(insp, np.zeros((2, 2), np.float32),
                                                                                    im.shape[:2]) for im in images])
     good = [p for p in paths if p.suffix == ".png" and p.name != "broken.png"][:5]

@@ -189,30 +189,34 @@ class Tiling:
                               hint=f"use --stats-cell {' or '.join(map(str, fits))}" if fits else
                               "this backbone's grid has no common divisor; use --tile-mode shared or --mode texture")
 
-    def tensors(self, img_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
-        """One image → (tiles, 3, H, W), tiles in row-major order."""
+    def tensors(self, img_bgr: np.ndarray, spec: InputSpec, check: bool = True) -> np.ndarray:
+        """One image → (tiles, 3, H, W), tiles in row-major order. ``check=False``: its shape was
+        already screened (:meth:`check_image`), so it is not checked again."""
         if self.windowed:
-            return self._window_tensors(img_bgr, spec)
+            return self._window_tensors(img_bgr, spec, check)
         if self.count == 1:
-            return to_tensor(img_bgr, spec)[None]
+            return to_tensor(img_bgr, spec, check=check)[None]
         h, w = spec.height, spec.width
         big_h, big_w = self.rows * h, self.cols * w
         ih, iw = img_bgr.shape[:2]
         if (ih, iw) != (big_h, big_w):
-            check_aspect((ih, iw), (big_h, big_w), f"the {self.rows}x{self.cols} tiles' canvas")
+            if check:
+                check_aspect((ih, iw), (big_h, big_w), f"the {self.rows}x{self.cols} tiles' canvas")
             shrink = ih > big_h and iw > big_w
             img_bgr = cv2.resize(img_bgr, (big_w, big_h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         return np.stack([to_tensor(img_bgr[r * h:(r + 1) * h, c * w:(c + 1) * w], spec)
                          for r in range(self.rows) for c in range(self.cols)])
 
-    def batch(self, images: list[np.ndarray], spec: InputSpec) -> np.ndarray:
-        """Images → one input batch, each image's tiles in order (the one place tiles are batched)."""
-        return np.concatenate([self.tensors(im, spec) for im in images])
+    def batch(self, images: list[np.ndarray], spec: InputSpec, checked: bool = False) -> np.ndarray:
+        """Images → one input batch, each image's tiles in order (the one place tiles are batched).
+        ``checked``: every image's shape was screened already (:meth:`check_image`)."""
+        return np.concatenate([self.tensors(im, spec, check=not checked) for im in images])
 
-    def _window_tensors(self, img_bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
+    def _window_tensors(self, img_bgr: np.ndarray, spec: InputSpec, check: bool = True) -> np.ndarray:
         ih, iw = self.image
         if img_bgr.shape[:2] != (ih, iw):
-            check_aspect(img_bgr.shape[:2], (ih, iw), "the photo size the windows were laid out on")
+            if check:
+                check_aspect(img_bgr.shape[:2], (ih, iw), "the photo size the windows were laid out on")
             shrink = img_bgr.shape[0] > ih and img_bgr.shape[1] > iw
             img_bgr = cv2.resize(img_bgr, (iw, ih), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         th, tw = self.tile

@@ -141,14 +141,7 @@ def _announce(stage: ModelStage) -> ModelStage:
     for st in getattr(stage, "stages", [stage]):
         spec = st.bundle.input
         probe = [np.full((spec.height, spec.width, 3), 128, np.uint8)]
-        if isinstance(st, Inspector) and st.capture is not None:  # a flat grey probe is no part: not screened
-            held, st.capture = st.capture, None
-            try:
-                run_stage(st, probe)
-            finally:
-                st.capture = held
-        else:
-            run_stage(st, probe)
+        run_stage(st, probe, screen=False)  # a flat grey probe is no part: not screened
     d = stage.describe()
     log_event(log, logging.INFO, "model stage loaded", kind=stage.kind, inspector=stage.id, path=d.get("path"),
               backend=getattr(stage.backend, "name", "?"), device=getattr(stage.backend, "device", "?"),

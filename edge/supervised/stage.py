@@ -107,8 +107,8 @@ class SupervisedStage:
                 "backend": getattr(self.backend, "name", None), "variant": getattr(self.backend, "variant", None)}
 
     # --- the ModelStage steps ---------------------------------------------------------------
-    def tensors(self, images: list[np.ndarray]) -> np.ndarray:
-        return batch_tensor(images, self.bundle.input)
+    def tensors(self, images: list[np.ndarray], screen: bool = True) -> np.ndarray:
+        return batch_tensor(images, self.bundle.input)  # no screening beyond the shape check
 
     def _output(self, outputs: dict[str, np.ndarray], spec: OutputSpec) -> np.ndarray:
         if spec.name not in outputs:

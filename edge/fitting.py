@@ -40,7 +40,7 @@ from .padim.score import MODES, distance_maps, full_res_map, image_score
 from .padim.stats import GaussianStats, gaussian_from_moments
 from .padim.tiling import Tiling
 from .precision import asked_at_fit, choose_inference_precision
-from .registration import REFERENCE_IMAGES, Registration
+from .registration import CHECK_IMAGES, REFERENCE_IMAGES, Registration, worth_registering
 from .roi import ROI_FILE, Roi
 from .threshold import ExpectedFRR, frr_threshold
 
@@ -129,6 +129,7 @@ class FitReport:
     registered: bool = False  # each image is registered to a reference view (registration.py)
     features: str = ""  # what each position's feature is (EmbeddingSpec.describe)
     capture: str = ""  # the capture check recorded (capture.CaptureRange.describe), "" when none
+    registration_note: str = ""  # why --register auto did (not) register (registration.worth_registering)
 
 
 class _Streamer:
@@ -202,8 +203,9 @@ class Embeddings(dict):
     warps: list[np.ndarray] | None = None
 
 
-def _reference(paths: list[Path], input_hw: tuple[int, int]) -> Registration | None:
-    """The registration reference from the first readable good images (registration.py)."""
+def _reference(paths: list[Path], input_hw: tuple[int, int]) -> tuple[Registration | None, str]:
+    """The registration reference from the first readable good images, and None instead when it finds
+    nothing to correct in the next ones (registration.worth_registering); with the reason."""
     from .imageio import read_image
     from .preprocess import check_aspect
 
@@ -215,9 +217,14 @@ def _reference(paths: list[Path], input_hw: tuple[int, int]) -> Registration | N
         except ImageError:
             continue
         imgs.append(img)
-        if len(imgs) == REFERENCE_IMAGES:
+        if len(imgs) == REFERENCE_IMAGES + CHECK_IMAGES:
             break
-    return Registration.build(imgs, input_hw) if imgs else None
+    if not imgs:
+        return None, "not registered: no good image could be read for a reference"
+    reg = Registration.build(imgs[:REFERENCE_IMAGES], input_hw)
+    rest = imgs[REFERENCE_IMAGES:]
+    keep, why = worth_registering(reg, rest if len(rest) >= 4 else imgs)
+    return (reg if keep else None), why
 
 
 def _key(spec: EmbeddingSpec) -> tuple:
@@ -352,8 +359,8 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     grid = opts.tiling.stats_grid(spec.grid)
     if "aligned" in modes:
         _check_memory(grid, specs["aligned"].d, opts.tiling, spec.grid)
-    registration = (_reference(good, (bundle.input.height, bundle.input.width))
-                    if "aligned" in modes and opts.registers else None)
+    registration, registration_note = (_reference(good, (bundle.input.height, bundle.input.width))
+                                       if "aligned" in modes and opts.registers else (None, ""))
     streamer = _Streamer(be, bundle, specs, opts.batch_size, progress, opts.tiling, registration)
     rows = opts.tiling.samples_per_image
     index = {p: i for i, p in enumerate(good)}
@@ -400,7 +407,8 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     looked = capture.CaptureRange.of(looks, opts.capture_tolerance) if opts.capture_tolerance is not None else None
     _write_inspector(out, bundle.root, stats, total, cal, opts, [str(p) for p in good], streamer.errors,
                      be.variant, mode, choice, len(read), specs[mode],
-                     registration if mode == "aligned" else None, looked)
+                     registration if mode == "aligned" else None, looked,
+                     registration_note if mode == "aligned" else "")
     shrinkage = stats.shrinkage
     # the sums and factors are on disk now: free them before the precision check opens the inspector
     # (a 3872x3200 fit with --stats-cell 4 peaked at 6.4 GB holding both)
@@ -411,7 +419,7 @@ def fit_inspector(good: list[Path], out: str | Path, backbone: str | Path, opts:
     return FitReport(out, len(read), len(chosen.good_scores), streamer.errors, cal, time.perf_counter() - t0,
                      _peak_rss_mb(), shrinkage, choice, est, _runtime(be), inference,
                      mode == "aligned" and registration is not None, specs[mode].describe(),
-                     looked.describe() if looked is not None else "")
+                     looked.describe() if looked is not None else "", registration_note if mode == "aligned" else "")
 
 
 def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str = DEFAULT_BACKEND,
@@ -487,13 +495,15 @@ def update_inspector(inspector_dir: str | Path, good: list[Path], backend: str =
     looked = insp.capture.widened(looks) if insp.capture is not None else None  # the new images widen it
     # the backbone is copied out of the old directory before the new one is renamed over it
     _write_inspector(root, root / "backbone", stats, total, cal, opts, history, streamer.errors,
-                     insp.backend.variant, insp.mode, choice, n_images, insp.spec, insp.registration, looked)
+                     insp.backend.variant, insp.mode, choice, n_images, insp.spec, insp.registration, looked,
+                     p.get("registration_note", ""))
     asked = inference_precision or asked_at_fit(insp.manifest)
     inference = choose_inference_precision(root, _parity_images(list(good), history), asked, backend, device,
                                            threads, opts.batch_size, refuse=inference_precision is not None)
     return FitReport(root, len(scores), 0, streamer.errors, cal, time.perf_counter() - t0, _peak_rss_mb(),
                      stats.shrinkage, choice, est, _runtime(insp.backend), inference, insp.registration is not None,
-                     insp.spec.describe(), looked.describe() if looked is not None else "")
+                     insp.spec.describe(), looked.describe() if looked is not None else "",
+                     p.get("registration_note", ""))
 
 
 def _parity_images(new: list[Path], history: list[str], n: int = PARITY_IMAGES) -> list[Path]:
@@ -531,13 +541,15 @@ def _read_moments(root: Path, sha256: str, stats: GaussianStats, mode: str = "al
 def _write_inspector(out: Path, backbone_dir: Path, stats: GaussianStats, moments: Moments, cal: Calibration,
                      opts: FitOptions, images: list[str], errors: list[str], variant: str, mode: str,
                      choice: ModelChoice, n_images: int, spec: EmbeddingSpec,
-                     registration: Registration | None = None, looked: capture.CaptureRange | None = None) -> None:
+                     registration: Registration | None = None, looked: capture.CaptureRange | None = None,
+                     registration_note: str = "") -> None:
     padim = {"d": stats.d, "seed": opts.seed, "eps": stats.eps, "shrinkage": opts.shrinkage,
              "shrinkage_applied": stats.shrinkage, "shrink_mean": stats.shrink_mean,
              "grid": list(stats.grid), "tiling": opts.tiling.to_dict(),
              "mode": mode, "aggregate": spec.aggregate, "centre": spec.centre,
              "choice": {"mode": choice.mode, "reason": choice.reason, "asked": opts.mode},
              "registration": registration.to_dict() if registration is not None else None,
+             "registration_note": registration_note,
              "capture": looked.to_dict() if looked is not None else None,
              "n_images": n_images, "n_samples": stats.n,
              "blur_sigma": opts.blur_sigma,

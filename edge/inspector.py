@@ -109,7 +109,8 @@ class Inspector:
                 "aggregate": p.get("aggregate"), "centre": p.get("centre", "none"), "features": self.spec.describe(),
                 "tiling": self.tiling.to_dict(), "tiles": self.tiling.describe(),
                 "registration": ("rigid (turn + shift) onto the reference view registration.png"
-                                 if self.registration is not None else "none"),
+                                 if self.registration is not None else
+                                 f"none ({p['registration_note']})" if p.get("registration_note") else "none"),
                 "position_scale": self._position_scale_text(),
                 "capture": (self.capture.describe() if self.capture is not None
                             else "none (fitted without it, or with --capture-tolerance off)"),

@@ -165,6 +165,29 @@ def test_cli_fit_register_flag_and_info(tmp_path, tiny_bundle):
     assert "--register" in CliRunner().invoke(cli, ["fit", "--help"]).output
 
 
+def test_a_surface_fitted_aligned_is_not_registered_and_fit_says_why(tmp_path, tiny_bundle):
+    """--register auto tries the reference on further good images: on a random surface ECC finds no
+    small correction, so nothing is registered (every image would pay the ECC for nothing)."""
+    from edge.registration import worth_registering
+
+    good = tmp_path / "good"
+    good.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(16):  # fine noise with no structure to lock onto: each image a different patch
+        cv2.imwrite(str(good / f"{i:03d}.png"), rng.integers(60, 200, (64, 64, 3), dtype=np.uint8))
+    r = CliRunner().invoke(cli, ["fit", "--good", str(good), "--out", str(tmp_path / "s"), "--backbone",
+                                 str(tiny_bundle), "-d", "12", "--mode", "aligned", "--target-frr", "0.05"])
+    assert r.exit_code == 0, r.output
+    assert "registration: not registered: ECC found a small correction for only" in r.output
+    assert not (tmp_path / "s" / REGISTRATION_FILE).exists() and Inspector.load(tmp_path / "s").registration is None
+    info = CliRunner().invoke(cli, ["info", str(tmp_path / "s")])
+    assert "none (not registered: ECC found" in info.output
+    # the positioned part, moved a little in each image, is corrected in every one
+    parts = [cv2.imread(str(p)) for p in _part_folder(tmp_path / "parts", 12)]
+    keep, why = worth_registering(Registration.build(parts[:8], (64, 64)), parts[8:])
+    assert keep and "for 4 of the 4 good images" in why
+
+
 def test_a_frame_fit_skips_is_not_the_reference(tmp_path, tiny_bundle):
     """An image too far off the model's shape is skipped by fit (with its reason), also for the reference."""
     folder = tmp_path / "good"

@@ -304,6 +304,8 @@ def _print_fit(rep, out, update: bool, n_read: int) -> None:
     if rep.registered:
         click.echo("  registration: each image is turned and shifted onto the reference view of the part "
                    f"({Path(rep.out) / 'registration.png'}) before scoring; masks stay in the photo's frame")
+    elif rep.registration_note:
+        click.echo(f"  registration: {rep.registration_note}")
     click.echo(f"  image threshold {cal.image_threshold:.3f} (raw Mahalanobis), method {cal.method}; "
                f"held-out good scores {gs.get('min', 0):.3f}..{gs.get('max', 0):.3f}")
     e = rep.expected_frr

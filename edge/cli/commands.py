@@ -120,7 +120,9 @@ REGISTER_HELP = ("auto: for the aligned model (untiled), turn and shift every im
                  "part (made from the first good images, kept as registration.png in the inspector) before "
                  "its per-position statistics see it, so a part that sits a few pixels off or a degree or two "
                  "turned is compared cell by cell with itself; masks stay in the photo's frame. Views that "
-                 "would need more than a small correction are used as they are. off: no registration, as in "
+                 "would need more than a small correction are used as they are; when fit finds a small correction "
+                 "for under a quarter of the good images it tries (a surface: nothing to align), the inspector "
+                 "does not register and fit says so. off: no registration, as in "
                  "the PaDiM paper (a part held exactly in place by a fixture).")
 
 

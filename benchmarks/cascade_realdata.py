@@ -43,7 +43,8 @@ MIN_AUROC, MIN_DICE = 0.90, 0.40
 def _run(cmd: list[str], log) -> str:
     log("$ " + " ".join(cmd))
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    beside = Path(sys.executable).parent / cmd[0]  # the CLIs of this Python's environment, activated or not
+    r = subprocess.run([str(beside), *cmd[1:]] if beside.is_file() else cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     log(f"  ({time.perf_counter() - t0:.0f} s)")

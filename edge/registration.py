@@ -192,8 +192,8 @@ def worth_registering(reg: Registration, images: list[np.ndarray]) -> tuple[bool
     if corrected >= MIN_CORRECTED_SHARE * len(warps):
         return True, f"ECC found a small correction for {corrected} of the {len(warps)} good images it was tried on"
     return False, (f"not registered: ECC found a small correction for only {corrected} of the {len(warps)} good "
-                   f"images it was tried on (under {MIN_CORRECTED_SHARE:.0%}), so there is no part to align in them "
-                   "(a surface?) and registering would only cost time; `--mode texture` suits surfaces")
+                   f"images it was tried on (under {MIN_CORRECTED_SHARE:.0%}): it finds nothing to align in them (a "
+                   "surface, for instance), so registering would only cost time")
 
 
 class WarpMemo:

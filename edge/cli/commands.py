@@ -137,6 +137,12 @@ CAPTURE_HELP = ("The capture check: fit records the range of the good images' br
                 "off: no check.")
 
 
+def capture_option(help_text: str):
+    """--capture-tolerance, as fit and eval (when it fits) take it; parse_tolerance reads it."""
+    return click.option("--capture-tolerance", default=str(DEFAULT_CAPTURE_TOLERANCE), show_default=True,
+                        metavar="SHARE|off", help=help_text)
+
+
 CENTRE_HELP = ("Centre each image's features on their own mean (each channel minus its mean over the image) "
                "before the statistics. image: a surface photographed a little brighter, darker, denser or "
                "coarser than the training images still scores as good, and a local defect is measured against "
@@ -238,8 +244,7 @@ def _load_stage(path, backend, device, precision, threads, factor_precision="aut
                    "Lower it for fewer false rejects, at the cost of missing faint defects.")
 @click.option("--register", type=click.Choice(["auto", "off"]), default="auto", show_default=True,
               help=REGISTER_HELP)
-@click.option("--capture-tolerance", default=str(DEFAULT_CAPTURE_TOLERANCE), show_default=True, metavar="SHARE|off",
-              help=CAPTURE_HELP)
+@capture_option(CAPTURE_HELP)
 @click.option("--blur-sigma", type=float, default=4.0, show_default=True, help="Gaussian blur of the anomaly map.")
 @tile_options
 @click.option("--batch-size", type=int, default=8, show_default=True)
@@ -441,8 +446,7 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
               help="Centre each image's features on their own mean when fitting (see `fit --help`).")
 @click.option("--register", type=click.Choice(["auto", "off"]), default="auto", show_default=True,
               help="Registration when fitting (see `fit --help`).")
-@click.option("--capture-tolerance", default=str(DEFAULT_CAPTURE_TOLERANCE), show_default=True, metavar="SHARE|off",
-              help="The capture check when fitting (see `fit --help`).")
+@capture_option("The capture check when fitting (see `fit --help`).")
 @tile_options
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @cascade_option

@@ -105,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--line-seed", type=int, default=2)
     ap.add_argument("--train-defects", type=int, default=160, help="defective images in TRAIN (default 160)")
     ap.add_argument("--epochs", type=int, default=None, help="whole-network epochs (default: the trainer's)")
+    ap.add_argument("--kind", default="segmenter", choices=["segmenter", "multitask"],
+                    help="what `edge-export train` trains (default segmenter; multitask: a class head beside the "
+                         "masks, which then decides and ranks the images)")
     ap.add_argument("--segmenter", type=Path, help="a trained segmenter bundle to use instead of training one")
     ap.add_argument("--max-share", type=float, default=0.28,
                     help="gate: largest share of a 90%%-good mix sent to the segmenter, on TRAIN's validation "
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     load0 = os.getloadavg()[0]
     if not (seg / "manifest.json").is_file():
         epochs = [] if a.epochs is None else ["--epochs", str(a.epochs)]
-        _run(["edge-export", "train", "segmenter", str(train), "--out", str(seg), *epochs, *a.train_args.split()], log)
+        _run(["edge-export", "train", a.kind, str(train), "--out", str(seg), *epochs, *a.train_args.split()], log)
     training = json.loads((seg / "manifest.json").read_text()).get("training", {})
     _run(["edge-inspect", "eval", str(line), "--model", str(seg), "--out", str(w / "eval-segmenter")], log)
     ms = json.loads((w / "eval-segmenter" / "metrics.json").read_text())
@@ -178,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  [{'met' if ok else 'NOT met'}] {target}: {measured}")
     (w / f"cascade_realdata{tag}.json").write_text(json.dumps({
         "group": a.group, "category": a.category, "train_seed": a.train_seed, "line_seed": a.line_seed,
-        "train_defects": a.train_defects, "segmenter": str(seg), "training": {
+        "train_defects": a.train_defects, "kind": a.kind, "segmenter": str(seg), "training": {
             k: training.get(k) for k in ("seconds", "cpu_seconds", "best_epoch", "history")},
         "gate": g, "gate_register": a.gate_register, "gate_share_on_train": share_train, "gate_why": why,
         "load": [load0, load1],

@@ -18,32 +18,13 @@ from edge.inspector import Inspector
 from edge.padim.tiling import Tiling
 from edge.registration import IDENTITY, REGISTRATION_FILE, Registration
 
-
-def _part(size: int = 256, seed: int = 0) -> np.ndarray:
-    """A machined part: plate, holes, a slot and a rib, with a little grain."""
-    rng = np.random.default_rng(seed)
-    s = size / 256
-    img = np.full((size, size, 3), 70, np.uint8)
-    cv2.rectangle(img, (int(40 * s), int(50 * s)), (int(215 * s), int(200 * s)), (170, 170, 175), -1)
-    cv2.circle(img, (int(80 * s), int(90 * s)), int(18 * s), (40, 40, 40), -1)
-    cv2.circle(img, (int(175 * s), int(160 * s)), int(12 * s), (40, 40, 40), -1)
-    cv2.rectangle(img, (int(110 * s), int(120 * s)), (int(190 * s), int(132 * s)), (90, 90, 95), -1)
-    cv2.line(img, (int(60 * s), int(180 * s)), (int(140 * s), int(70 * s)), (210, 210, 215), max(1, int(5 * s)))
-    noise = rng.normal(0, 3, img.shape)
-    return np.clip(img + noise, 0, 255).astype(np.uint8)
-
-
-def _moved(img: np.ndarray, angle_deg: float, dx: float, dy: float) -> np.ndarray:
-    h, w = img.shape[:2]
-    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), angle_deg, 1.0)
-    m[:, 2] += (dx, dy)
-    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+from . import parts
 
 
 def test_estimate_undoes_a_small_turn_and_shift():
-    ref = _part()
+    ref = parts.part()
     reg = Registration.build([ref], (256, 256))
-    moved = _moved(_part(seed=1), 3.0, 6.0, -5.0)
+    moved = parts.moved(parts.part(seed=1), 3.0, 6.0, -5.0)
     w = reg.estimate(moved)
     angle = math.degrees(math.atan2(float(w[1, 0]), float(w[0, 0])))
     assert angle == pytest.approx(-3.0, abs=0.3)  # the warp maps reference points into the moved image
@@ -61,7 +42,7 @@ def test_estimate_undoes_a_small_turn_and_shift():
 
 
 def test_what_is_not_a_small_correction_is_left_as_it_is():
-    reg = Registration.build([_part()], (256, 256))
+    reg = Registration.build([parts.part()], (256, 256))
     flat = np.full((256, 256, 3), 128, np.uint8)
     assert np.array_equal(reg.estimate(flat), IDENTITY)  # nothing to register on
     noise = np.random.default_rng(3).integers(0, 256, (256, 256, 3), dtype=np.uint8)
@@ -70,7 +51,7 @@ def test_what_is_not_a_small_correction_is_left_as_it_is():
 
 
 def test_maps_go_back_to_the_image_frame():
-    reg = Registration.build([_part()], (256, 256))
+    reg = Registration.build([parts.part()], (256, 256))
     w = np.array([[1, 0, 8.0], [0, 1, -4.0]], np.float32)  # reference point x is image point x + (8, -4)
     g = np.zeros((64, 64), np.float32)
     g[30, 20] = 1.0  # row 30, column 20 of the reference frame's grid (stride 4)
@@ -81,7 +62,8 @@ def test_maps_go_back_to_the_image_frame():
 
 
 def test_build_averages_registered_views():
-    views = [_moved(_part(seed=i), a, dx, dy) for i, (a, dx, dy) in enumerate([(0, 0, 0), (2, 4, 3), (-2, -3, 5)])]
+    views = [parts.moved(parts.part(seed=i), a, dx, dy)
+             for i, (a, dx, dy) in enumerate([(0, 0, 0), (2, 4, 3), (-2, -3, 5)])]
     reg = Registration.build(views, (256, 256))
     assert reg.reference.shape == (64, 64) and reg.reference.dtype == np.uint8
     first = Registration.build(views[:1], (256, 256))
@@ -90,17 +72,8 @@ def test_build_averages_registered_views():
     assert diff < 4.0
 
 
-def _part_folder(root, n: int, size: int = 64, seed: int = 0):
-    root.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        img = _moved(_part(size, seed=i), rng.uniform(-2, 2), rng.uniform(-2, 2), rng.uniform(-2, 2))
-        cv2.imwrite(str(root / f"{i:03d}.png"), img)
-    return sorted(root.glob("*.png"))
-
-
 def test_aligned_inspector_registers_and_masks_stay_in_the_photo(tmp_path, tiny_bundle):
-    good = _part_folder(tmp_path / "good", 12)
+    good = parts.part_folder(tmp_path / "good", 12)
     out = tmp_path / "insp"
     rep = fit_inspector(good, out, tiny_bundle, FitOptions(d=12, batch_size=4, mode="aligned", target_frr=0.05))
     assert rep.registered and (out / REGISTRATION_FILE).is_file()
@@ -109,7 +82,7 @@ def test_aligned_inspector_registers_and_masks_stay_in_the_photo(tmp_path, tiny_
     insp = Inspector.load(out)
     assert insp.registration is not None and insp.describe()["registration"].startswith("rigid")
     # a part turned and shifted, with a dark scratch: the mask's peak lands on the scratch, in the photo
-    bad = _moved(_part(64, seed=99), 2.0, 2.0, -1.0)
+    bad = parts.moved(parts.part(64, seed=99), 2.0, 2.0, -1.0)
     cv2.line(bad, (20, 40), (34, 44), (0, 0, 0), 2)
     res = insp.inspect([bad])[0]
     assert res.anomaly_map.shape == (64, 64)
@@ -121,8 +94,8 @@ def test_aligned_inspector_registers_and_masks_stay_in_the_photo(tmp_path, tiny_
 
 
 def test_registration_is_kept_by_update_and_tamper_is_refused(tmp_path, tiny_bundle):
-    good = _part_folder(tmp_path / "good", 10)
-    more = _part_folder(tmp_path / "more", 4, seed=5)
+    good = parts.part_folder(tmp_path / "good", 10)
+    more = parts.part_folder(tmp_path / "more", 4, seed=5)
     out = tmp_path / "insp"
     fit_inspector(good, out, tiny_bundle, FitOptions(d=12, batch_size=4, mode="aligned", target_frr=0.05))
     ref = (out / REGISTRATION_FILE).read_bytes()
@@ -137,7 +110,7 @@ def test_registration_is_kept_by_update_and_tamper_is_refused(tmp_path, tiny_bun
 
 
 def test_off_tiled_and_texture_do_not_register(tmp_path, tiny_bundle):
-    good = _part_folder(tmp_path / "good", 8)
+    good = parts.part_folder(tmp_path / "good", 8)
     for name, opts in {"off": FitOptions(d=12, batch_size=4, mode="aligned", register="off", target_frr=0.05),
                        "tiled": FitOptions(d=12, batch_size=4, mode="aligned", tiling=Tiling(1, 2, "shared"),
                                            target_frr=0.05),
@@ -150,7 +123,7 @@ def test_off_tiled_and_texture_do_not_register(tmp_path, tiny_bundle):
 
 def test_cli_fit_register_flag_and_info(tmp_path, tiny_bundle):
     good = tmp_path / "good"
-    _part_folder(good, 8)
+    parts.part_folder(good, 8)
     r = CliRunner().invoke(cli, ["fit", "--good", str(good), "--out", str(tmp_path / "a"), "--backbone",
                                  str(tiny_bundle), "-d", "12", "--mode", "aligned", "--target-frr", "0.05"])
     assert r.exit_code == 0, r.output
@@ -183,15 +156,15 @@ def test_a_surface_fitted_aligned_is_not_registered_and_fit_says_why(tmp_path, t
     info = CliRunner().invoke(cli, ["info", str(tmp_path / "s")])
     assert "none (not registered: ECC found" in info.output
     # the positioned part, moved a little in each image, is corrected in every one
-    parts = [cv2.imread(str(p)) for p in _part_folder(tmp_path / "parts", 12)]
-    keep, why = worth_registering(Registration.build(parts[:8], (64, 64)), parts[8:])
+    views = [cv2.imread(str(p)) for p in parts.part_folder(tmp_path / "parts", 12)]
+    keep, why = worth_registering(Registration.build(views[:8], (64, 64)), views[8:])
     assert keep and "for 4 of the 4 good images" in why
 
 
 def test_a_frame_fit_skips_is_not_the_reference(tmp_path, tiny_bundle):
     """An image too far off the model's shape is skipped by fit (with its reason), also for the reference."""
     folder = tmp_path / "good"
-    _part_folder(folder, 8)
+    parts.part_folder(folder, 8)
     cv2.imwrite(str(folder / "000a_strip.png"), np.full((40, 200, 3), 128, np.uint8))  # sorts first
     rep = fit_inspector(sorted(folder.glob("*.png")), tmp_path / "insp", tiny_bundle,
                         FitOptions(d=12, batch_size=4, mode="aligned", target_frr=0.05))
@@ -221,11 +194,11 @@ def test_a_strip_registers_on_a_copy_of_the_same_area_and_refuses_shifts_beyond_
 
 def test_an_inspector_fitted_with_the_older_128_px_reference_still_registers(tmp_path):
     """REGISTRATION_SIDE went 128 -> 64; a reference saved at 128x128 keeps its own size."""
-    part = _part(seed=0)
+    part = parts.part(seed=0)
     grey = cv2.resize(cv2.cvtColor(part, cv2.COLOR_BGR2GRAY), (128, 128), interpolation=cv2.INTER_AREA)
     old = Registration(grey, (256, 256))
     old.save(tmp_path)
     loaded = Registration.load(tmp_path, (256, 256), {"motion": "euclidean", "size": [128, 128]})
     assert loaded.small == (128, 128)
-    w = loaded.estimate(_moved(part, 0, 4, -3))
+    w = loaded.estimate(parts.moved(part, 0, 4, -3))
     assert abs(float(w[0, 2])) > 2 and abs(float(w[1, 2])) > 1.5  # the shift is found at the old size

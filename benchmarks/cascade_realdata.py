@@ -11,12 +11,14 @@ Steps, all through the CLIs as a new user would run them:
   2. `edge-export train segmenter TRAIN` (unless --segmenter is given);
   3. `edge-inspect eval LINE --model SEG`: image AUROC >= 0.90 and Dice >= 0.40;
   4. the gate: `edge-export backbone efficientnet-lite0 --size 128`, `edge-inspect fit` on LINE's
-     train/good; its gate value is picked on TRAIN's validation split (the images the trainer held
-     out, listed in the bundle's manifest; the segmenter never trained on them), never on LINE:
-     `edge-inspect eval VAL --cascade` with gate 0.0001 (every part sent on) gives the gate's score and the segmenter's
-     decision on each; the gate is the highest that still passes every defect the segmenter catches
-     there (`gate_keeping_catches` in metrics.json), unless that sends more than --max-share of a
-     90%-good mix on, when it is the smallest gate that sends at most --max-share;
+     train/good; its gate value is picked without LINE's test images: the defects come from TRAIN's
+     validation split (the images the trainer held out, listed in the bundle's manifest; the
+     segmenter never trained on them): `edge-inspect eval VAL --cascade` with gate 0.0001 (every part
+     sent on) gives the gate's score and the segmenter's decision on each; the good parts' share
+     comes from the gate's own held-out scores of the 80 good images it was fitted on (`--gate-good
+     fit`, the default; `validation`: the split's good images, 28 by default). The gate is the highest
+     that still passes every defect the segmenter catches on the split, unless that sends more than
+     --max-share of a 90%-good mix on, when it is the smallest gate that sends at most --max-share;
   5. `edge-inspect eval LINE --cascade cascade.toml --good-share 0.9`, judged by
      benchmarks/cascade_targets.py (detection within 1 of the segmenter alone, the segmenter on
      <= 30% of the images, <= 60% of its time per image, measured side by side in that run).
@@ -34,6 +36,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from edge.inspector_dir import Calibration
 
 from .cascade_targets import verdicts
 
@@ -68,14 +72,17 @@ def _split_folder(train: Path, files: list[str], out: Path) -> Path:
     return out
 
 
-def pick_gate(scores_jsonl: Path, good_share: float, max_share: float, alone_key: str = "seg_alone"
-              ) -> tuple[float, float, str]:
+def pick_gate(scores_jsonl: Path, good_share: float, max_share: float, alone_key: str = "seg_alone",
+              good_scores: list[float] | None = None) -> tuple[float, float, str]:
     """The gate (on the first stage's normalised score) from a labelled run with every image sent
     on: the highest that passes every defect the second stage alone catches (score >= 1), unless a
     ``good_share`` mix would then reach the second stage more than ``max_share`` of the time; then
-    the smallest gate that keeps to ``max_share``. Returns (gate, the mix's share sent on, why)."""
+    the smallest gate that keeps to ``max_share``. The good parts' share comes from ``good_scores``
+    when given (the gate's normalised held-out good scores from fit), else from the run's good
+    images. Returns (gate, the mix's share sent on, why)."""
     rows = [json.loads(line) for line in scores_jsonl.read_text().splitlines() if line.strip()]
-    good = [r["first_stage_score"] for r in rows if r["kind"] == "good"]
+    good = list(good_scores) if good_scores is not None else [r["first_stage_score"] for r in rows
+                                                              if r["kind"] == "good"]
     bad = [r["first_stage_score"] for r in rows if r["kind"] != "good"]
     caught = [r["first_stage_score"] for r in rows if r["kind"] != "good" and r[alone_key] >= 1.0]
     if not good or not bad:
@@ -112,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-share", type=float, default=0.28,
                     help="gate: largest share of a 90%%-good mix sent to the segmenter, on TRAIN's validation "
                          "split (default 0.28: the target is 0.30 on LINE)")
+    ap.add_argument("--gate-good", default="fit", choices=["fit", "validation"],
+                    help="where the share of good parts the gate sends on comes from: fit (default): the gate's "
+                         "held-out scores of LINE's 80 train/good images, which it was fitted on; validation: "
+                         "the trainer's validation split's good images (28 on the default folder; the procedure "
+                         "before 2026-12-07)")
     ap.add_argument("--gate-register", default="auto", choices=["auto", "off"],
                     help="`fit --register` for the gate (default auto; off: no registration, a cheaper gate)")
     ap.add_argument("--train-args", default="", help="more `edge-export train` options, e.g. '--head-epochs 40'")
@@ -157,7 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     tag = "" if a.gate_register == "auto" else f"-register-{a.gate_register}"
     _run(["edge-inspect", "eval", str(val), "--cascade", str(cascade_file(f"cascade-pick{tag}.toml", 1e-4)),
           "--out", str(w / f"gate-on-validation{tag}")], log)
-    g, share_train, why = pick_gate(w / f"gate-on-validation{tag}" / "scores.jsonl", 0.9, a.max_share)
+    fit_good = None
+    if a.gate_good == "fit":
+        cal = Calibration.read(gate)
+        fit_good = (cal.held_out_good_scores() / cal.image_threshold).tolist()
+    g, share_train, why = pick_gate(w / f"gate-on-validation{tag}" / "scores.jsonl", 0.9, a.max_share,
+                                    good_scores=fit_good)
+    why += (f"; good parts' share from the gate's {len(fit_good)} held-out good scores" if fit_good is not None
+            else "; good parts' share from the validation split's good images")
     cascade_file(f"cascade{tag}.toml", g)
     _run(["edge-inspect", "eval", str(line), "--cascade", str(w / f"cascade{tag}.toml"), "--good-share", "0.9",
           "--out", str(w / f"eval-cascade{tag}")], log)
@@ -183,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         "group": a.group, "category": a.category, "train_seed": a.train_seed, "line_seed": a.line_seed,
         "train_defects": a.train_defects, "kind": a.kind, "segmenter": str(seg), "training": {
             k: training.get(k) for k in ("seconds", "cpu_seconds", "best_epoch", "history")},
-        "gate": g, "gate_register": a.gate_register, "gate_share_on_train": share_train, "gate_why": why,
+        "gate": g, "gate_good": a.gate_good, "gate_register": a.gate_register, "gate_share_on_train": share_train,
+        "gate_why": why,
         "load": [load0, load1],
         "recipe": {k: training.get("recipe", {}).get(k) for k in ("head_epochs", "epochs", "augment", "lr", "tta",
                                                                    "tta_run", "dice_over")},

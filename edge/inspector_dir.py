@@ -70,6 +70,14 @@ class Calibration:
     def read(cls, root: Path) -> "Calibration":
         return cls.from_dict(json.loads((Path(root) / CALIBRATION).read_text()))
 
+    def held_out_good_scores(self) -> np.ndarray | None:
+        """The raw scores fit recorded for its good images, each scored by statistics that never saw
+        it (``good_scores.values``): how new good parts score on the line. None with fewer than 3."""
+        values = (self.details.get("good_scores") or {}).get("values") or []
+        v = np.asarray([float(x) for x in values], float)
+        v = v[np.isfinite(v)]
+        return v if v.size >= 3 else None
+
 
 def inspector_id(files: dict[str, str]) -> str:
     """The inspector's id: a hash of every file's hash but the moments (which only `--update` reads)."""

@@ -348,6 +348,13 @@ def test_cli_score_and_eval_with_a_cascade(minimal_cascade, tiny_category, tmp_p
     assert sweep[0.7]["defects_not_reached"] == seg["defects_not_reached"]
     assert [g["share_ran"] for g in m["gate_sweep"]] == sorted((g["share_ran"] for g in m["gate_sweep"]), reverse=True)
     assert all(g["caught_not_reached"] <= g["defects_not_reached"] for g in m["gate_sweep"])
+    # the gate's own held-out good scores from fit (normalised by its threshold) say what it sends on
+    from edge.inspector_dir import Calibration
+    cal = Calibration.read(minimal_cascade.parent / "insp")
+    fit_good = cal.held_out_good_scores() / cal.image_threshold
+    assert m["first_stage_held_out_good"] == fit_good.size >= 3
+    assert sweep[0.7]["good_sent_by_fit"] == pytest.approx(float((fit_good >= 0.7).mean()))
+    assert "held-out good scores from fit" in r.output
     assert m["alone"]["stage"] == "seg" and m["alone"]["confusion"]["tp"] + m["alone"]["confusion"]["fn"] == 1
     t = m["time_ms_per_image"]
     assert t["cascade"] > 0 and t["alone"] > 0 and t["ratio"] == pytest.approx(t["cascade"] / t["alone"], rel=1e-2)
@@ -430,6 +437,10 @@ def test_the_real_photo_benchmark_picks_its_gate_from_the_training_folder(tmp_pa
     # at most 25%: the gate must rise to 1.0 (14%), losing one caught defect
     g, share, why = pick_gate(tmp_path / "scores.jsonl", 0.9, 0.25)
     assert g == 1.0 and share == pytest.approx(0.9 * 0.1 + 0.1 * 0.5) and "max-share" in why
+    # the good parts' share from the gate's held-out good scores from fit instead (2 of 20 at or over 0.9)
+    fit_good = [0.05 * i for i in range(1, 18)] + [0.88, 0.95, 1.2]
+    g, share, why = pick_gate(tmp_path / "scores.jsonl", 0.9, 0.25, good_scores=fit_good)
+    assert g == 0.9 and share == pytest.approx(0.9 * 2 / 20 + 0.1 * 0.75) and "passes all 2 defects" in why
     # the trainer's validation files become a folder eval can read, masks included
     src = tmp_path / "train"
     for f in ("train/good/a.png", "test/good/b.png", "test/scratch/c.png", "ground_truth/scratch/c_mask.png"):
@@ -487,5 +498,12 @@ def test_gate_sweep_counts_the_detections_a_gate_would_lose():
     assert (sweep[0.8]["defects_not_reached"], sweep[0.8]["caught_not_reached"]) == (2, 1)
     k = gate_keeping_catches(first, labels, caught)
     assert k == {"gate": 0.75, "share_ran": 0.5, "good_ran": pytest.approx(1 / 3), "defects_ran": pytest.approx(2 / 3),
-                 "caught": 2}
+                 "caught": 2, "good_sent_by_fit": None}
     assert gate_keeping_catches(first, labels, np.zeros(6, bool)) is None
+    # the gate's held-out good scores from fit (normalised): the good parts each gate would send on
+    fit_good = np.array([0.3, 0.5, 0.65, 0.7, 0.72, 0.9, 0.95, 1.05])
+    sweep = {g["gate"]: g for g in gate_sweep(first, labels, caught, fit_good)}
+    assert sweep[0.6]["good_sent_by_fit"] == pytest.approx(6 / 8)
+    assert sweep[0.8]["good_sent_by_fit"] == pytest.approx(3 / 8)
+    assert gate_keeping_catches(first, labels, caught, fit_good)["good_sent_by_fit"] == pytest.approx(3 / 8)
+    assert all(g["good_sent_by_fit"] is None for g in gate_sweep(first, labels, caught))

@@ -49,3 +49,10 @@ def test_calibration_and_manifest_entries_are_replaced_through_the_owner(tiny_in
     with pytest.raises(ValueError, match="derived"):
         set_manifest_entry(tiny_inspector, "files", {})
     shutil.rmtree(tiny_inspector)
+
+
+def test_held_out_good_scores_are_what_fit_recorded():
+    cal = Calibration(2.0, 2.0, "good-crossfit", {"good_scores": {"values": [1.0, float("nan"), 1.5, 1.7, 1.2]}})
+    assert cal.held_out_good_scores().tolist() == [1.0, 1.5, 1.7, 1.2]  # a non-finite value is left out
+    assert Calibration(2.0, 2.0, "f1", {"good_scores": {"values": [1.0, 1.5]}}).held_out_good_scores() is None
+    assert Calibration(2.0, 2.0, "f1").held_out_good_scores() is None

@@ -125,26 +125,46 @@ def _dice(res: Inspection, item: TestItem, gt: np.ndarray) -> float | None:
 SWEEP = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.25)
 
 
-def gate_sweep(first_scores: np.ndarray, labels: np.ndarray, caught: np.ndarray) -> list[dict]:
+def held_out_good(stage) -> np.ndarray | None:
+    """A PaDiM stage's held-out good scores from fit, normalised as its scores are (1.0 = its
+    threshold): how the line's good parts will score, from every image it was fitted on (often more
+    good images than a labelled test set holds). None for a stage without them (a supervised model)."""
+    held_out = getattr(getattr(stage, "calibration", None), "held_out_good_scores", None)
+    raw = held_out() if held_out is not None else None
+    return None if raw is None else raw / float(stage.threshold)
+
+
+def _sent_by_fit(fit_good: np.ndarray | None, g: float) -> float | None:
+    return None if fit_good is None else float((fit_good >= g).mean())
+
+
+def gate_sweep(first_scores: np.ndarray, labels: np.ndarray, caught: np.ndarray,
+               fit_good: np.ndarray | None = None) -> list[dict]:
     """For gates on the first stage's score: the share of images the second stage would see, the
     defects the gate would pass as clean without showing them to it, and of those the ones the
     second stage alone catches (``caught``: its NG decisions on defective images), i.e. the
-    detections the cascade would lose against it (to choose ``gate``)."""
+    detections the cascade would lose against it (to choose ``gate``). With ``fit_good`` (the first
+    stage's normalised held-out good scores, :func:`held_out_good`), also the share of good parts it
+    would send on by those (``good_sent_by_fit``)."""
     return [{"gate": g, "share_ran": float((first_scores >= g).mean()),
              "defects_not_reached": int((labels & (first_scores < g)).sum()),
-             "caught_not_reached": int((caught & (first_scores < g)).sum())} for g in SWEEP]
+             "caught_not_reached": int((caught & (first_scores < g)).sum()),
+             "good_sent_by_fit": _sent_by_fit(fit_good, g)} for g in SWEEP]
 
 
-def gate_keeping_catches(first_scores: np.ndarray, labels: np.ndarray, caught: np.ndarray) -> dict | None:
+def gate_keeping_catches(first_scores: np.ndarray, labels: np.ndarray, caught: np.ndarray,
+                         fit_good: np.ndarray | None = None) -> dict | None:
     """The highest gate (3 decimals, rounded down) that still passes every defect the second stage
     alone catches here, and the share of these images, of the good ones and of the defective ones
-    it would send on; None when the second stage catches none."""
+    it would send on (and of good parts by fit's held-out scores, with ``fit_good``); None when the
+    second stage catches none."""
     if not caught.any():
         return None
     g = float(np.floor(first_scores[caught].min() * 1000) / 1000)
     ran = first_scores >= g
     return {"gate": g, "share_ran": float(ran.mean()), "good_ran": float(ran[~labels].mean()) if (~labels).any()
-            else None, "defects_ran": float(ran[labels].mean()), "caught": int(caught.sum())}
+            else None, "defects_ran": float(ran[labels].mean()), "caught": int(caught.sum()),
+            "good_sent_by_fit": _sent_by_fit(fit_good, g)}
 
 
 def _metrics(category, cascade: Cascade, last_name: str, rows, spent, n_errors, good_share) -> dict:
@@ -176,6 +196,7 @@ def _metrics(category, cascade: Cascade, last_name: str, rows, spent, n_errors, 
     first = np.asarray([casc[i].stages[0]["score"] for i in range(n)])
     y = np.asarray(labels, bool)
     caught = y & np.asarray([a.decision == "NG" for a in alone])
+    fit_good = held_out_good(cascade.stages[0])
     ms_c, ms_a = 1000 * spent["cascade"] / n, 1000 * spent["alone"] / n
     n_good = int(sum(not y for y in labels))
     return {
@@ -185,8 +206,10 @@ def _metrics(category, cascade: Cascade, last_name: str, rows, spent, n_errors, 
         **of(casc, range(n)),
         "stages": stages,
         "gate_pass_share": stages[1]["share_ran"],
-        "gate_sweep": gate_sweep(first, y, caught) if cascade.spec.vote is None else None,
-        "gate_keeping_catches": gate_keeping_catches(first, y, caught) if cascade.spec.vote is None else None,
+        "first_stage_held_out_good": None if fit_good is None else int(fit_good.size),
+        "gate_sweep": gate_sweep(first, y, caught, fit_good) if cascade.spec.vote is None else None,
+        "gate_keeping_catches": gate_keeping_catches(first, y, caught, fit_good) if cascade.spec.vote is None
+        else None,
         "alone": {"stage": last_name, **of(alone, range(n))},
         "time_ms_per_image": {"cascade": round(ms_c, 3), "alone": round(ms_a, 3),
                               "ratio": round(ms_c / ms_a, 4) if ms_a else None},

@@ -592,11 +592,18 @@ def _print_cascade_metrics(m: dict, out: Path) -> None:
                    f"would never see / of those, ones {second} alone catches")
         click.echo("    " + "  ".join(f"{g['gate']:g}: {g['share_ran']:.0%}/{g['defects_not_reached']}/"
                                       f"{g['caught_not_reached']}" for g in m["gate_sweep"]))
+        n_fit = m.get("first_stage_held_out_good")
+        if n_fit:
+            click.echo(f"  good parts it would send on, by {m['stage_names'][0]}'s {n_fit} held-out good scores from "
+                       "fit (the line's own good parts, often more than this test set has):")
+            click.echo("    " + "  ".join(f"{g['gate']:g}: {g['good_sent_by_fit']:.0%}" for g in m["gate_sweep"]))
         k = m.get("gate_keeping_catches")
         if k:
+            by_fit = (f"; {k['good_sent_by_fit']:.0%} of good parts by fit's held-out scores"
+                      if k.get("good_sent_by_fit") is not None else "")
             click.echo(f"  gate <= {k['gate']:g} passes every defect {second} alone catches here ({k['caught']}); "
                        f"{second} would then run on {k['share_ran']:.0%} of these images"
-                       + (f" ({k['good_ran']:.0%} of the good ones)" if k["good_ran"] is not None else ""))
+                       + (f" ({k['good_ran']:.0%} of the good ones{by_fit})" if k["good_ran"] is not None else ""))
     a = m["alone"]
     click.echo(line(f"{a['stage']} alone", a))
     t = m["time_ms_per_image"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..log_format import log_event
-from .drift import DriftMonitor, reference_from_calibration
+from .drift import DriftMonitor
 from .state import StationState
 
 if TYPE_CHECKING:
@@ -33,9 +33,8 @@ def open_station_state(rt: "LineRuntime") -> StationState:
         if not cfg.drift.enabled:
             return None
         stage = rt.slot.current
-        cal = getattr(stage, "calibration", None)
-        details = getattr(cal, "details", None)  # PaDiM's Calibration; a supervised bundle's has none
-        ref = reference_from_calibration(details) if details is not None else None
+        held_out = getattr(getattr(stage, "calibration", None), "held_out_good_scores", None)
+        ref = held_out() if held_out is not None else None  # PaDiM's Calibration; a supervised bundle's has none
         if ref is None:
             log_event(log, logging.WARNING, "drift watching is off: the model has no good-score distribution from "
                       "fit (calibration.json good_scores, at least 3)", model=stage.id)

@@ -45,14 +45,6 @@ class DriftStatus:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
 
 
-def reference_from_calibration(details: dict) -> np.ndarray | None:
-    """The held-out good raw scores recorded by fit, or None when the calibration has too few."""
-    values = (details.get("good_scores") or {}).get("values") or []
-    v = np.asarray([float(x) for x in values], float)
-    v = v[np.isfinite(v)]
-    return v if v.size >= 3 else None
-
-
 class DriftMonitor:
     def __init__(self, reference: np.ndarray, window: int = 200, min_parts: int = 50, warn_shift: float = 1.5,
                  alarm_shift: float = 3.0, hold: int = 20):

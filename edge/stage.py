@@ -145,6 +145,17 @@ def finish_stage(stage: ModelStage, outputs: dict[str, np.ndarray], images: list
     return [dataclasses.replace(r, timings_ms={**timings, **r.timings_ms}) for r in res]
 
 
+def held_out_good(stage: ModelStage, normalised: bool = True) -> np.ndarray | None:
+    """The held-out good scores fit recorded for a PaDiM stage (each good image scored by statistics
+    that never saw it: how the line's good parts will score), normalised as the stage's scores are
+    (1.0 = its threshold) or raw; None for a stage without them (a supervised model)."""
+    scores = getattr(getattr(stage, "calibration", None), "held_out_good_scores", None)
+    raw = scores() if scores is not None else None
+    if raw is None or not normalised:
+        return raw
+    return raw / float(stage.threshold)
+
+
 def stage_kind(path: str | Path) -> str:
     """What a directory holds, from its manifest: "padim" (an inspector) or a bundle kind."""
     from .bundle import read_manifest

@@ -22,7 +22,7 @@ from ..imageio import read_mask
 from ..loader import iter_batches
 from ..metrics import auroc, confusion, dice_iou, f1_scores
 from ..scoring import ResultWriter, common_root
-from ..stage import Inspection, run_stage
+from ..stage import Inspection, held_out_good, run_stage
 from .stage import Cascade
 
 
@@ -125,15 +125,6 @@ def _dice(res: Inspection, item: TestItem, gt: np.ndarray) -> float | None:
 SWEEP = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0, 1.1, 1.25)
 
 
-def held_out_good(stage) -> np.ndarray | None:
-    """A PaDiM stage's held-out good scores from fit, normalised as its scores are (1.0 = its
-    threshold): how the line's good parts will score, from every image it was fitted on (often more
-    good images than a labelled test set holds). None for a stage without them (a supervised model)."""
-    held_out = getattr(getattr(stage, "calibration", None), "held_out_good_scores", None)
-    raw = held_out() if held_out is not None else None
-    return None if raw is None else raw / float(stage.threshold)
-
-
 def _sent_by_fit(fit_good: np.ndarray | None, g: float) -> float | None:
     return None if fit_good is None else float((fit_good >= g).mean())
 
@@ -144,7 +135,7 @@ def gate_sweep(first_scores: np.ndarray, labels: np.ndarray, caught: np.ndarray,
     defects the gate would pass as clean without showing them to it, and of those the ones the
     second stage alone catches (``caught``: its NG decisions on defective images), i.e. the
     detections the cascade would lose against it (to choose ``gate``). With ``fit_good`` (the first
-    stage's normalised held-out good scores, :func:`held_out_good`), also the share of good parts it
+    stage's normalised held-out good scores, :func:`edge.stage.held_out_good`), also the share of good parts it
     would send on by those (``good_sent_by_fit``)."""
     return [{"gate": g, "share_ran": float((first_scores >= g).mean()),
              "defects_not_reached": int((labels & (first_scores < g)).sum()),

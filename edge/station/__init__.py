@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..log_format import log_event
+from ..stage import held_out_good
 from .drift import DriftMonitor
 from .state import StationState
 
@@ -33,8 +34,7 @@ def open_station_state(rt: "LineRuntime") -> StationState:
         if not cfg.drift.enabled:
             return None
         stage = rt.slot.current
-        held_out = getattr(getattr(stage, "calibration", None), "held_out_good_scores", None)
-        ref = held_out() if held_out is not None else None  # PaDiM's Calibration; a supervised bundle's has none
+        ref = held_out_good(stage, normalised=False)  # None for a supervised bundle
         if ref is None:
             log_event(log, logging.WARNING, "drift watching is off: the model has no good-score distribution from "
                       "fit (calibration.json good_scores, at least 3)", model=stage.id)

@@ -147,6 +147,8 @@ def model_details(stage) -> dict:
     th = d["threshold"]
     out = {"id": d["id"], "kind": d["kind"], "model": d["name"], "input": d["input"],
            "ok_class": d.get("ok_class"), "defect_classes": ", ".join(d["defect_classes"]) or None,
+           "decides_by": {"area": "the mask areas", "class": "the class head"}[th["decides_by"]]
+           if d["kind"] == "multitask" else None,
            "threshold_method": th["method"], "ng_threshold": th.get("ng"), "mask_threshold": th.get("mask"),
            "min_area": ", ".join(f"{k} {v} px" for k, v in th.get("min_area", {}).items()) or None}
     return {k: v for k, v in out.items() if v is not None}

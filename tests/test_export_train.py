@@ -256,6 +256,24 @@ def test_calibration_of_perfect_masks():
     json.dumps(cal)  # plain JSON (no NaN, no numpy types)
 
 
+def test_a_multitask_model_decides_by_the_head_that_ranks_validation_better():
+    mask = np.zeros((6, 16, 16), np.uint8)
+    mask[3, 2:8, 2:8] = mask[4, 4:10, 4:12] = mask[5, 1:4, 1:4] = 1
+    prob = (mask[:, None] > 0).astype(np.float32)  # the mask head finds every defect, on no good part
+    is_defect = np.array([False, False, False, True, True, True])
+    blind = np.array([0.6, 0.2, 0.5, 0.3, 0.55, 0.1])  # a class head that ranks them worse than chance
+    cal = calibrate("multitask", Predictions(blind, prob), is_defect, mask, ("defect",))
+    v = cal["validation"]
+    assert cal["decide_by"] == "area" and v["image_auroc"] == v["image_auroc_mask_area"] == 1.0
+    assert v["image_auroc_class_head"] < 0.5 and v["recall"] == 1.0 and v["false_reject_rate"] == 0.0
+    assert "ng_threshold" in cal  # kept: P(NG) is still reported, and calibrate can switch back
+    sharp = np.array([0.1, 0.2, 0.15, 0.9, 0.8, 0.95])  # as good as the areas: the class head keeps deciding
+    cal = calibrate("multitask", Predictions(sharp, prob), is_defect, mask, ("defect",))
+    assert cal["decide_by"] == "class" and cal["validation"]["image_auroc"] == 1.0
+    assert "decide_by" not in calibrate("classifier", Predictions(sharp, None), is_defect, None, ())
+    json.dumps(cal)
+
+
 def test_line_weighted_threshold_rejects_fewer_good_parts_than_plain_f1():
     # a defect-heavy validation split: 6 good, 12 defective; two good parts have some area
     good = np.array([0, 0, 0, 0, 30.0, 45.0])

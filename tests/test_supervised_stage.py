@@ -121,6 +121,39 @@ def test_multitask_decides_from_the_class_head_and_masks_say_where(bundles, imag
     assert st.threshold == 0.5 and good.class_masks["bright"].shape == images["good"].shape[:2]
 
 
+def test_a_multitask_model_calibrated_to_decide_by_area_decides_as_a_segmenter(images, tmp_path):
+    """decide_by "area" (the trainer's choice when the mask areas rank validation better): the areas
+    decide against their min areas, P(NG) from the class head is still reported."""
+    b = make_supervised_bundle(tmp_path / "mt", "multitask", calibration={
+        "method": "validation-f1", "decide_by": "area", "mask_threshold": 0.5, "ng_threshold": 0.5,
+        "min_area": {"bright": 100, "dark": 400}})
+    st = open_stage(b)
+    assert st.decides_by_area and st.threshold == 100 and st.describe()["threshold"]["decides_by"] == "area"
+    good, bright, dark = run_stage(st, [images["good"], images["bright"], images["dark"]])
+    assert bright.decision == "NG" and bright.label == "bright" and bright.score == pytest.approx(
+        bright.areas["bright"] / 100)
+    # the class head would call the dark square NG; its 144-px area is under its 400-px minimum
+    assert dark.classes["defect"] > 0.9 and dark.decision == "OK" and dark.score == pytest.approx(
+        dark.areas["dark"] / 400)
+    assert good.decision == "OK" and set(good.classes) == {"defect", "good"}
+    # a different decision rule is a different model id
+    same = make_supervised_bundle(tmp_path / "mt2", "multitask", calibration={
+        "method": "validation-f1", "decide_by": "class", "mask_threshold": 0.5, "ng_threshold": 0.5,
+        "min_area": {"bright": 100, "dark": 400}})
+    assert open_stage(same).id != st.id and not open_stage(same).decides_by_area
+    r = CliRunner().invoke(cli, ["info", str(b)])
+    assert r.exit_code == 0 and "the mask areas decide" in r.output, r.output
+
+
+def test_decide_by_is_refused_where_it_does_not_belong(tmp_path):
+    b = make_supervised_bundle(tmp_path / "s", "segmenter", calibration={"method": "x", "decide_by": "class"})
+    with pytest.raises(BundleError, match="multitask"):
+        open_stage(b)
+    b = make_supervised_bundle(tmp_path / "m", "multitask", calibration={"method": "x", "decide_by": "vote"})
+    with pytest.raises(BundleError, match="decide_by 'vote'"):
+        open_stage(b)
+
+
 def test_a_class_head_without_an_ok_class_is_refused_with_what_to_do(tmp_path):
     b = make_supervised_bundle(tmp_path / "c", "classifier")
     m = json.loads((b / "manifest.json").read_text())
@@ -238,6 +271,26 @@ def test_calibrate_segmenter_sets_the_min_area(tmp_path, squares):
     assert cal["previous"]["method"] == "default" and cal["validation"]["recall"] == 1.0
     info = CliRunner().invoke(cli, ["info", str(b)])
     assert "NG from min area" in info.output and "method recall" in info.output
+
+
+def test_calibrate_switches_what_decides_a_multitask_model(tmp_path, squares):
+    b = make_supervised_bundle(tmp_path / "m", "multitask")
+    assert not open_stage(b).decides_by_area  # by default the class head decides
+    r = CliRunner().invoke(cli, ["calibrate", str(squares), "--model", str(b), "--decide-by", "area",
+                                 "--method", "recall", "--target-recall", "1.0"])
+    assert r.exit_code == 0, r.output
+    assert "decides by the mask areas from now on" in r.output and "min area per defect class" in r.output
+    cal = json.loads((b / "manifest.json").read_text())["calibration"]
+    assert cal["decide_by"] == "area" and "decide_by" not in cal["previous"] and cal["validation"]["recall"] == 1.0
+    st = open_stage(b)
+    assert st.decides_by_area and st.threshold == min(cal["min_area"].values())
+    r = CliRunner().invoke(cli, ["calibrate", str(squares), "--model", str(b), "--decide-by", "class"])
+    assert r.exit_code == 0 and "decides by the class head from now on" in r.output and "ng_threshold" in r.output
+    cal = json.loads((b / "manifest.json").read_text())["calibration"]
+    assert cal["decide_by"] == "class" and cal["previous"]["decide_by"] == "area"
+    seg = make_supervised_bundle(tmp_path / "s", "segmenter")
+    r = CliRunner().invoke(cli, ["calibrate", str(squares), "--model", str(seg), "--decide-by", "class"])
+    assert r.exit_code != 0 and "multitask" in r.output
 
 
 def _sized_squares(root, n_good=6, n_defect=4, sides=(("bright", 255, 16), ("dark", 0, 8))):

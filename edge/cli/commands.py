@@ -666,19 +666,25 @@ def _print_metrics(m: dict, out: Path) -> None:
               help="f1: best F1 on the labelled set. zero-false-reject: lowest threshold that rejects no good "
                    "part. recall: catch at least --target-recall of the defective parts.")
 @click.option("--target-recall", type=float, default=0.95, show_default=True)
+@click.option("--decide-by", type=click.Choice(["keep", "class", "area"]), default="keep", show_default=True,
+              help="Multitask models (--model): what decides OK/NG from now on, the class head's P(NG) or the "
+                   "mask areas (as a segmenter decides); the thresholds of that rule are then calibrated. keep: "
+                   "the rule the trainer chose (the head that ranked its validation images better; `info` says "
+                   "which).")
 @click.option("--out", default=None, type=click.Path(), help="Where the scored set goes [default: INSPECTOR-calibration].")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
 @factor_option
-def calibrate_cmd(category, inspector_dir, model_dir, method, target_recall, out, batch_size, backend, device,
-                  threads, precision, inference_precision, factor_precision):
+def calibrate_cmd(category, inspector_dir, model_dir, method, target_recall, decide_by, out, batch_size, backend,
+                  device, threads, precision, inference_precision, factor_precision):
     """Set thresholds from labelled images (MVTec layout: test/good and test/<defect>).
 
     The new thresholds are written into the inspector (atomically); the previous ones
     are recorded in its calibration.json.
     \b
     With --model: a classifier's or multitask model's P(NG) threshold, or a
-    segmenter's minimum defect area per class (pixels at the model's input
+    segmenter's (or a multitask model deciding by its mask areas: --decide-by)
+    minimum defect area per class (pixels at the model's input
     size; a class named like a test/<kind> folder is judged on test/good and
     that folder, a single 'defect' class on every defect image), rewritten in
     the bundle's manifest ("calibration"; the previous values under
@@ -689,15 +695,23 @@ def calibrate_cmd(category, inspector_dir, model_dir, method, target_recall, out
 
     stage_dir = _stage_path(inspector_dir, model_dir)
     n = len(load_category(category, need_train=False).test)
+    if decide_by != "keep" and model_dir is None:
+        raise click.UsageError("--decide-by is for a multitask model: give it with --model BUNDLE")
     if model_dir is not None:
         from ..supervised.calibrate import calibrate_supervised
 
         stage = _load_stage(stage_dir, backend, device, precision, threads, factor_precision,
                             inference_precision=inference_precision)
+        if decide_by != "keep" and stage.kind != "multitask":
+            raise click.UsageError(f"--decide-by is for multitask models; {model_dir} is a {stage.kind}")
         with progress_bar(n, "scoring labelled set") as bar:
-            rep = calibrate_supervised(category, stage, method, target_recall, out, batch_size, progress=bar)
+            rep = calibrate_supervised(category, stage, method, target_recall, out, batch_size, progress=bar,
+                                       decide_by=None if decide_by == "keep" else decide_by)
         i = rep.info
         where = f"(written to {Path(model_dir) / 'manifest.json'})"
+        if rep.calibration.decide_by != rep.previous.decide_by:
+            click.echo(f"decides by the {'mask areas' if rep.calibration.decide_by == 'area' else 'class head'} "
+                       "from now on")
         if rep.what == "min_area":
             click.echo(f"{method}: min area per defect class (px at the model's input size) {where}")
             for c, d in i["per_class"].items():
@@ -814,7 +828,8 @@ def _echo_calibration(b) -> None:
     c = st.calibration
     parts = []
     if st.class_head is not None:
-        parts.append(f"NG when P(NG) ≥ {c.ng_threshold:.3f}")
+        parts.append(f"P(NG) reported, the mask areas decide (P(NG) ≥ {c.ng_threshold:.3f} would be NG)"
+                     if st.decides_by_area else f"NG when P(NG) ≥ {c.ng_threshold:.3f}")
     if st.mask_head is not None:
         parts.append(f"mask pixels at probability ≥ {c.mask_threshold:.3f}")
         areas = ", ".join(f"{k} {v}" for k, v in c.min_area.items())
@@ -824,7 +839,8 @@ def _echo_calibration(b) -> None:
     click.echo(f"  calibration ({src}): " + "; ".join(parts))
     v = c.validation
     if v:
-        bits = [f"{k} {v[k]:.3f}" for k in ("f1", "macro_f1", "image_auroc", "recall", "false_reject_rate", "dice")
+        bits = [f"{k} {v[k]:.3f}" for k in ("f1", "macro_f1", "image_auroc", "recall", "false_reject_rate", "dice",
+                                            "image_auroc_class_head", "image_auroc_mask_area")
                 if isinstance(v.get(k), (int, float))]
         where = f" on {v['category']}" if v.get("category") else ""
         if bits:

@@ -62,6 +62,8 @@ RAW_SCORE = {
     "padim": "Mahalanobis distance of the most unusual spot of the image from the good parts' statistics.",
     "classifier": "P(NG): the classifier's probability that the part is defective.",
     "multitask": "P(NG) from the class head, which decides; the masks say where.",
+    "multitask-area": "the defect area in pixels at the model's input size, from the mask head, which decides (the "
+                      "trainer found it ranked its validation images better than the class head); P(NG) is reported.",
     "segmenter": "the defect area in pixels at the model's input size (the largest class; with one minimum "
                  "area per class, the largest class's share of its own minimum, times the smallest minimum).",
 }
@@ -312,7 +314,10 @@ def _comparisons(metrics: dict) -> str:
 
 
 def _model_kind(metrics: dict) -> str:
-    kind = (metrics.get("inspector_details") or {}).get("kind")
+    details = metrics.get("inspector_details") or {}
+    kind = details.get("kind")
+    if kind == "multitask" and details.get("decides_by") == "the mask areas":
+        return "multitask-area"
     return kind if kind in RAW_SCORE else "padim"
 
 

@@ -2,7 +2,8 @@
 methods as PaDiM (edge/threshold.py: f1, zero-false-reject, recall).
 
 * classifier, multitask: ``ng_threshold`` on P(NG);
-* segmenter: ``min_area`` per defect class, on each image's area of that class (pixels at the
+* segmenter, and a multitask model that decides by its mask areas (``decide_by: "area"``, which
+  ``--decide-by`` sets or clears): ``min_area`` per defect class, on each image's area of that class (pixels at the
   bundle's input size). A class named like a ``test/<kind>`` folder is judged on the good images
   and that kind's (a per-kind segmenter); when no class is named like a folder (one class
   ``defect``), every class is judged on all the defect images. A class with no folder of its name,
@@ -23,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..errors import DataError
 from ..threshold import labelled_threshold
 from .calibration import SupervisedCalibration, write_calibration
 from .stage import SupervisedStage
@@ -38,9 +40,17 @@ class SupervisedCalibrationReport:
 
 def calibrate_supervised(category: str | Path, stage: SupervisedStage, method: str = "f1",
                          target_recall: float = 0.95, out: str | Path | None = None, batch_size: int = 8,
-                         progress: Callable[[int], None] | None = None) -> SupervisedCalibrationReport:
+                         progress: Callable[[int], None] | None = None,
+                         decide_by: str | None = None) -> SupervisedCalibrationReport:
+    """``decide_by`` (multitask only): "class" or "area" sets what decides from now on, and the
+    thresholds of that rule are calibrated; None keeps the model's rule."""
     from ..evaluate import score_category
 
+    previous = stage.calibration
+    if decide_by is not None:
+        if stage.kind != "multitask":
+            raise DataError(f"--decide-by is for multitask models; {stage.bundle.root} is a {stage.kind}")
+        stage = SupervisedStage(stage.bundle, dataclasses.replace(previous, decide_by=decide_by), stage.backend)
     old = stage.calibration
     root = stage.bundle.root
     work = Path(out) if out else root.with_name(root.name + "-calibration")
@@ -65,8 +75,8 @@ def calibrate_supervised(category: str | Path, stage: SupervisedStage, method: s
     info = {**info, "recall": float((ng & y).sum() / y.sum()), "false_reject_rate": float((ng & ~y).sum() / (~y).sum()),
             "n_good": int((~y).sum()), "n_defect": int(y.sum()), "category": str(category), "n_images": int(y.size)}
     new = dataclasses.replace(new, validation=info, previous={})
-    write_calibration(root, new, old)
-    return SupervisedCalibrationReport(new, old, what, info)
+    write_calibration(root, new, previous)
+    return SupervisedCalibrationReport(new, previous, what, info)
 
 
 def per_class_min_areas(class_areas: list[dict[str, float]], kinds: list[str], current: dict[str, int],

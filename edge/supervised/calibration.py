@@ -9,6 +9,10 @@ The trainer (``edge-export train``) writes it, ``edge-inspect calibrate --model`
 * ``mask_threshold``: a pixel belongs to a defect class at or above this probability. Default 0.5.
 * ``min_area``: per defect class, the smallest area (pixels at the bundle's input size) that makes
   a segmenter call the part NG. Default: 0.1% of the input image, for every class.
+* ``decide_by`` (multitask only): ``"class"`` (the class head's P(NG) decides; the default) or
+  ``"area"`` (the mask head's areas decide, as a segmenter's do; P(NG) is still reported). The
+  trainer picks the one that ranks its validation images better: a class head on pooled features
+  can miss defects that its own mask head finds.
 
 A bundle without the block runs on these defaults, and ``info`` says so. The manifest's ``files``
 hashes do not cover manifest.json itself, so rewriting the block keeps the bundle valid; it is
@@ -28,6 +32,7 @@ from ..errors import BundleError
 DEFAULT_NG_THRESHOLD = 0.5
 DEFAULT_MASK_THRESHOLD = 0.5
 DEFAULT_MIN_AREA_SHARE = 0.001  # of the bundle's input image
+DECIDE_BY = ("class", "area")  # what decides a multitask model's OK/NG
 
 
 def default_min_area(bundle: Bundle) -> int:
@@ -42,8 +47,13 @@ class SupervisedCalibration:
     method: str = "default"
     validation: dict[str, Any] = field(default_factory=dict)
     previous: dict[str, Any] = field(default_factory=dict)
+    decide_by: str | None = None  # multitask: DECIDE_BY; None: the kind's own (class head, or area for segmenters)
 
     def __post_init__(self):
+        if self.decide_by is not None and self.decide_by not in DECIDE_BY:
+            raise BundleError(f"calibration decide_by {self.decide_by!r} is unknown: this edge-inspect knows "
+                              f"{', '.join(DECIDE_BY)}", hint="the bundle may be newer than this edge-inspect; "
+                              "upgrade edge-inspect or re-export the bundle")
         for name, v in (("ng_threshold", self.ng_threshold), ("mask_threshold", self.mask_threshold)):
             if not (math.isfinite(v) and 0 < v <= 1):
                 raise BundleError(f"calibration {name} {v} must be a probability in (0, 1]",
@@ -59,6 +69,8 @@ class SupervisedCalibration:
     def to_dict(self) -> dict[str, Any]:
         out = {"method": self.method, "ng_threshold": self.ng_threshold, "mask_threshold": self.mask_threshold,
                "min_area": dict(self.min_area)}
+        if self.decide_by is not None:
+            out["decide_by"] = self.decide_by
         if self.validation:
             out["validation"] = self.validation
         if self.previous:
@@ -88,7 +100,8 @@ def read_calibration(bundle: Bundle, defect_classes: list[str]) -> SupervisedCal
             mask_threshold=float(block.get("mask_threshold", DEFAULT_MASK_THRESHOLD)),
             min_area={c: areas.get(c, default_min_area(bundle)) for c in defect_classes},
             method=str(block.get("method", "unknown")), validation=dict(block.get("validation") or {}),
-            previous=dict(block.get("previous") or {}))
+            previous=dict(block.get("previous") or {}),
+            decide_by=None if block.get("decide_by") is None else str(block["decide_by"]))
     except (TypeError, ValueError, AttributeError) as e:
         raise BundleError(f"{where} is malformed ({e})",
                           hint="recalibrate: edge-inspect calibrate CATEGORY --model BUNDLE") from None

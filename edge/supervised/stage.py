@@ -13,8 +13,10 @@ What each kind concludes about one image (maps at the input image's size):
   for every class (the usual case) it is simply the largest class area, in pixels at the bundle's
   input size (``areas`` are in pixels of the image itself).
   ``classes`` = each class's peak probability; ``label`` = the class that made it NG.
-* **multitask**: the classifier's decision and scores, the segmenter's masks and areas (the mask
-  says where; the class head decides).
+* **multitask**: the classifier's scores and the segmenter's masks and areas. The class head
+  decides (the mask says where), unless the calibration says ``decide_by: "area"`` (the trainer's
+  choice when the mask areas ranked its validation images better): then it decides as a segmenter
+  does, and ``classes`` still holds the class head's probabilities.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ class SupervisedStage:
                                   "lists none", hint="re-export the bundle with edge-export")
         if self.class_head is not None:
             check_class_head(self.class_head, str(bundle.root))
+        if calibration.decide_by is not None and self.kind != "multitask":
+            raise BundleError(f"{bundle.root}: calibration decide_by is for multitask models; this is a {self.kind}",
+                              hint="remove decide_by from the manifest's calibration, or recalibrate")
         self.defect_classes = [n for _, n in defect_channels(self.mask_head)] if self.mask_head else []
         if calibration.is_default:
             self.warnings.append(f"{bundle.root} has no calibration block: using the defaults (P(NG) ≥ "
@@ -74,12 +79,14 @@ class SupervisedStage:
         if self.calibration.is_default:
             return self.bundle.id
         c = self.calibration
-        blob = json.dumps([self.bundle.id, c.ng_threshold, c.mask_threshold, c.min_area], sort_keys=True)
+        decide_by = [c.decide_by] if c.decide_by is not None else []  # ids of bundles without it unchanged
+        blob = json.dumps([self.bundle.id, c.ng_threshold, c.mask_threshold, c.min_area, *decide_by], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @property
     def decides_by_area(self) -> bool:
-        return self.kind == "segmenter"
+        """A segmenter's mask areas decide; a multitask model's do when its calibration says so."""
+        return self.kind == "segmenter" or (self.kind == "multitask" and self.calibration.decide_by == "area")
 
     @property
     def threshold(self) -> float:
@@ -94,7 +101,8 @@ class SupervisedStage:
 
     def describe(self) -> dict[str, Any]:
         c = self.calibration
-        th: dict[str, Any] = {"method": c.method, "mask": c.mask_threshold}
+        th: dict[str, Any] = {"method": c.method, "mask": c.mask_threshold,
+                              "decides_by": "area" if self.decides_by_area else "class"}
         if self.class_head is not None:
             th["ng"] = c.ng_threshold
         if self.mask_head is not None:
@@ -125,10 +133,10 @@ class SupervisedStage:
         out = []
         for i, img in enumerate(images):
             seg = self._segment(masks[i], img.shape[:2]) if masks is not None else None
-            if self.class_head is not None:
+            if not self.decides_by_area:
                 out.append(self._classify(probs[i], float(png[i]), seg))
             else:
-                out.append(self._by_area(seg))
+                out.append(self._by_area(seg, None if probs is None else self._class_probs(probs[i])))
         return out
 
     # --- per image --------------------------------------------------------------------------
@@ -157,10 +165,13 @@ class SupervisedStage:
                 "class_masks": {n: m.astype(np.uint8) * 255 for n, m in seg["masks"].items()},
                 "areas": seg["areas"]}
 
+    def _class_probs(self, probs: np.ndarray) -> dict[str, float]:
+        return {n: float(p) for (_, n), p in zip(self.class_head.labels, probs)}
+
     def _classify(self, probs: np.ndarray, png: float, seg: dict[str, Any] | None) -> Inspection:
         head = self.class_head
         names = [n for _, n in head.labels]
-        classes = {n: float(p) for n, p in zip(names, probs)}
+        classes = self._class_probs(probs)
         score = png / self.calibration.ng_threshold
         verdict = decide(score)
         ok_name = head.label_map[head.ok_class]
@@ -170,12 +181,14 @@ class SupervisedStage:
             label = max((n for n in names if n != ok_name), key=classes.get, default=ok_name)
         return Inspection(png, score, verdict, classes=classes, label=label, **self._seg_fields(seg))
 
-    def _by_area(self, seg: dict[str, Any]) -> Inspection:
+    def _by_area(self, seg: dict[str, Any], class_probs: dict[str, float] | None = None) -> Inspection:
+        """The decision from the mask areas; ``classes`` = each mask class's peak probability, or
+        the class head's probabilities (``class_probs``) for a multitask model deciding by area."""
         shape = seg["amap"].shape
         scale = self.area_scale(shape)
         ratios = {n: a / (self.calibration.min_area[n] * scale) for n, a in seg["areas"].items()}
         score = max(ratios.values(), default=0.0)
         verdict = decide(score)
         label = max(ratios, key=ratios.get) if verdict == "NG" else None
-        return Inspection(score * self.threshold, score, verdict, classes=seg["peaks"], label=label,
-                          **self._seg_fields(seg))
+        return Inspection(score * self.threshold, score, verdict, classes=seg["peaks"] if class_probs is None
+                          else class_probs, label=label, **self._seg_fields(seg))

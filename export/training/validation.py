@@ -9,6 +9,9 @@ Decisions are those the device makes from the manifest's ``calibration`` block:
   class c when its probability is >= ``mask_threshold``; the image is NG when some class c has an
   area (pixels at the input size) >= ``min_area[c]``.
 
+A multitask model decides by its class head or by its mask areas, whichever ranks the validation
+images better (``decide_by``; both AUROCs are in ``validation``).
+
 The decision thresholds (``ng_threshold``, ``min_area``) maximise F1 on the validation images
 weighted as a line sees them (``good_share`` of the parts good, 0.9 by default), not as the
 labelled folder holds them: a folder collected for training is mostly defects, and F1 on it
@@ -124,7 +127,11 @@ def calibrate(kind: str, pred: Predictions, is_defect: np.ndarray, mask: np.ndar
             else 0.5
         ng_thr = float(np.clip(ng_thr, 0.0, 1.0))  # "everything NG" comes back below the lowest score
         cal["ng_threshold"] = ng_thr
-        pred_ng, rank = pred.p_ng >= ng_thr, pred.p_ng  # multitask decides by its class head
+        class_decides = rank is None or _class_head_decides(pred.p_ng, rank, is_defect, val)
+        if class_decides:
+            pred_ng, rank = pred.p_ng >= ng_thr, pred.p_ng
+        if pred.mask_prob is not None:  # multitask
+            cal["decide_by"] = "class" if class_decides else "area"
     f1, macro = f1_scores(pred_ng, is_defect)
     c = confusion(pred_ng, is_defect)
     fr = c["fp"] / max(c["fp"] + c["tn"], 1)
@@ -134,6 +141,17 @@ def calibrate(kind: str, pred: Predictions, is_defect: np.ndarray, mask: np.ndar
                false_reject_rate=fr, recall=rec, line_f1=line_f1)
     cal["validation"] = _clean(val)
     return cal
+
+
+def _class_head_decides(p_ng: np.ndarray, area_rank: np.ndarray, is_defect: np.ndarray, val: dict) -> bool:
+    """A multitask model: whether its class head decides (it ranks these images at least as well as
+    the mask areas do) or its mask areas do, as a segmenter's. A class head on features pooled over
+    the whole image can miss the small defects its own mask head finds (measured: validation image
+    AUROC 0.62 from the class head against 0.82 from the areas, on a real-photo part). Both AUROCs
+    go in ``val``."""
+    by_class, by_area = auroc(p_ng, is_defect), auroc(area_rank, is_defect)
+    val.update(image_auroc_class_head=by_class, image_auroc_mask_area=by_area)
+    return not (np.isfinite(by_area) and (not np.isfinite(by_class) or by_area > by_class))
 
 
 def _clean(d):

@@ -16,9 +16,10 @@ Steps, all through the CLIs as a new user would run them:
      segmenter never trained on them): `edge-inspect eval VAL --cascade` with gate 0.0001 (every part
      sent on) gives the gate's score and the segmenter's decision on each; the good parts' share
      comes from the gate's own held-out scores of the 80 good images it was fitted on (`--gate-good
-     fit`, the default; `validation`: the split's good images, 28 by default). The gate is the highest
-     that still passes every defect the segmenter catches on the split, unless that sends more than
-     --max-share of a 90%-good mix on, when it is the smallest gate that sends at most --max-share;
+     fit`, the default; `validation`: the split's good images, 28 by default). The gate is the lowest
+     that sends at most --max-share of a 90%-good mix on (`--gate-rule budget`, the default: the
+     share is the budget, spent on showing the segmenter more defects), or (`keep`) the highest that
+     still passes every defect the segmenter catches on the split, lowered to keep to --max-share;
   5. `edge-inspect eval LINE --cascade cascade.toml --good-share 0.9`, judged by
      benchmarks/cascade_targets.py (detection within 1 of the segmenter alone, the segmenter on
      <= 30% of the images, <= 60% of its time per image, measured side by side in that run).
@@ -73,13 +74,15 @@ def _split_folder(train: Path, files: list[str], out: Path) -> Path:
 
 
 def pick_gate(scores_jsonl: Path, good_share: float, max_share: float, alone_key: str = "seg_alone",
-              good_scores: list[float] | None = None) -> tuple[float, float, str]:
+              good_scores: list[float] | None = None, rule: str = "keep") -> tuple[float, float, str]:
     """The gate (on the first stage's normalised score) from a labelled run with every image sent
-    on: the highest that passes every defect the second stage alone catches (score >= 1), unless a
-    ``good_share`` mix would then reach the second stage more than ``max_share`` of the time; then
-    the smallest gate that keeps to ``max_share``. The good parts' share comes from ``good_scores``
-    when given (the gate's normalised held-out good scores from fit), else from the run's good
-    images. Returns (gate, the mix's share sent on, why)."""
+    on. ``rule`` "keep": the highest that passes every defect the second stage alone catches (score
+    >= 1), unless a ``good_share`` mix would then reach the second stage more than ``max_share`` of
+    the time; then the smallest gate that keeps to ``max_share``. "budget": the smallest gate that
+    keeps to ``max_share`` (the share is the budget, and a lower gate shows the second stage more
+    defects). The good parts' share comes from ``good_scores`` when given (the gate's normalised
+    held-out good scores from fit), else from the run's good images. Returns (gate, the mix's share
+    sent on, why)."""
     rows = [json.loads(line) for line in scores_jsonl.read_text().splitlines() if line.strip()]
     good = list(good_scores) if good_scores is not None else [r["first_stage_score"] for r in rows
                                                               if r["kind"] == "good"]
@@ -91,13 +94,14 @@ def pick_gate(scores_jsonl: Path, good_share: float, max_share: float, alone_key
     def share(g: float) -> float:
         return good_share * sum(s >= g for s in good) / len(good) + (1 - good_share) * sum(s >= g for s in bad) / len(bad)
 
-    if caught:
+    if caught and rule == "keep":
         keep = math.floor(min(caught) * 1000) / 1000
         if share(keep) <= max_share:
             return keep, share(keep), f"passes all {len(caught)} defects the segmenter catches there"
     for g in sorted(set(good + bad)):
         if share(g) <= max_share:
-            return round(g, 4), share(g), f"limited by --max-share {max_share:g}"
+            return round(g, 4), share(g), (f"limited by --max-share {max_share:g}" if rule == "keep" else
+                                           f"the lowest gate within --max-share {max_share:g}")
     top = max(good + bad) * 1.0001
     return round(top, 4), share(top), f"limited by --max-share {max_share:g}"
 
@@ -119,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-share", type=float, default=0.28,
                     help="gate: largest share of a 90%%-good mix sent to the segmenter, on TRAIN's validation "
                          "split (default 0.28: the target is 0.30 on LINE)")
+    ap.add_argument("--gate-rule", default="budget", choices=["budget", "keep"],
+                    help="budget (default): the lowest gate whose share of a 90%%-good mix sent on stays within "
+                         "--max-share; keep: the highest gate that still passes every defect the segmenter catches "
+                         "on the validation split, lowered to keep within --max-share (the rule before 2026-12-07)")
     ap.add_argument("--gate-good", default="fit", choices=["fit", "validation"],
                     help="where the share of good parts the gate sends on comes from: fit (default): the gate's "
                          "held-out scores of LINE's 80 train/good images, which it was fitted on; validation: "
@@ -174,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         cal = Calibration.read(gate)
         fit_good = (cal.held_out_good_scores() / cal.image_threshold).tolist()
     g, share_train, why = pick_gate(w / f"gate-on-validation{tag}" / "scores.jsonl", 0.9, a.max_share,
-                                    good_scores=fit_good)
+                                    good_scores=fit_good, rule=a.gate_rule)
     why += (f"; good parts' share from the gate's {len(fit_good)} held-out good scores" if fit_good is not None
             else "; good parts' share from the validation split's good images")
     cascade_file(f"cascade{tag}.toml", g)
@@ -202,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         "group": a.group, "category": a.category, "train_seed": a.train_seed, "line_seed": a.line_seed,
         "train_defects": a.train_defects, "kind": a.kind, "segmenter": str(seg), "training": {
             k: training.get(k) for k in ("seconds", "cpu_seconds", "best_epoch", "history")},
-        "gate": g, "gate_good": a.gate_good, "gate_register": a.gate_register, "gate_share_on_train": share_train,
+        "gate": g, "gate_rule": a.gate_rule, "gate_good": a.gate_good, "gate_register": a.gate_register,
+        "gate_share_on_train": share_train,
         "gate_why": why,
         "load": [load0, load1],
         "recipe": {k: training.get("recipe", {}).get(k) for k in ("head_epochs", "epochs", "augment", "lr", "tta",

@@ -833,8 +833,8 @@ def _echo_calibration(b) -> None:
     if st.mask_head is not None:
         parts.append(f"mask pixels at probability ≥ {c.mask_threshold:.3f}")
         areas = ", ".join(f"{k} {v}" for k, v in c.min_area.items())
-        parts.append(("NG" if st.decides_by_area else "areas reported; the class head decides")
-                     + f" from min area (px at the input size): {areas}")
+        parts.append(f"NG from min area (px at the input size): {areas}" if st.decides_by_area else
+                     f"areas reported (min area, px at the input size, used only with --decide-by area: {areas})")
     src = "defaults: no calibration block" if c.is_default else f"method {c.method}"
     click.echo(f"  calibration ({src}): " + "; ".join(parts))
     v = c.validation

@@ -4,6 +4,7 @@
     CH=24:176 python -m benchmarks.experiments.texture_variants brick,moon,tissue 20,80 mean   # drop the s4 tap
     SUB=2 ... (distances on every other grid cell)   TOP=0.01 ... (image score: mean of the top 1% of the map)
     SIG=8 ... (map blur)   AGG=5 ... (5x5 neighbourhood average)
+    RING=3 ... (per-position means only in a 3-cell border ring; the interior shares one mean)
 
 The product's Lite0 bundle, embedding (every channel, 3x3 average unless AGG) and map (upsample + blur, max);
 the statistics are refitted here: per-position means, one pooled covariance + 0.01 I, per-position spread.
@@ -39,6 +40,8 @@ SIG = float(os.environ.get("SIG", "4"))
 AGG = int(os.environ.get("AGG", "3"))
 SUB = int(os.environ.get("SUB", "1"))
 TOP = float(os.environ.get("TOP", "0"))
+RING = int(os.environ.get("RING", "0"))  # >0: per-position means only in a border ring this many cells wide
+GRID: tuple[int, int] = (0, 0)  # the embedding grid, set in main (for RING)
 Z90 = 2.326  # the 99th percentile of a standard normal: the product's 1% target on log scores
 
 
@@ -69,6 +72,11 @@ def fit(e: np.ndarray, how: str, eps: float = 0.01):
     n, d, p = e.shape
     x = centred(e, how)
     mu = x.mean(0)
+    if RING:  # the interior shares one mean (its positions' average); only the border keeps its own
+        inner = np.zeros(GRID, bool)
+        inner[RING:-RING, RING:-RING] = True
+        inner = inner.ravel()
+        mu[:, inner] = mu[:, inner].mean(axis=1, keepdims=True)
     r = x - mu[None]
     flat = r.transpose(1, 0, 2).reshape(d, -1)
     cov = flat @ flat.T / (p * (n - 1)) + eps * np.eye(d)
@@ -101,6 +109,8 @@ def main() -> None:
     bundle = load_bundle(default_backbone_dir())
     be = open_backend(bundle, "onnxruntime", None, None, None)
     spec = make_spec(bundle.taps, (bundle.input.height, bundle.input.width), None, 0, AGG)
+    global GRID
+    GRID = tuple(spec.grid)
     for c in cats:
         train = sorted(glob.glob(str(ROOT / c / "train/good/*.png")))
         good = sorted(glob.glob(str(ROOT / c / "test/good/*.png")))

@@ -179,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
           "--out", str(w / f"gate-on-validation{tag}")], log)
     fit_good = None
     if a.gate_good == "fit":
-        cal = Calibration.read(gate)
-        fit_good = (cal.held_out_good_scores() / cal.image_threshold).tolist()
+        held_out = Calibration.read(gate).held_out_good_scores(normalised=True)
+        fit_good = None if held_out is None else held_out.tolist()  # none recorded: the validation split's
     g, share_train, why = pick_gate(w / f"gate-on-validation{tag}" / "scores.jsonl", 0.9, a.max_share,
                                     good_scores=fit_good, rule=a.gate_rule)
     why += (f"; good parts' share from the gate's {len(fit_good)} held-out good scores" if fit_good is not None

@@ -32,6 +32,7 @@ from .report import report_available, write_report
 from .report.gallery import CaseData, write_gallery
 from .scoring import score_paths
 from .stage import Inspection, ModelStage
+from .supervised.calibration import DECIDE_BY
 
 METRIC_SIDE = 512  # maps larger than this are reduced for pixel metrics, to bound memory
 PIXEL_SAMPLE = 400_000  # pixels sampled (seeded) for the pixel PR curve, AP and ROC curve
@@ -147,8 +148,7 @@ def model_details(stage) -> dict:
     th = d["threshold"]
     out = {"id": d["id"], "kind": d["kind"], "model": d["name"], "input": d["input"],
            "ok_class": d.get("ok_class"), "defect_classes": ", ".join(d["defect_classes"]) or None,
-           "decides_by": {"area": "the mask areas", "class": "the class head"}[th["decides_by"]]
-           if d["kind"] == "multitask" else None,
+           "decides_by": DECIDE_BY[th["decides_by"]] if d["kind"] == "multitask" else None,
            "threshold_method": th["method"], "ng_threshold": th.get("ng"), "mask_threshold": th.get("mask"),
            "min_area": ", ".join(f"{k} {v} px" for k, v in th.get("min_area", {}).items()) or None}
     return {k: v for k, v in out.items() if v is not None}

@@ -70,13 +70,16 @@ class Calibration:
     def read(cls, root: Path) -> "Calibration":
         return cls.from_dict(json.loads((Path(root) / CALIBRATION).read_text()))
 
-    def held_out_good_scores(self) -> np.ndarray | None:
-        """The raw scores fit recorded for its good images, each scored by statistics that never saw
-        it (``good_scores.values``): how new good parts score on the line. None with fewer than 3."""
+    def held_out_good_scores(self, normalised: bool = False) -> np.ndarray | None:
+        """The scores fit recorded for its good images, each scored by statistics that never saw it
+        (``good_scores.values``): how new good parts score on the line. Raw, or ``normalised`` as
+        scores are (÷ the image threshold: 1.0 is the threshold). None with fewer than 3."""
         values = (self.details.get("good_scores") or {}).get("values") or []
         v = np.asarray([float(x) for x in values], float)
         v = v[np.isfinite(v)]
-        return v if v.size >= 3 else None
+        if v.size < 3:
+            return None
+        return v / self.image_threshold if normalised else v
 
 
 def inspector_id(files: dict[str, str]) -> str:

@@ -150,10 +150,7 @@ def held_out_good(stage: ModelStage, normalised: bool = True) -> np.ndarray | No
     that never saw it: how the line's good parts will score), normalised as the stage's scores are
     (1.0 = its threshold) or raw; None for a stage without them (a supervised model)."""
     scores = getattr(getattr(stage, "calibration", None), "held_out_good_scores", None)
-    raw = scores() if scores is not None else None
-    if raw is None or not normalised:
-        return raw
-    return raw / float(stage.threshold)
+    return scores(normalised) if scores is not None else None
 
 
 def stage_kind(path: str | Path) -> str:

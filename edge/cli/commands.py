@@ -699,6 +699,7 @@ def calibrate_cmd(category, inspector_dir, model_dir, method, target_recall, dec
         raise click.UsageError("--decide-by is for a multitask model: give it with --model BUNDLE")
     if model_dir is not None:
         from ..supervised.calibrate import calibrate_supervised
+        from ..supervised.calibration import DECIDE_BY
 
         stage = _load_stage(stage_dir, backend, device, precision, threads, factor_precision,
                             inference_precision=inference_precision)
@@ -710,8 +711,7 @@ def calibrate_cmd(category, inspector_dir, model_dir, method, target_recall, dec
         i = rep.info
         where = f"(written to {Path(model_dir) / 'manifest.json'})"
         if rep.calibration.decide_by != rep.previous.decide_by:
-            click.echo(f"decides by the {'mask areas' if rep.calibration.decide_by == 'area' else 'class head'} "
-                       "from now on")
+            click.echo(f"decides by {DECIDE_BY[rep.calibration.decide_by]} from now on")
         if rep.what == "min_area":
             click.echo(f"{method}: min area per defect class (px at the model's input size) {where}")
             for c, d in i["per_class"].items():

@@ -11,6 +11,7 @@ import datetime as _dt
 from html import escape
 from pathlib import Path
 
+from ..supervised.calibration import DECIDE_BY
 from .numbers import fmt
 
 CSS = """
@@ -316,7 +317,7 @@ def _comparisons(metrics: dict) -> str:
 def _model_kind(metrics: dict) -> str:
     details = metrics.get("inspector_details") or {}
     kind = details.get("kind")
-    if kind == "multitask" and details.get("decides_by") == "the mask areas":
+    if kind == "multitask" and details.get("decides_by") == DECIDE_BY["area"]:
         return "multitask-area"
     return kind if kind in RAW_SCORE else "padim"
 

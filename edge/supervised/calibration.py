@@ -32,7 +32,7 @@ from ..errors import BundleError
 DEFAULT_NG_THRESHOLD = 0.5
 DEFAULT_MASK_THRESHOLD = 0.5
 DEFAULT_MIN_AREA_SHARE = 0.001  # of the bundle's input image
-DECIDE_BY = ("class", "area")  # what decides a multitask model's OK/NG
+DECIDE_BY = {"class": "the class head", "area": "the mask areas"}  # what decides a multitask model, in words
 
 
 def default_min_area(bundle: Bundle) -> int:

@@ -7,6 +7,8 @@ import sys
 import click
 
 from ..options import export_request, network_fields, parity_line, parse_size, writing_options
+from edge.supervised.calibration import DECIDE_BY
+
 from .request import AUGMENT_MODES, TTA_CHOICES, TrainRequest
 
 _D = {k: f.default for k, f in TrainRequest.__dataclass_fields__.items()}  # the one place defaults live
@@ -145,7 +147,7 @@ def _train(kind, category, out, arch, weights, size, epochs, head_epochs, augmen
 
         def on_epoch(rec, best):
             v = rec.calibration["validation"]
-            by = {"class": " (class head)", "area": " (mask areas)"}.get(rec.calibration.get("decide_by"), "")
+            by = f" ({DECIDE_BY[rec.calibration['decide_by']]})" if rec.calibration.get("decide_by") else ""
             parts = [f"loss {rec.loss:.3f}", f"val F1 {v['f1']:.3f}", f"AUROC{by} {_f(v['image_auroc'])}"]
             if "dice" in v:
                 parts.append(f"Dice {_f(v['dice'])}")
@@ -181,7 +183,7 @@ def _summary(res) -> None:
                    f"on your own labelled parts moves them")
     if cal.get("decide_by"):
         by_class, by_area = _f(v.get("image_auroc_class_head")), _f(v.get("image_auroc_mask_area"))
-        click.echo(f"  decides by the {'class head' if cal['decide_by'] == 'class' else 'mask areas'}: validation "
+        click.echo(f"  decides by {DECIDE_BY[cal['decide_by']]}: validation "
                    f"image AUROC {by_class} from the class head, {by_area} from the mask areas (the better one "
                    "decides; both are reported on the line)")
     if "ng_threshold" in cal and cal.get("decide_by") != "area":

@@ -148,9 +148,10 @@ def model_details(stage) -> dict:
     th = d["threshold"]
     out = {"id": d["id"], "kind": d["kind"], "model": d["name"], "input": d["input"],
            "ok_class": d.get("ok_class"), "defect_classes": ", ".join(d["defect_classes"]) or None,
-           "decides_by": DECIDE_BY[th["decides_by"]] if d["kind"] == "multitask" else None,
+           "decides_by": DECIDE_BY[th["decides_by"]] if d["kind"] in ("segmenter", "multitask") else None,
            "threshold_method": th["method"], "ng_threshold": th.get("ng"), "mask_threshold": th.get("mask"),
-           "min_area": ", ".join(f"{k} {v} px" for k, v in th.get("min_area", {}).items()) or None}
+           "min_area": ", ".join(f"{k} {v} px" for k, v in th.get("min_area", {}).items()) or None,
+           "peak_threshold": th.get("peak") if th["decides_by"] == "peak" else None}
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -161,9 +162,12 @@ def _threshold_block(stage) -> dict:
         return {"image": cal.image_threshold, "pixel": cal.pixel_threshold, "method": cal.method,
                 **({"expected_frr": expected} if isinstance(expected, dict) else {})}
     th = stage.describe()["threshold"]
-    # image: in raw-score units (P(NG), or area in input pixels); pixel: the mask probability
+    # image: in raw-score units (P(NG), the largest defect probability, or area in input pixels); pixel: the mask
+    # probability
     return {"image": stage.threshold, "pixel": th["mask"], "method": th["method"],
-            **({"ng": th["ng"]} if "ng" in th else {}), **({"min_area": th["min_area"]} if "min_area" in th else {})}
+            "decides_by": th["decides_by"], **({"ng": th["ng"]} if "ng" in th else {}),
+            **({"min_area": th["min_area"]} if "min_area" in th else {}),
+            **({"peak": th["peak"]} if th["decides_by"] == "peak" else {})}
 
 
 def _segmentation(ss: ScoredSet, classes: list[str]) -> dict:

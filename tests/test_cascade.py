@@ -475,7 +475,8 @@ def test_info_describes_a_cascade_file(minimal_cascade, tiled_inspector, tmp_pat
     r = CliRunner().invoke(cli, ["info", str(tmp_path / "vote.toml")])
     assert r.exit_code == 0, r.output
     assert "every stage runs and votes: NG when any of them say NG" in r.output
-    assert "stage 3 's': segmenter tiny-segmenter" in r.output and "bright 30 px" in r.output
+    assert "stage 3 's': segmenter tiny-segmenter" in r.output
+    assert "min area (px at the input size: bright 30" in r.output
     assert "shares" not in r.output and "backbone passes per image that reaches every stage: 3" in r.output
     # not a cascade: a file that is not TOML, and a TOML with problems
     (tmp_path / "notes.txt").write_text("x")

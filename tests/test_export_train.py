@@ -274,6 +274,26 @@ def test_a_multitask_model_decides_by_the_head_that_ranks_validation_better():
     json.dumps(cal)
 
 
+def test_a_segmenter_decides_by_its_peak_when_the_peaks_rank_validation_better():
+    """Small defects found with confidence, and a good part with a larger faint false region: the
+    areas rank that good part above the defects, the peak probabilities do not."""
+    mask = np.zeros((5, 16, 16), np.uint8)
+    mask[2, 2:4, 2:4] = mask[3, 5:8, 5:7] = mask[4, 9:13, 9:14] = 1  # 4, 6 and 20 px
+    prob = (mask[:, None] > 0).astype(np.float32) * 0.9
+    prob[0, 0, 0:5, 0:6] = 0.6  # a good part: 30 faint pixels
+    is_defect = np.array([False, False, True, True, True])
+    cal = calibrate("segmenter", Predictions(None, prob), is_defect, mask, ("defect",))
+    v = cal["validation"]
+    assert cal["decide_by"] == "peak" and v["image_auroc"] == v["image_auroc_mask_peak"] == 1.0
+    assert v["image_auroc_mask_area"] < 1.0 and "image_auroc_class_head" not in v
+    assert 0.6 < cal["peak_threshold"] <= 0.9 and v["recall"] == 1.0 and v["false_reject_rate"] == 0.0
+    assert v["dice"] == 1.0 and "min_area" in cal  # the masks, and the area rule's threshold, are kept
+    prob[0, 0, 0:5, 0:6] = 0.0  # no false region: areas and peaks rank alike, and the area rule (first) stays
+    cal = calibrate("segmenter", Predictions(None, prob), is_defect, mask, ("defect",))
+    assert cal["decide_by"] == "area" and cal["validation"]["image_auroc_mask_peak"] == 1.0
+    json.dumps(cal)
+
+
 def test_line_weighted_threshold_rejects_fewer_good_parts_than_plain_f1():
     # a defect-heavy validation split: 6 good, 12 defective; two good parts have some area
     good = np.array([0, 0, 0, 0, 30.0, 45.0])

@@ -142,12 +142,43 @@ def test_a_multitask_model_calibrated_to_decide_by_area_decides_as_a_segmenter(i
         "min_area": {"bright": 100, "dark": 400}})
     assert open_stage(same).id != st.id and not open_stage(same).decides_by_area
     r = CliRunner().invoke(cli, ["info", str(b)])
-    assert r.exit_code == 0 and "the mask areas decide" in r.output, r.output
+    assert r.exit_code == 0 and "decides by the mask areas: NG when a defect class covers" in r.output, r.output
+    assert "P(NG) reported" in r.output
+
+
+@pytest.mark.parametrize("kind", ["segmenter", "multitask"])
+def test_a_model_calibrated_to_decide_by_peak_calls_ng_on_any_confident_pixel(images, tmp_path, kind):
+    """decide_by "peak" (the trainer's choice when the mask peaks rank validation better than the
+    areas): NG when a class's largest probability reaches peak_threshold, whatever its area; the
+    masks and areas are reported as before."""
+    cal = {"method": "validation-f1", "mask_threshold": 0.5, "min_area": {"bright": 100, "dark": 400}}
+    b = make_supervised_bundle(tmp_path / "p", kind, calibration={**cal, "decide_by": "peak", "peak_threshold": 0.9})
+    st = open_stage(b)
+    assert st.rule == "peak" and st.threshold == 0.9 and st.describe()["threshold"]["decides_by"] == "peak"
+    good, bright, dark = run_stage(st, [images["good"], images["bright"], images["dark"]])
+    peaks = run_stage(open_stage(make_supervised_bundle(tmp_path / "a", "segmenter", calibration=cal)),
+                      [images["dark"]])[0].classes  # a segmenter's classes are its peaks
+    # the dark square's 144 px are under its 400-px min area: NG by peak, OK by area
+    assert dark.areas["dark"] < 400 and dark.decision == "NG" and dark.label == "dark"
+    assert dark.raw_score == pytest.approx(max(peaks.values())) and dark.score == pytest.approx(dark.raw_score / 0.9)
+    assert bright.decision == "NG" and good.decision == "OK" and good.score < 1
+    assert dark.class_masks["dark"].any() and dark.mask is not None
+    if kind == "multitask":
+        assert set(good.classes) == {"defect", "good"}  # the class head's probabilities, still reported
+    by_area = make_supervised_bundle(tmp_path / "ar", kind, calibration={**cal, "decide_by": "area",
+                                                                         "peak_threshold": 0.9})
+    assert open_stage(by_area).id != st.id and run_stage(open_stage(by_area), [images["dark"]])[0].decision == "OK"
+    r = CliRunner().invoke(cli, ["info", str(b)])
+    assert r.exit_code == 0 and "decides by the mask's peak probability: NG when a defect class's peak mask " \
+        "probability ≥ 0.900" in r.output and "areas reported (--decide-by area" in r.output, r.output
 
 
 def test_decide_by_is_refused_where_it_does_not_belong(tmp_path):
     b = make_supervised_bundle(tmp_path / "s", "segmenter", calibration={"method": "x", "decide_by": "class"})
-    with pytest.raises(BundleError, match="multitask"):
+    with pytest.raises(BundleError, match="not a rule of a segmenter .its rules: area, peak"):
+        open_stage(b)
+    b = make_supervised_bundle(tmp_path / "c", "classifier", calibration={"method": "x", "decide_by": "peak"})
+    with pytest.raises(BundleError, match="not a rule of a classifier"):
         open_stage(b)
     b = make_supervised_bundle(tmp_path / "m", "multitask", calibration={"method": "x", "decide_by": "vote"})
     with pytest.raises(BundleError, match="decide_by 'vote'"):
@@ -270,7 +301,8 @@ def test_calibrate_segmenter_sets_the_min_area(tmp_path, squares):
     assert len(areas) == 1 and 50 < areas.pop() <= 144  # at most the smallest square's area (12x12)
     assert cal["previous"]["method"] == "default" and cal["validation"]["recall"] == 1.0
     info = CliRunner().invoke(cli, ["info", str(b)])
-    assert "NG from min area" in info.output and "method recall" in info.output
+    assert "decides by the mask areas: NG when a defect class covers its min area" in info.output
+    assert "method recall" in info.output
 
 
 def test_calibrate_switches_what_decides_a_multitask_model(tmp_path, squares):
@@ -288,9 +320,37 @@ def test_calibrate_switches_what_decides_a_multitask_model(tmp_path, squares):
     assert r.exit_code == 0 and "decides by the class head from now on" in r.output and "ng_threshold" in r.output
     cal = json.loads((b / "manifest.json").read_text())["calibration"]
     assert cal["decide_by"] == "class" and cal["previous"]["decide_by"] == "area"
+    r = CliRunner().invoke(cli, ["calibrate", str(squares), "--model", str(b), "--decide-by", "peak",
+                                 "--method", "zero-false-reject"])
+    assert r.exit_code == 0 and "decides by the mask's peak probability from now on" in r.output, r.output
+    cal = json.loads((b / "manifest.json").read_text())["calibration"]
+    assert cal["decide_by"] == "peak" and cal["validation"]["false_reject_rate"] == 0.0
+    assert open_stage(b).threshold == cal["peak_threshold"] and "peak_threshold" in r.output
     seg = make_supervised_bundle(tmp_path / "s", "segmenter")
     r = CliRunner().invoke(cli, ["calibrate", str(squares), "--model", str(seg), "--decide-by", "class"])
-    assert r.exit_code != 0 and "multitask" in r.output
+    assert r.exit_code != 0 and "a segmenter decides by area or peak" in r.output
+
+
+def test_calibrate_switches_a_segmenter_to_its_peak_and_back(tmp_path, squares):
+    seg = make_supervised_bundle(tmp_path / "s", "segmenter")
+    assert open_stage(seg).rule == "area"  # a segmenter's default
+    r = CliRunner().invoke(cli, ["calibrate", str(squares), "--model", str(seg), "--decide-by", "peak",
+                                 "--method", "recall", "--target-recall", "1.0"])
+    assert r.exit_code == 0, r.output
+    cal = json.loads((seg / "manifest.json").read_text())["calibration"]
+    assert cal["decide_by"] == "peak" and 0 < cal["peak_threshold"] <= 1 and cal["validation"]["recall"] == 1.0
+    st = open_stage(seg)
+    assert st.rule == "peak" and st.threshold == cal["peak_threshold"]
+    ev = tmp_path / "ev"
+    r = CliRunner().invoke(cli, ["eval", str(squares), "--model", str(seg), "--out", str(ev)])
+    assert r.exit_code == 0, r.output
+    m = json.loads((ev / "metrics.json").read_text())
+    assert m["threshold"]["decides_by"] == "peak" and m["threshold"]["peak"] == cal["peak_threshold"]
+    assert m["inspector_details"]["decides_by"] == "the mask's peak probability" and m["at_threshold"]
+    assert "largest defect probability of any pixel" in (ev / "report.html").read_text(encoding="utf-8")
+    r = CliRunner().invoke(cli, ["calibrate", str(squares), "--model", str(seg), "--decide-by", "area"])
+    assert r.exit_code == 0 and "decides by the mask areas from now on" in r.output
+    assert open_stage(seg).rule == "area"
 
 
 def _sized_squares(root, n_good=6, n_defect=4, sides=(("bright", 255, 16), ("dark", 0, 8))):

@@ -25,8 +25,7 @@ def _what(st: ModelStage) -> str:
         return (f"PaDiM inspector {d['id']} ({d['mode']} mode, d={d['d']}, {d['n_images']} good images, "
                 f"input {inp[0]}x{inp[1]}); NG from image score {t['image']:.3f} ({t['method']})")
     t = d["threshold"]
-    rule = (f"NG when P(NG) >= {t['ng']:.3f}" if st.kind in ("classifier", "multitask") else
-            "NG from min area " + ", ".join(f"{c} {a} px" for c, a in t.get("min_area", {}).items()))
+    rule = st.rule_text()
     src = "defaults, no calibration block" if t["method"] == "default" else t["method"]
     return (f"{st.kind} {d['name']} {d['id']} (input {d['input'][0]}x{d['input'][1]}"
             + (f", classes {', '.join(d['defect_classes'])}" if d["defect_classes"] else "")

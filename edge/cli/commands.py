@@ -666,11 +666,13 @@ def _print_metrics(m: dict, out: Path) -> None:
               help="f1: best F1 on the labelled set. zero-false-reject: lowest threshold that rejects no good "
                    "part. recall: catch at least --target-recall of the defective parts.")
 @click.option("--target-recall", type=float, default=0.95, show_default=True)
-@click.option("--decide-by", type=click.Choice(["keep", "class", "area"]), default="keep", show_default=True,
-              help="Multitask models (--model): what decides OK/NG from now on, the class head's P(NG) or the "
-                   "mask areas (as a segmenter decides); the thresholds of that rule are then calibrated. keep: "
-                   "the rule the trainer chose (the head that ranked its validation images better; `info` says "
-                   "which).")
+@click.option("--decide-by", type=click.Choice(["keep", "class", "area", "peak"]), default="keep",
+              show_default=True,
+              help="Supervised models (--model): what decides OK/NG from now on. class: the class head's P(NG) "
+                   "(classifier, multitask). area: a defect class covers its min area (segmenter, multitask). "
+                   "peak: a defect class's largest mask probability reaches a threshold (segmenter, multitask). "
+                   "The thresholds of that rule are then calibrated. keep: the rule the model has (the trainer "
+                   "picks the one that ranked its validation images best; `info` says which).")
 @click.option("--out", default=None, type=click.Path(), help="Where the scored set goes [default: INSPECTOR-calibration].")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @backend_options
@@ -682,13 +684,15 @@ def calibrate_cmd(category, inspector_dir, model_dir, method, target_recall, dec
     The new thresholds are written into the inspector (atomically); the previous ones
     are recorded in its calibration.json.
     \b
-    With --model: a classifier's or multitask model's P(NG) threshold, or a
-    segmenter's (or a multitask model deciding by its mask areas: --decide-by)
-    minimum defect area per class (pixels at the model's input
-    size; a class named like a test/<kind> folder is judged on test/good and
-    that folder, a single 'defect' class on every defect image), rewritten in
-    the bundle's manifest ("calibration"; the previous values under
+    With --model: the threshold of the rule that decides (--decide-by), rewritten
+    in the bundle's manifest ("calibration"; the previous values under
     "previous"). See them with `edge-inspect info`.
+    
+      class: P(NG) threshold (classifiers; multitask models by default)
+      area:  minimum defect area per class, pixels at the model's input size
+             (a class named like a test/<kind> folder is judged on test/good
+             and that folder; a single 'defect' class on every defect image)
+      peak:  threshold on each class's largest mask probability
     """
     from ..calibrate import calibrate_labelled
     from ..dataset import load_category
@@ -696,22 +700,23 @@ def calibrate_cmd(category, inspector_dir, model_dir, method, target_recall, dec
     stage_dir = _stage_path(inspector_dir, model_dir)
     n = len(load_category(category, need_train=False).test)
     if decide_by != "keep" and model_dir is None:
-        raise click.UsageError("--decide-by is for a multitask model: give it with --model BUNDLE")
+        raise click.UsageError("--decide-by is for supervised models: give it with --model BUNDLE")
     if model_dir is not None:
         from ..supervised.calibrate import calibrate_supervised
-        from ..supervised.calibration import DECIDE_BY
+        from ..supervised.calibration import DECIDE_BY, RULES
 
         stage = _load_stage(stage_dir, backend, device, precision, threads, factor_precision,
                             inference_precision=inference_precision)
-        if decide_by != "keep" and stage.kind != "multitask":
-            raise click.UsageError(f"--decide-by is for multitask models; {model_dir} is a {stage.kind}")
+        if decide_by != "keep" and decide_by not in RULES[stage.kind]:
+            raise click.UsageError(f"--decide-by {decide_by}: a {stage.kind} decides by "
+                                   f"{' or '.join(RULES[stage.kind])} ({model_dir})")
         with progress_bar(n, "scoring labelled set") as bar:
             rep = calibrate_supervised(category, stage, method, target_recall, out, batch_size, progress=bar,
                                        decide_by=None if decide_by == "keep" else decide_by)
         i = rep.info
         where = f"(written to {Path(model_dir) / 'manifest.json'})"
-        if rep.calibration.decide_by != rep.previous.decide_by:
-            click.echo(f"decides by {DECIDE_BY[rep.calibration.decide_by]} from now on")
+        if rep.calibration.rule(stage.kind) != rep.previous.rule(stage.kind):
+            click.echo(f"decides by {DECIDE_BY[rep.calibration.rule(stage.kind)]} from now on")
         if rep.what == "min_area":
             click.echo(f"{method}: min area per defect class (px at the model's input size) {where}")
             for c, d in i["per_class"].items():
@@ -720,6 +725,8 @@ def calibrate_cmd(category, inspector_dir, model_dir, method, target_recall, dec
                        f"recall {d['recall']:.1%}, false rejects {d['false_reject_rate']:.1%} on {d['judged_on']} "
                        f"({d['n_defect']} defect, {d['n_good']} good)")
                 click.echo(f"  {c:<14} {was} → {d['min_area']}  {how}")
+        elif rep.what == "peak_threshold":
+            click.echo(f"{method}: peak_threshold {rep.previous.peak_level} → {rep.calibration.peak_level} {where}")
         else:
             click.echo(f"{method}: ng_threshold {rep.previous.ng_threshold} → {rep.calibration.ng_threshold} {where}")
         click.echo(f"  on this set: recall {i['recall']:.1%}, false rejects {i['false_reject_rate']:.1%} "
@@ -823,24 +830,27 @@ def _auto_line() -> str:
 def _echo_calibration(b) -> None:
     """The thresholds a supervised bundle runs with (its manifest's calibration block, or the defaults)."""
     from ..supervised import open_supervised
+    from ..supervised.calibration import DECIDE_BY
 
     st = open_supervised(b.root, open_runtime=False)
     c = st.calibration
-    parts = []
-    if st.class_head is not None:
-        parts.append(f"P(NG) reported, the mask areas decide (P(NG) ≥ {c.ng_threshold:.3f} would be NG)"
-                     if st.decides_by_area else f"NG when P(NG) ≥ {c.ng_threshold:.3f}")
+    parts = [f"decides by {DECIDE_BY[st.rule]}: {st.rule_text()}"]
     if st.mask_head is not None:
         parts.append(f"mask pixels at probability ≥ {c.mask_threshold:.3f}")
-        areas = ", ".join(f"{k} {v}" for k, v in c.min_area.items())
-        parts.append(f"NG from min area (px at the input size): {areas}" if st.decides_by_area else
-                     f"areas reported (min area, px at the input size, used only with --decide-by area: {areas})")
+    # the other rules' thresholds, reported; `calibrate --decide-by RULE` switches to one
+    if st.class_head is not None and st.rule != "class":
+        parts.append(f"P(NG) reported (the class head alone: NG at ≥ {c.ng_threshold:.3f})")
+    if st.mask_head is not None and st.rule != "area":
+        parts.append("areas reported (--decide-by area: min area, px at the input size, "
+                     + ", ".join(f"{k} {v}" for k, v in c.min_area.items()) + ")")
+    if st.mask_head is not None and st.rule != "peak":
+        parts.append(f"peaks reported (--decide-by peak: NG at ≥ {c.peak_level:.3f})")
     src = "defaults: no calibration block" if c.is_default else f"method {c.method}"
     click.echo(f"  calibration ({src}): " + "; ".join(parts))
     v = c.validation
     if v:
         bits = [f"{k} {v[k]:.3f}" for k in ("f1", "macro_f1", "image_auroc", "recall", "false_reject_rate", "dice",
-                                            "image_auroc_class_head", "image_auroc_mask_area")
+                                            "image_auroc_class_head", "image_auroc_mask_area", "image_auroc_mask_peak")
                 if isinstance(v.get(k), (int, float))]
         where = f" on {v['category']}" if v.get("category") else ""
         if bits:

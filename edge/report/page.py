@@ -67,6 +67,8 @@ RAW_SCORE = {
                       "trainer found it ranked its validation images better than the class head); P(NG) is reported.",
     "segmenter": "the defect area in pixels at the model's input size (the largest class; with one minimum "
                  "area per class, the largest class's share of its own minimum, times the smallest minimum).",
+    "peak": "the largest defect probability of any pixel, from the mask head, which decides (the trainer found "
+            "it ranked its validation images better than the areas); the masks and their areas are reported.",
 }
 GLOSSARY = [
     ("score", "raw score ÷ image threshold: 1.0 is the line between OK and NG, on every inspector."),
@@ -284,8 +286,12 @@ def _masks(metrics: dict, prefix: str) -> str:
                         f'<td>{m(q + "dice", v.get("dice"))}</td><td>{m(q + "iou", v.get("iou"))}</td></tr>')
         out.append('<table><tr><th class="l">defect class</th><th class="l">judged on</th><th>images</th>'
                    f'<th>Dice</th><th>IoU</th></tr>{"".join(rows)}</table>')
-    mins = (metrics.get("threshold") or {}).get("min_area")
-    if isinstance(mins, dict) and mins:
+    th = metrics.get("threshold") or {}
+    mins = th.get("min_area")
+    if th.get("decides_by") == "peak" and isinstance(th.get("peak"), (int, float)):
+        out.append(f'<p class="muted">A part is NG when a class\'s largest mask probability reaches '
+                   f"{m(prefix + 'threshold.peak', th['peak'])}.</p>")
+    elif isinstance(mins, dict) and mins:
         cells = ", ".join(f"{escape(str(c))} {m(f'{prefix}threshold.min_area.{c}', a, 'int')} px"
                           for c, a in mins.items())
         out.append(f'<p class="muted">A part is NG when a class covers at least its minimum area (pixels at the '
@@ -317,7 +323,10 @@ def _comparisons(metrics: dict) -> str:
 def _model_kind(metrics: dict) -> str:
     details = metrics.get("inspector_details") or {}
     kind = details.get("kind")
-    if kind == "multitask" and details.get("decides_by") == DECIDE_BY["area"]:
+    rule = {words: r for r, words in DECIDE_BY.items()}.get(details.get("decides_by"))
+    if kind in ("segmenter", "multitask") and rule == "peak":
+        return "peak"
+    if kind == "multitask" and rule == "area":
         return "multitask-area"
     return kind if kind in RAW_SCORE else "padim"
 

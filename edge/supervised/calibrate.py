@@ -1,9 +1,12 @@
 """`calibrate --model`: a supervised bundle's thresholds from a labelled folder, with the same
 methods as PaDiM (edge/threshold.py: f1, zero-false-reject, recall).
 
-* classifier, multitask: ``ng_threshold`` on P(NG);
-* segmenter, and a multitask model that decides by its mask areas (``decide_by: "area"``, which
-  ``--decide-by`` sets or clears): ``min_area`` per defect class, on each image's area of that class (pixels at the
+The rule that decides (``decide_by``, see .calibration; ``--decide-by`` switches it) says which
+threshold is calibrated:
+
+* ``class`` (classifier, multitask): ``ng_threshold`` on P(NG);
+* ``peak`` (segmenter, multitask): ``peak_threshold`` on each image's largest defect probability;
+* ``area`` (segmenter, multitask): ``min_area`` per defect class, on each image's area of that class (pixels at the
   bundle's input size). A class named like a ``test/<kind>`` folder is judged on the good images
   and that kind's (a per-kind segmenter); when no class is named like a folder (one class
   ``defect``), every class is judged on all the defect images. A class with no folder of its name,
@@ -26,7 +29,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..threshold import labelled_threshold
-from .calibration import SupervisedCalibration, write_calibration
+from .calibration import RULES, SupervisedCalibration, write_calibration
 from .stage import SupervisedStage
 
 
@@ -34,7 +37,7 @@ from .stage import SupervisedStage
 class SupervisedCalibrationReport:
     calibration: SupervisedCalibration
     previous: SupervisedCalibration
-    what: str  # "ng_threshold" | "min_area"
+    what: str  # "ng_threshold" | "peak_threshold" | "min_area"
     info: dict[str, Any]
 
 
@@ -42,14 +45,15 @@ def calibrate_supervised(category: str | Path, stage: SupervisedStage, method: s
                          target_recall: float = 0.95, out: str | Path | None = None, batch_size: int = 8,
                          progress: Callable[[int], None] | None = None,
                          decide_by: str | None = None) -> SupervisedCalibrationReport:
-    """``decide_by`` (multitask only): "class" or "area" sets what decides from now on, and the
-    thresholds of that rule are calibrated; None keeps the model's rule."""
+    """``decide_by`` ("class", "area" or "peak": one of the kind's ``RULES``) sets what decides from
+    now on, and the thresholds of that rule are calibrated; None keeps the model's rule."""
     from ..evaluate import score_category
 
     previous = stage.calibration
     if decide_by is not None:
-        if stage.kind != "multitask":
-            raise DataError(f"--decide-by is for multitask models; {stage.bundle.root} is a {stage.kind}")
+        if decide_by not in RULES[stage.kind]:
+            raise DataError(f"--decide-by {decide_by}: a {stage.kind} decides by {' or '.join(RULES[stage.kind])} "
+                            f"({stage.bundle.root})")
         stage = SupervisedStage(stage.bundle, dataclasses.replace(previous, decide_by=decide_by), stage.backend)
     old = stage.calibration
     root = stage.bundle.root
@@ -64,12 +68,13 @@ def calibrate_supervised(category: str | Path, stage: SupervisedStage, method: s
         info = {**info, "per_class": per_class}
         ng = np.array([any(a.get(c, 0.0) >= areas[c] for c in areas) for a in ss.class_areas])
         what = "min_area"
-    else:
+    else:  # class or peak: the raw score is a probability, P(NG) or the largest defect probability
         ss = score_category(category, stage, work, batch_size, progress)
         thr, info = labelled_threshold(ss.scores, ss.labels, method, target_recall)
-        new = dataclasses.replace(old, ng_threshold=float(min(max(thr, 1e-6), 1.0)), method=method)
-        ng = np.asarray(ss.scores) >= new.ng_threshold
-        what = "ng_threshold"
+        thr = float(min(max(thr, 1e-6), 1.0))
+        what = "peak_threshold" if stage.rule == "peak" else "ng_threshold"
+        new = dataclasses.replace(old, method=method, **{what: thr})
+        ng = np.asarray(ss.scores) >= thr
     # the rates at the thresholds actually written (min areas are rounded up to whole pixels)
     y = np.asarray(ss.labels, bool)
     info = {**info, "recall": float((ng & y).sum() / y.sum()), "false_reject_rate": float((ng & ~y).sum() / (~y).sum()),

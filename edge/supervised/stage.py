@@ -13,10 +13,16 @@ What each kind concludes about one image (maps at the input image's size):
   for every class (the usual case) it is simply the largest class area, in pixels at the bundle's
   input size (``areas`` are in pixels of the image itself).
   ``classes`` = each class's peak probability; ``label`` = the class that made it NG.
+  With ``decide_by: "peak"`` (the trainer's choice when the peaks ranked its validation images
+  better than the areas): NG when any class's peak probability reaches ``peak_threshold``;
+  ``score`` = the largest peak / that threshold, ``raw_score`` = the largest peak. The masks and
+  areas are the same either way (``mask_threshold``).
 * **multitask**: the classifier's scores and the segmenter's masks and areas. The class head
-  decides (the mask says where), unless the calibration says ``decide_by: "area"`` (the trainer's
-  choice when the mask areas ranked its validation images better): then it decides as a segmenter
-  does, and ``classes`` still holds the class head's probabilities.
+  decides (the mask says where), unless the calibration says ``decide_by: "area"`` or ``"peak"``
+  (the trainer's choice when that rule ranked its validation images better): then it decides as a
+  segmenter does, and ``classes`` still holds the class head's probabilities.
+
+Which rules a kind has, and their words, are owned by :mod:`.calibration` (``RULES``, ``DECIDE_BY``).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from ..bundle import Bundle, OutputSpec
 from ..errors import BundleError
 from ..preprocess import batch_tensor
 from ..stage import Inspection, decide
-from .calibration import SupervisedCalibration
+from .calibration import RULES, SupervisedCalibration
 from .heads import check_class_head, class_masks, class_probabilities, defect_channels, mask_probabilities, p_ng
 
 
@@ -61,8 +67,9 @@ class SupervisedStage:
                                   "lists none", hint="re-export the bundle with edge-export")
         if self.class_head is not None:
             check_class_head(self.class_head, str(bundle.root))
-        if calibration.decide_by is not None and self.kind != "multitask":
-            raise BundleError(f"{bundle.root}: calibration decide_by is for multitask models; this is a {self.kind}",
+        if calibration.decide_by is not None and calibration.decide_by not in RULES[self.kind]:
+            raise BundleError(f"{bundle.root}: calibration decide_by {calibration.decide_by!r} is not a rule of a "
+                              f"{self.kind} (its rules: {', '.join(RULES[self.kind])})",
                               hint="remove decide_by from the manifest's calibration, or recalibrate")
         self.defect_classes = [n for _, n in defect_channels(self.mask_head)] if self.mask_head else []
         if calibration.is_default:
@@ -79,20 +86,44 @@ class SupervisedStage:
         if self.calibration.is_default:
             return self.bundle.id
         c = self.calibration
-        decide_by = [c.decide_by] if c.decide_by is not None else []  # ids of bundles without it unchanged
-        blob = json.dumps([self.bundle.id, c.ng_threshold, c.mask_threshold, c.min_area, *decide_by], sort_keys=True)
+        # ids of bundles calibrated before decide_by or peak_threshold existed stay as they were
+        extra = [c.decide_by] if c.decide_by is not None else []
+        extra += [c.peak_threshold] if c.peak_threshold is not None else []
+        blob = json.dumps([self.bundle.id, c.ng_threshold, c.mask_threshold, c.min_area, *extra], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @property
+    def rule(self) -> str:
+        """What decides OK/NG: "class", "area" or "peak" (``calibration.DECIDE_BY``)."""
+        return self.calibration.rule(self.kind)
+
+    @property
     def decides_by_area(self) -> bool:
-        """A segmenter's mask areas decide; a multitask model's do when its calibration says so."""
-        return self.kind == "segmenter" or (self.kind == "multitask" and self.calibration.decide_by == "area")
+        return self.rule == "area"
+
+    @property
+    def decides_by_mask(self) -> bool:
+        """The mask head decides (by area or peak), as a segmenter's does."""
+        return self.rule in ("area", "peak")
 
     @property
     def threshold(self) -> float:
-        if self.decides_by_area:
+        """The raw score at which a part is NG: the smallest min area, the peak threshold or P(NG)'s."""
+        if self.rule == "area":
             return float(min(self.calibration.min_area.values()))
+        if self.rule == "peak":
+            return self.calibration.peak_level
         return self.calibration.ng_threshold
+
+    def rule_text(self) -> str:
+        """The decision rule in words, thresholds included (`info`, cascades, reports)."""
+        c = self.calibration
+        if self.rule == "area":
+            return "NG when a defect class covers its min area (px at the input size: " + ", ".join(
+                f"{k} {v}" for k, v in c.min_area.items()) + f") at mask probability ≥ {c.mask_threshold:.3f}"
+        if self.rule == "peak":
+            return f"NG when a defect class's peak mask probability ≥ {c.peak_level:.3f}"
+        return f"NG when P(NG) ≥ {c.ng_threshold:.3f}"
 
     @property
     def map_threshold(self) -> float:
@@ -101,12 +132,12 @@ class SupervisedStage:
 
     def describe(self) -> dict[str, Any]:
         c = self.calibration
-        th: dict[str, Any] = {"method": c.method, "mask": c.mask_threshold,
-                              "decides_by": "area" if self.decides_by_area else "class"}
+        th: dict[str, Any] = {"method": c.method, "mask": c.mask_threshold, "decides_by": self.rule}
         if self.class_head is not None:
             th["ng"] = c.ng_threshold
         if self.mask_head is not None:
             th["min_area"] = dict(c.min_area)
+            th["peak"] = c.peak_level
         return {"kind": self.kind, "id": self.id, "bundle_id": self.bundle.id, "path": str(self.bundle.root),
                 "name": self.bundle.name, "input": [self.bundle.input.height, self.bundle.input.width],
                 "labels": {o.name: o.label_map for o in self.bundle.outputs},
@@ -133,10 +164,10 @@ class SupervisedStage:
         out = []
         for i, img in enumerate(images):
             seg = self._segment(masks[i], img.shape[:2]) if masks is not None else None
-            if not self.decides_by_area:
+            if not self.decides_by_mask:
                 out.append(self._classify(probs[i], float(png[i]), seg))
             else:
-                out.append(self._by_area(seg, None if probs is None else self._class_probs(probs[i])))
+                out.append(self._by_mask(seg, None if probs is None else self._class_probs(probs[i])))
         return out
 
     # --- per image --------------------------------------------------------------------------
@@ -181,12 +212,14 @@ class SupervisedStage:
             label = max((n for n in names if n != ok_name), key=classes.get, default=ok_name)
         return Inspection(png, score, verdict, classes=classes, label=label, **self._seg_fields(seg))
 
-    def _by_area(self, seg: dict[str, Any], class_probs: dict[str, float] | None = None) -> Inspection:
-        """The decision from the mask areas; ``classes`` = each mask class's peak probability, or
-        the class head's probabilities (``class_probs``) for a multitask model deciding by area."""
-        shape = seg["amap"].shape
-        scale = self.area_scale(shape)
-        ratios = {n: a / (self.calibration.min_area[n] * scale) for n, a in seg["areas"].items()}
+    def _by_mask(self, seg: dict[str, Any], class_probs: dict[str, float] | None = None) -> Inspection:
+        """The decision from the mask areas or peaks; ``classes`` = each mask class's peak probability,
+        or the class head's probabilities (``class_probs``) for a multitask model deciding by its mask."""
+        if self.rule == "peak":
+            ratios = {n: p / self.calibration.peak_level for n, p in seg["peaks"].items()}
+        else:
+            scale = self.area_scale(seg["amap"].shape)
+            ratios = {n: a / (self.calibration.min_area[n] * scale) for n, a in seg["areas"].items()}
         score = max(ratios.values(), default=0.0)
         verdict = decide(score)
         label = max(ratios, key=ratios.get) if verdict == "NG" else None

@@ -182,16 +182,21 @@ def _summary(res) -> None:
                    f"on validation (F1 on that mix {v['line_f1']:.3f}); `edge-inspect calibrate --model` "
                    f"on your own labelled parts moves them")
     if cal.get("decide_by"):
-        by_class, by_area = _f(v.get("image_auroc_class_head")), _f(v.get("image_auroc_mask_area"))
-        click.echo(f"  decides by {DECIDE_BY[cal['decide_by']]}: validation "
-                   f"image AUROC {by_class} from the class head, {by_area} from the mask areas (the better one "
-                   "decides; both are reported on the line)")
-    if "ng_threshold" in cal and cal.get("decide_by") != "area":
+        from .validation import AUROC_KEYS
+
+        seen = ", ".join(f"{_f(v[k])} from {DECIDE_BY[r]}" for r, k in AUROC_KEYS.items() if k in v)
+        click.echo(f"  decides by {DECIDE_BY[cal['decide_by']]}" + (
+            f": validation image AUROC {seen} (the best one decides; every score is reported on the line)"
+            if seen else ""))
+    rule = cal.get("decide_by", "class")
+    if "ng_threshold" in cal and rule == "class":
         click.echo(f"  NG when P(NG) >= {cal['ng_threshold']:.4f}")
     if "min_area" in cal:
         areas = ", ".join(f"{k} >= {a} px" for k, a in cal["min_area"].items())
-        click.echo(f"  mask pixel threshold {cal['mask_threshold']}; NG when a class's area (at "
-                   f"{m['input']['height']}x{m['input']['width']}) is: {areas}")
+        click.echo(f"  mask pixel threshold {cal['mask_threshold']}"
+                   + (f"; NG when a class's area (at {m['input']['height']}x{m['input']['width']}) is: {areas}"
+                      if rule == "area" else f"; NG when a class's peak probability >= {cal['peak_threshold']:.4f}"
+                      if rule == "peak" else ""))
     click.echo(f"wrote {res.export.path} ({m['kind']}); trained weights: {res.weights_path}")
     for mf in m["models"]:
         key = f"{mf['format']}/{mf['precision']}"
@@ -218,7 +223,11 @@ def train_classifier(**kw):
 @CLASSES_OPT
 @train_options
 def train_segmenter(**kw):
-    """Train a defect segmenter on CATEGORY (masks from ground_truth/)."""
+    """Train a defect segmenter on CATEGORY (masks from ground_truth/).
+
+    OK/NG comes from the defect areas (a class covers its min area) or from the mask's peak
+    probability, whichever ranks the validation images better (the manifest's calibration says which:
+    decide_by); masks and areas reach the line either way."""
     _train("segmenter", **kw)
 
 
@@ -230,7 +239,8 @@ def train_segmenter(**kw):
 def train_multitask(**kw):
     """Train a classifier + segmenter sharing one network on CATEGORY.
 
-    OK/NG comes from the class head, or from the mask areas (as a segmenter decides) when those rank
-    the validation images better: a class head on pooled features can miss small defects its own mask
-    head finds. The manifest's calibration says which (decide_by); both scores reach the line."""
+    OK/NG comes from the class head, or from the mask's areas or peak probability (as a segmenter
+    decides) when one of those ranks the validation images better: a class head on pooled features
+    can miss small defects its own mask head finds. The manifest's calibration says which
+    (decide_by); every score reaches the line."""
     _train("multitask", **kw)

@@ -6,13 +6,15 @@ Decisions are those the device makes from the manifest's ``calibration`` block:
   defect label;
 * mask head: sigmoid at the model's resolution, probabilities resized bilinearly (half-pixel
   centres, as cv2.INTER_LINEAR in ``edge.supervised.heads``) to the input size; a pixel belongs to
-  class c when its probability is >= ``mask_threshold``; the image is NG when some class c has an
-  area (pixels at the input size) >= ``min_area[c]``.
+  class c when its probability is >= ``mask_threshold``; by area, the image is NG when some class
+  c has an area (pixels at the input size) >= ``min_area[c]``; by peak, when some class's largest
+  pixel probability is >= ``peak_threshold``.
 
-A multitask model decides by its class head or by its mask areas, whichever ranks the validation
-images better (``decide_by``; both AUROCs are in ``validation``).
+A model decides by the rule of its kind (``edge.supervised.calibration.RULES``: class head, mask
+areas, mask peaks) that ranks the validation images best (``decide_by``; every rule's AUROC is in
+``validation``; a tie goes to the rule listed first).
 
-The decision thresholds (``ng_threshold``, ``min_area``) maximise F1 on the validation images
+The decision thresholds (``ng_threshold``, ``min_area``, ``peak_threshold``) maximise F1 on the validation images
 weighted as a line sees them (``good_share`` of the parts good, 0.9 by default), not as the
 labelled folder holds them: a folder collected for training is mostly defects, and F1 on it
 rejects many good parts once most parts are good. ``validation`` reports the false-reject rate and
@@ -105,7 +107,13 @@ def calibrate(kind: str, pred: Predictions, is_defect: np.ndarray, mask: np.ndar
     thresholds chosen for a line with ``good_share`` of the parts good."""
     val: dict = {"n": int(len(is_defect)), "n_defect": int(is_defect.sum())}
     cal: dict = {"method": "validation-f1", "line_good_share": good_share}
-    pred_ng = rank = None  # what image AUROC ranks by, as `edge-inspect eval` does (edge.evaluate.image_rank)
+    rules: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # rule → (what image AUROC ranks by, NG)
+    if pred.p_ng is not None:
+        ng_thr = line_f1_threshold(pred.p_ng, is_defect, good_share) if is_defect.any() and (~is_defect).any() \
+            else 0.5
+        ng_thr = float(np.clip(ng_thr, 0.0, 1.0))  # "everything NG" comes back below the lowest score
+        cal["ng_threshold"] = ng_thr
+        rules["class"] = (pred.p_ng, pred.p_ng >= ng_thr)
     if pred.mask_prob is not None:
         dices = {t: mean_dice(pred.mask_prob, mask, is_defect, t) for t in MASK_THRESHOLDS}
         t = max(MASK_THRESHOLDS, key=lambda k: (np.nan_to_num(dices[k][0], nan=-1.0), -abs(k - 0.5)))
@@ -118,20 +126,18 @@ def calibrate(kind: str, pred: Predictions, is_defect: np.ndarray, mask: np.ndar
             min_area[name] = _min_area(areas[:, c], has_c, good_share) if has_c.any() else union_thr
         thr = np.array([min_area[n] for n in mask_names], np.float64)
         rel = (areas / thr).max(1)  # >= 1: NG
-        cal.update(mask_threshold=t, min_area=min_area)
+        peak = pred.mask_prob.max(axis=(1, 2, 3)).astype(np.float64)  # the largest defect probability
+        peak_thr = line_f1_threshold(peak, is_defect, good_share) if is_defect.any() and (~is_defect).any() \
+            else t
+        peak_thr = round(float(np.clip(peak_thr, 1e-6, 1.0)), 6)  # as written, so the rates below are its own
+        cal.update(mask_threshold=t, min_area=min_area, peak_threshold=peak_thr)
         val.update(dice=dices[t][0], per_class_dice=dict(zip(mask_names, dices[t][1])))
-        pred_ng = rel >= 1.0
-        rank = dense_ranks(zip(rel, pred.mask_prob.max(axis=(1, 2, 3))))  # area, ties by the peak
-    if pred.p_ng is not None:
-        ng_thr = line_f1_threshold(pred.p_ng, is_defect, good_share) if is_defect.any() and (~is_defect).any() \
-            else 0.5
-        ng_thr = float(np.clip(ng_thr, 0.0, 1.0))  # "everything NG" comes back below the lowest score
-        cal["ng_threshold"] = ng_thr
-        class_decides = rank is None or _class_head_decides(pred.p_ng, rank, is_defect, val)
-        if class_decides:
-            pred_ng, rank = pred.p_ng >= ng_thr, pred.p_ng
-        if pred.mask_prob is not None:  # multitask
-            cal["decide_by"] = "class" if class_decides else "area"
+        rules["area"] = (dense_ranks(zip(rel, peak)), rel >= 1.0)  # area, ties by the peak (as eval ranks)
+        rules["peak"] = (peak, peak >= peak_thr)
+    rule = _pick_rule({r: v[0] for r, v in rules.items()}, is_defect, val)
+    if pred.mask_prob is not None:
+        cal["decide_by"] = rule
+    rank, pred_ng = rules[rule]
     f1, macro = f1_scores(pred_ng, is_defect)
     c = confusion(pred_ng, is_defect)
     fr = c["fp"] / max(c["fp"] + c["tn"], 1)
@@ -143,15 +149,24 @@ def calibrate(kind: str, pred: Predictions, is_defect: np.ndarray, mask: np.ndar
     return cal
 
 
-def _class_head_decides(p_ng: np.ndarray, area_rank: np.ndarray, is_defect: np.ndarray, val: dict) -> bool:
-    """A multitask model: whether its class head decides (it ranks these images at least as well as
-    the mask areas do) or its mask areas do, as a segmenter's. A class head on features pooled over
-    the whole image can miss the small defects its own mask head finds (measured: validation image
-    AUROC 0.62 from the class head against 0.82 from the areas, on a real-photo part). Both AUROCs
-    go in ``val``."""
-    by_class, by_area = auroc(p_ng, is_defect), auroc(area_rank, is_defect)
-    val.update(image_auroc_class_head=by_class, image_auroc_mask_area=by_area)
-    return not (np.isfinite(by_area) and (not np.isfinite(by_class) or by_area > by_class))
+AUROC_KEYS = {"class": "image_auroc_class_head", "area": "image_auroc_mask_area", "peak": "image_auroc_mask_peak"}
+
+
+def _pick_rule(ranks: dict[str, np.ndarray], is_defect: np.ndarray, val: dict) -> str:
+    """The rule (``ranks``' keys, in the order of ``RULES``) whose scores rank these images best by
+    image AUROC; a tie goes to the first. A class head on features pooled over the whole image can
+    miss the small defects its own mask head finds (measured: validation image AUROC 0.62 from the
+    class head against 0.82 from the areas, on a real-photo part); a mask's area is 0 on every part
+    whose mask stays empty, where its peak probability still ranks them. With more than one rule,
+    every rule's AUROC goes in ``val``."""
+    aurocs = {r: auroc(x, is_defect) for r, x in ranks.items()}
+    if len(aurocs) > 1:
+        val.update({AUROC_KEYS[r]: a for r, a in aurocs.items()})
+    best = next(iter(aurocs))
+    for r, a in aurocs.items():
+        if np.isfinite(a) and (not np.isfinite(aurocs[best]) or a > aurocs[best]):
+            best = r
+    return best
 
 
 def _clean(d):

@@ -26,7 +26,7 @@ from .dataset import load_category
 from .errors import DataError
 from .imageio import read_mask
 from .inspector import Inspector
-from .metrics import (auroc, average_precision, confusion, dense_ranks, dice_iou, f1_scores, pr_curve, pro_auc,
+from .metrics import (auroc, average_precision, binom_cdf, confusion, dense_ranks, dice_iou, f1_scores, pr_curve, pro_auc,
                       roc_curve)
 from .report import report_available, write_report
 from .report.gallery import CaseData, write_gallery
@@ -228,8 +228,8 @@ def at_threshold(pred: np.ndarray, labels: np.ndarray, expected: dict | None, in
         k, n = int(pred[good].sum()), int(good.sum())
         # some rate in [low, high] makes the count unremarkable: at least k is not too rare at the top of
         # the interval, and at most k is not too rare at its bottom
-        out["consistent_with_expected"] = bool(1.0 - _binom_cdf(k - 1, n, expected["high"]) >= 0.05
-                                               and _binom_cdf(k, n, expected["low"]) >= 0.05)
+        out["consistent_with_expected"] = bool(1.0 - binom_cdf(k - 1, n, expected["high"]) >= 0.05
+                                               and binom_cdf(k, n, expected["low"]) >= 0.05)
         if not out["consistent_with_expected"] and frr > expected["high"]:
             out["advice"] = TOO_MANY_FALSE_REJECTS.format(inspector=inspector, category=category)
     return out
@@ -240,13 +240,6 @@ TOO_MANY_FALSE_REJECTS = (
     "(other material, lot, light or position). Add good images that show this variation "
     "(`edge-inspect fit --good NEW_OK --out {inspector} --update`), or set the threshold from labelled "
     "images (`edge-inspect calibrate {category} --inspector {inspector}`)")
-
-
-def _binom_cdf(k: int, n: int, p: float) -> float:
-    """P(X ≤ k) for X ~ Binomial(n, p)."""
-    if k < 0:
-        return 0.0
-    return float(sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(min(k, n) + 1)))
 
 
 def evaluate(category: str | Path, inspector: ModelStage, out: str | Path, batch_size: int = 8,

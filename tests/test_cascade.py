@@ -354,7 +354,9 @@ def test_cli_score_and_eval_with_a_cascade(minimal_cascade, tiny_category, tmp_p
     fit_good = cal.held_out_good_scores() / cal.image_threshold
     assert m["first_stage_held_out_good"] == fit_good.size >= 3
     assert sweep[0.7]["good_sent_by_fit"] == pytest.approx(float((fit_good >= 0.7).mean()))
-    assert "held-out good scores from fit" in r.output
+    lo, hi = sweep[0.7]["good_sent_by_fit_90"]
+    assert lo <= sweep[0.7]["good_sent_by_fit"] <= hi and hi - lo > 0.2  # a handful of images: a wide range
+    assert "held-out good scores from fit" in r.output and "90% range of what the line may give" in r.output
     assert m["alone"]["stage"] == "seg" and m["alone"]["confusion"]["tp"] + m["alone"]["confusion"]["fn"] == 1
     t = m["time_ms_per_image"]
     assert t["cascade"] > 0 and t["alone"] > 0 and t["ratio"] == pytest.approx(t["cascade"] / t["alone"], rel=1e-2)
@@ -509,5 +511,7 @@ def test_gate_sweep_counts_the_detections_a_gate_would_lose():
     sweep = {g["gate"]: g for g in gate_sweep(first, labels, caught, fit_good)}
     assert sweep[0.6]["good_sent_by_fit"] == pytest.approx(6 / 8)
     assert sweep[0.8]["good_sent_by_fit"] == pytest.approx(3 / 8)
+    lo, hi = sweep[0.8]["good_sent_by_fit_90"]  # 3 of 8: the exact 90% interval, 11.1% to 71.1%
+    assert (lo, hi) == (pytest.approx(0.1111, abs=1e-4), pytest.approx(0.7108, abs=1e-4))
     assert gate_keeping_catches(first, labels, caught, fit_good)["good_sent_by_fit"] == pytest.approx(3 / 8)
     assert all(g["good_sent_by_fit"] is None for g in gate_sweep(first, labels, caught))

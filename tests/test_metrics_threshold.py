@@ -116,3 +116,19 @@ def test_labelled_threshold_methods(method, kw, check):
 def test_labelled_threshold_needs_both_classes():
     with pytest.raises(DataError, match="both good and defect"):
         labelled_threshold([1, 2], [0, 0], "f1")
+
+
+def test_binomial_interval_is_the_exact_clopper_pearson_one():
+    from edge.metrics import binom_cdf, binomial_interval
+
+    # closed forms at the ends: none seen, or all seen, in n
+    assert binomial_interval(0, 10) == (0.0, pytest.approx(1 - 0.05 ** (1 / 10)))
+    assert binomial_interval(10, 10) == (pytest.approx(0.05 ** (1 / 10)), 1.0)
+    for k, n in ((1, 5), (3, 8), (16, 80)):
+        lo, hi = binomial_interval(k, n)
+        assert lo < k / n < hi
+        # at its ends, seeing at least k (bottom) or at most k (top) has probability 5%
+        assert 1 - binom_cdf(k - 1, n, lo) == pytest.approx(0.05) and binom_cdf(k, n, hi) == pytest.approx(0.05)
+    assert binomial_interval(16, 80, 0.5)[1] < binomial_interval(16, 80)[1]  # a lower level, a narrower range
+    with pytest.raises(ValueError):
+        binomial_interval(3, 2)

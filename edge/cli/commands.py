@@ -596,7 +596,10 @@ def _print_cascade_metrics(m: dict, out: Path) -> None:
         if n_fit:
             click.echo(f"  good parts it would send on, by {m['stage_names'][0]}'s {n_fit} held-out good scores from "
                        "fit (the line's own good parts, often more than this test set has):")
-            click.echo("    " + "  ".join(f"{g['gate']:g}: {g['good_sent_by_fit']:.0%}" for g in m["gate_sweep"]))
+            click.echo("    " + "  ".join(f"{g['gate']:g}: {g['good_sent_by_fit']:.0%}"
+                                          + (" ({:.0%}-{:.0%})".format(*g["good_sent_by_fit_90"])
+                                             if g.get("good_sent_by_fit_90") else "") for g in m["gate_sweep"]))
+            click.echo("    (in brackets: the 90% range of what the line may give, from so many images)")
         k = m.get("gate_keeping_catches")
         if k:
             by_fit = (f"; {k['good_sent_by_fit']:.0%} of good parts by fit's held-out scores"

@@ -147,3 +147,25 @@ def test_speed_vs_before_table_states_both_ratios():
                       "machine": {"cpu": "x", "cpus": 2}, "runs": [run]})
     assert "| coins | 16 | 16.0 (onnxruntime) | 10.0 (openvino) | 0.62 | 15.0 | 0.94 |" in md
     assert "before #9 (abc1234)" in md and "12 calls" in md
+
+
+def test_cascade_folders_summarises_every_folder_and_counts_where_each_target_held():
+    from benchmarks.cascade_folders import folder_row, summary
+
+    def run(seed, auroc, dice, share, met_share):
+        return {"line_seed": seed, "gate": 0.7,
+                "segmenter_alone": {"image_auroc": auroc, "dice": dice,
+                                    "confusion": {"tp": 20, "fn": 12, "fp": 10, "tn": 260}},
+                "cascade": {"confusion": {"tp": 19}, "gate_pass_share": share,
+                            "time_ms_per_image": {"ratio": 0.4}},
+                "alone_in_cascade_run": {"tp": 20},
+                "verdicts": [{"target": "share", "measured": "", "met": met_share},
+                             {"target": "detection", "measured": "", "met": True}]}
+
+    rows = [folder_row(run(2, 0.94, 0.43, 0.23, True)), folder_row(run(3, 0.88, 0.32, 0.31, False))]
+    assert rows[0]["caught_alone"] == 20 and rows[0]["n_defect"] == 32 and rows[1]["n_good"] == 270
+    assert rows[1]["cascade_caught"] == 19 and rows[1]["alone_caught_in_cascade_run"] == 20
+    s = summary(rows)
+    assert s["mean"]["image_auroc"] == pytest.approx(0.91) and s["mean"]["dice"] == pytest.approx(0.375)
+    assert s["worst"] == {"image_auroc": 0.88, "dice": 0.32, "share": 0.31, "time_ratio": 0.4}
+    assert s["met_on"] == {"share": 1, "detection": 2} and s["n_folders"] == 2

@@ -347,6 +347,7 @@ def test_calibrate_switches_a_segmenter_to_its_peak_and_back(tmp_path, squares):
     m = json.loads((ev / "metrics.json").read_text())
     assert m["threshold"]["decides_by"] == "peak" and m["threshold"]["peak"] == cal["peak_threshold"]
     assert m["inspector_details"]["decides_by"] == "the mask's peak probability" and m["at_threshold"]
+    assert "decided by the mask's peak probability" in r.output
     assert "largest defect probability of any pixel" in (ev / "report.html").read_text(encoding="utf-8")
     r = CliRunner().invoke(cli, ["calibrate", str(squares), "--model", str(seg), "--decide-by", "area"])
     assert r.exit_code == 0 and "decides by the mask areas from now on" in r.output

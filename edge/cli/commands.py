@@ -624,6 +624,9 @@ def _print_metrics(m: dict, out: Path) -> None:
         return "n/a" if v is None else f"{v:.3f}"
 
     click.echo(f"image AUROC {f(m['image_auroc'])}   pixel AUROC {f(m['pixel_auroc'])}   PRO {f(m['pro'])}")
+    by = (m.get("inspector_details") or {}).get("decides_by")
+    if by:  # a supervised model: which of its scores decides (and ranks for the AUROC above)
+        click.echo(f"decided by {by}")
     if m.get("n_errors"):
         e = m.get("errors_by_kind") or {}
         click.echo(f"note: {m['n_errors']} test images got an ERROR record ({e.get('good', 0)} good, "

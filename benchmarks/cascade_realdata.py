@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 from edge.inspector_dir import Calibration
+from edge.metrics import binomial_interval
 
 from .cascade_targets import verdicts
 
@@ -91,17 +92,26 @@ def pick_gate(scores_jsonl: Path, good_share: float, max_share: float, alone_key
     if not good or not bad:
         raise SystemExit(f"{scores_jsonl}: need good and defective images to pick a gate")
 
-    def share(g: float) -> float:
-        return good_share * sum(s >= g for s in good) / len(good) + (1 - good_share) * sum(s >= g for s in bad) / len(bad)
+    def share(g: float, top: bool = False) -> float:
+        """The mix's share sent on at gate g; ``top``: at the top of its 90% range (each part's rate at
+        the top of its exact binomial interval)."""
+        rates = []
+        for scores in (good, bad):
+            k = sum(s >= g for s in scores)
+            rates.append(binomial_interval(k, len(scores))[1] if top else k / len(scores))
+        return good_share * rates[0] + (1 - good_share) * rates[1]
 
     if caught and rule == "keep":
         keep = math.floor(min(caught) * 1000) / 1000
         if share(keep) <= max_share:
             return keep, share(keep), f"passes all {len(caught)} defects the segmenter catches there"
     for g in sorted(set(good + bad)):
-        if share(g) <= max_share:
-            return round(g, 4), share(g), (f"limited by --max-share {max_share:g}" if rule == "keep" else
-                                           f"the lowest gate within --max-share {max_share:g}")
+        if share(g, top=rule == "bound") <= max_share:
+            why = {"keep": f"limited by --max-share {max_share:g}",
+                   "budget": f"the lowest gate within --max-share {max_share:g}",
+                   "bound": f"the lowest gate within --max-share {max_share:g} at the top of the estimate's 90% "
+                            f"range ({share(g, top=True):.1%})"}[rule]
+            return round(g, 4), share(g), why
     top = max(good + bad) * 1.0001
     return round(top, 4), share(top), f"limited by --max-share {max_share:g}"
 
@@ -120,13 +130,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="what `edge-export train` trains (default segmenter; multitask: a class head beside the "
                          "masks, which then decides and ranks the images)")
     ap.add_argument("--segmenter", type=Path, help="a trained segmenter bundle to use instead of training one")
-    ap.add_argument("--max-share", type=float, default=0.28,
-                    help="gate: largest share of a 90%%-good mix sent to the segmenter, on TRAIN's validation "
-                         "split (default 0.28: the target is 0.30 on LINE)")
-    ap.add_argument("--gate-rule", default="budget", choices=["budget", "keep"],
-                    help="budget (default): the lowest gate whose share of a 90%%-good mix sent on stays within "
-                         "--max-share; keep: the highest gate that still passes every defect the segmenter catches "
-                         "on the validation split, lowered to keep within --max-share (the rule before 2026-12-07)")
+    ap.add_argument("--max-share", type=float, default=None,
+                    help="gate: largest share of a 90%%-good mix sent to the segmenter, as estimated before LINE's "
+                         "test images are seen (default 0.28, and 0.30 with --gate-rule bound: the target is 0.30 "
+                         "on LINE)")
+    ap.add_argument("--gate-rule", default="budget", choices=["budget", "bound", "keep"],
+                    help="budget (default): the lowest gate whose estimated share of a 90%%-good mix sent on stays "
+                         "within --max-share; bound: the lowest gate whose share stays within it at the top of the "
+                         "estimate's 90%% range (exact binomial on the good and the defective images it rests on); "
+                         "keep: the highest gate that still passes every defect the segmenter catches on the "
+                         "validation split, lowered to keep within --max-share (the rule before 2026-12-07)")
     ap.add_argument("--gate-good", default="fit", choices=["fit", "validation"],
                     help="where the share of good parts the gate sends on comes from: fit (default): the gate's "
                          "held-out scores of LINE's 80 train/good images, which it was fitted on; validation: "
@@ -136,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="`fit --register` for the gate (default auto; off: no registration, a cheaper gate)")
     ap.add_argument("--train-args", default="", help="more `edge-export train` options, e.g. '--head-epochs 40'")
     a = ap.parse_args(argv)
-    w = a.work
+    if a.max_share is None:
+        a.max_share = 0.30 if a.gate_rule == "bound" else 0.28
+    w = a.work.resolve()  # a linked work folder: the cascade files name the segmenter relative to the real one
     w.mkdir(parents=True, exist_ok=True)
 
     def log(msg):

@@ -446,6 +446,10 @@ def test_the_real_photo_benchmark_picks_its_gate_from_the_training_folder(tmp_pa
     # the budget rule spends the share: the lowest gate within 25% (0.88: 3 of 20 good, 3 of 4 defects)
     g, share, why = pick_gate(tmp_path / "scores.jsonl", 0.9, 0.25, good_scores=fit_good, rule="budget")
     assert g == 0.88 and share == pytest.approx(0.9 * 3 / 20 + 0.1 * 0.75) and "lowest gate" in why
+    # the bound rule leaves the estimate's sampling margin: at 0.88 the top of the 90% ranges of 3 of 20
+    # good and 3 of 4 defects sends 40.8% on; 0.9 (2 of 20, 3 of 4) is the lowest gate within 36%
+    g, share, why = pick_gate(tmp_path / "scores.jsonl", 0.9, 0.36, good_scores=fit_good, rule="bound")
+    assert g == 0.9 and share == pytest.approx(0.9 * 2 / 20 + 0.1 * 0.75) and "35.3%" in why
     # the trainer's validation files become a folder eval can read, masks included
     src = tmp_path / "train"
     for f in ("train/good/a.png", "test/good/b.png", "test/scratch/c.png", "ground_truth/scratch/c_mask.png"):

@@ -26,8 +26,8 @@ from .dataset import load_category
 from .errors import DataError
 from .imageio import read_mask
 from .inspector import Inspector
-from .metrics import (auroc, average_precision, binom_cdf, confusion, dense_ranks, dice_iou, f1_scores, pr_curve, pro_auc,
-                      roc_curve)
+from .metrics import (auroc, average_precision, binom_cdf, confusion, dense_ranks, dice_iou, f1_scores, pr_curve,
+                      pro_auc, roc_curve)
 from .report import report_available, write_report
 from .report.gallery import CaseData, write_gallery
 from .scoring import score_paths

@@ -14,8 +14,8 @@ A model decides by the rule of its kind (``edge.supervised.calibration.RULES``: 
 areas, mask peaks) that ranks the validation images best (``decide_by``; every rule's AUROC is in
 ``validation``; a tie goes to the rule listed first).
 
-The decision thresholds (``ng_threshold``, ``min_area``, ``peak_threshold``) maximise F1 on the validation images
-weighted as a line sees them (``good_share`` of the parts good, 0.9 by default), not as the
+The decision thresholds (``ng_threshold``, ``min_area``, ``peak_threshold``) maximise F1 on the
+validation images weighted as a line sees them (``good_share`` of the parts good, 0.9 by default), not as the
 labelled folder holds them: a folder collected for training is mostly defects, and F1 on it
 rejects many good parts once most parts are good. ``validation`` reports the false-reject rate and
 recall at the thresholds written, and F1 on that line mix beside the plain counts.
@@ -30,6 +30,7 @@ import torch
 from torch.nn import functional as F
 
 from edge.metrics import auroc, confusion, dense_ranks, f1_scores
+from edge.supervised.calibration import RULES
 
 MASK_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
@@ -134,7 +135,7 @@ def calibrate(kind: str, pred: Predictions, is_defect: np.ndarray, mask: np.ndar
         val.update(dice=dices[t][0], per_class_dice=dict(zip(mask_names, dices[t][1])))
         rules["area"] = (dense_ranks(zip(rel, peak)), rel >= 1.0)  # area, ties by the peak (as eval ranks)
         rules["peak"] = (peak, peak >= peak_thr)
-    rule = _pick_rule({r: v[0] for r, v in rules.items()}, is_defect, val)
+    rule = _pick_rule({r: rules[r][0] for r in RULES[kind] if r in rules}, is_defect, val)
     if pred.mask_prob is not None:
         cal["decide_by"] = rule
     rank, pred_ng = rules[rule]

@@ -17,9 +17,11 @@ Steps, all through the CLIs as a new user would run them:
      sent on) gives the gate's score and the segmenter's decision on each; the good parts' share
      comes from the gate's own held-out scores of the 80 good images it was fitted on (`--gate-good
      fit`, the default; `validation`: the split's good images, 28 by default). The gate is the lowest
-     that sends at most --max-share of a 90%-good mix on (`--gate-rule budget`, the default: the
-     share is the budget, spent on showing the segmenter more defects), or (`keep`) the highest that
-     still passes every defect the segmenter catches on the split, lowered to keep to --max-share;
+     that sends at most --max-share of a 90%-good mix on at the top of that estimate's 90% range
+     (`--gate-rule bound`, the default: the share is the budget, spent on showing the segmenter more
+     defects, with the estimate's sampling margin), or on the estimate itself (`budget`), or (`keep`)
+     the highest that still passes every defect the segmenter catches on the split, lowered to keep
+     to --max-share;
   5. `edge-inspect eval LINE --cascade cascade.toml --good-share 0.9`, judged by
      benchmarks/cascade_targets.py (detection within 1 of the segmenter alone, the segmenter on
      <= 30% of the images, <= 60% of its time per image, measured side by side in that run).
@@ -81,7 +83,8 @@ def pick_gate(scores_jsonl: Path, good_share: float, max_share: float, alone_key
     >= 1), unless a ``good_share`` mix would then reach the second stage more than ``max_share`` of
     the time; then the smallest gate that keeps to ``max_share``. "budget": the smallest gate that
     keeps to ``max_share`` (the share is the budget, and a lower gate shows the second stage more
-    defects). The good parts' share comes from ``good_scores`` when given (the gate's normalised
+    defects). "bound": as "budget", with each rate at the top of its exact 90% interval (a gate's
+    share estimated from 80 good images is ±4 points). The good parts' share comes from ``good_scores`` when given (the gate's normalised
     held-out good scores from fit), else from the run's good images. Returns (gate, the mix's share
     sent on, why)."""
     rows = [json.loads(line) for line in scores_jsonl.read_text().splitlines() if line.strip()]
@@ -134,12 +137,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="gate: largest share of a 90%%-good mix sent to the segmenter, as estimated before LINE's "
                          "test images are seen (default 0.28, and 0.30 with --gate-rule bound: the target is 0.30 "
                          "on LINE)")
-    ap.add_argument("--gate-rule", default="budget", choices=["budget", "bound", "keep"],
-                    help="budget (default): the lowest gate whose estimated share of a 90%%-good mix sent on stays "
-                         "within --max-share; bound: the lowest gate whose share stays within it at the top of the "
-                         "estimate's 90%% range (exact binomial on the good and the defective images it rests on); "
-                         "keep: the highest gate that still passes every defect the segmenter catches on the "
-                         "validation split, lowered to keep within --max-share (the rule before 2026-12-07)")
+    ap.add_argument("--gate-rule", default="bound", choices=["bound", "budget", "keep"],
+                    help="bound (default since 2026-12-08): the lowest gate whose share of a 90%%-good mix sent on "
+                         "stays within --max-share at the top of the estimate's 90%% range (exact binomial on the "
+                         "good and the defective images it rests on); budget: the same on the estimate itself "
+                         "(the default on 2026-12-07: over 30%% on 2 of 5 folders); keep: the highest gate that "
+                         "still passes every defect the segmenter catches on the validation split, lowered to keep "
+                         "within --max-share (the rule before 2026-12-07)")
     ap.add_argument("--gate-good", default="fit", choices=["fit", "validation"],
                     help="where the share of good parts the gate sends on comes from: fit (default): the gate's "
                          "held-out scores of LINE's 80 train/good images, which it was fitted on; validation: "

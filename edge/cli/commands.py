@@ -689,11 +689,12 @@ def calibrate_cmd(category, inspector_dir, model_dir, method, target_recall, dec
 
     The new thresholds are written into the inspector (atomically); the previous ones
     are recorded in its calibration.json.
-    \b
+
     With --model: the threshold of the rule that decides (--decide-by), rewritten
     in the bundle's manifest ("calibration"; the previous values under
     "previous"). See them with `edge-inspect info`.
-    
+
+    \b
       class: P(NG) threshold (classifiers; multitask models by default)
       area:  minimum defect area per class, pixels at the model's input size
              (a class named like a test/<kind> folder is judged on test/good

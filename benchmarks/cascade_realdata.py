@@ -40,8 +40,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from edge.cascade.evaluate import gate_within_budget
 from edge.inspector_dir import Calibration
-from edge.metrics import binomial_interval
 
 from .cascade_targets import verdicts
 
@@ -84,9 +86,10 @@ def pick_gate(scores_jsonl: Path, good_share: float, max_share: float, alone_key
     the time; then the smallest gate that keeps to ``max_share``. "budget": the smallest gate that
     keeps to ``max_share`` (the share is the budget, and a lower gate shows the second stage more
     defects). "bound": as "budget", with each rate at the top of its exact 90% interval (a gate's
-    share estimated from 80 good images is ±4 points). The good parts' share comes from ``good_scores`` when given (the gate's normalised
-    held-out good scores from fit), else from the run's good images. Returns (gate, the mix's share
-    sent on, why)."""
+    share estimated from 80 good images is ±4 points): the gate `edge-inspect eval --cascade
+    --share-budget` suggests (edge.cascade.evaluate.gate_within_budget). The good parts' share comes
+    from ``good_scores`` when given (the gate's normalised held-out good scores from fit), else from
+    the run's good images. Returns (gate, the mix's share sent on, why)."""
     rows = [json.loads(line) for line in scores_jsonl.read_text().splitlines() if line.strip()]
     good = list(good_scores) if good_scores is not None else [r["first_stage_score"] for r in rows
                                                               if r["kind"] == "good"]
@@ -95,26 +98,26 @@ def pick_gate(scores_jsonl: Path, good_share: float, max_share: float, alone_key
     if not good or not bad:
         raise SystemExit(f"{scores_jsonl}: need good and defective images to pick a gate")
 
-    def share(g: float, top: bool = False) -> float:
-        """The mix's share sent on at gate g; ``top``: at the top of its 90% range (each part's rate at
-        the top of its exact binomial interval)."""
-        rates = []
-        for scores in (good, bad):
-            k = sum(s >= g for s in scores)
-            rates.append(binomial_interval(k, len(scores))[1] if top else k / len(scores))
-        return good_share * rates[0] + (1 - good_share) * rates[1]
+    def share(g: float) -> float:
+        return good_share * sum(s >= g for s in good) / len(good) + (1 - good_share) * sum(s >= g for s in bad) / len(bad)
+
+    if rule == "bound":  # edge-inspect eval --cascade --share-budget's suggestion, on these scores
+        first = np.array([r["first_stage_score"] for r in rows], np.float64)
+        is_bad = np.array([r["kind"] != "good" for r in rows])
+        caught_now = is_bad & np.array([r[alone_key] >= 1.0 for r in rows])
+        b = gate_within_budget(first, is_bad, caught_now, None if good_scores is None else np.asarray(good),
+                               max_share, good_share)
+        return b["gate"], b["share"], (f"the lowest gate within --max-share {max_share:g} at the top of the "
+                                       f"estimate's 90% range ({b['share_top']:.1%})")
 
     if caught and rule == "keep":
         keep = math.floor(min(caught) * 1000) / 1000
         if share(keep) <= max_share:
             return keep, share(keep), f"passes all {len(caught)} defects the segmenter catches there"
     for g in sorted(set(good + bad)):
-        if share(g, top=rule == "bound") <= max_share:
-            why = {"keep": f"limited by --max-share {max_share:g}",
-                   "budget": f"the lowest gate within --max-share {max_share:g}",
-                   "bound": f"the lowest gate within --max-share {max_share:g} at the top of the estimate's 90% "
-                            f"range ({share(g, top=True):.1%})"}[rule]
-            return round(g, 4), share(g), why
+        if share(g) <= max_share:
+            return round(g, 4), share(g), (f"limited by --max-share {max_share:g}" if rule == "keep" else
+                                           f"the lowest gate within --max-share {max_share:g}")
     top = max(good + bad) * 1.0001
     return round(top, 4), share(top), f"limited by --max-share {max_share:g}"
 

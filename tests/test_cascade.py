@@ -357,6 +357,11 @@ def test_cli_score_and_eval_with_a_cascade(minimal_cascade, tiny_category, tmp_p
     lo, hi = sweep[0.7]["good_sent_by_fit_90"]
     assert lo <= sweep[0.7]["good_sent_by_fit"] <= hi and hi - lo > 0.2  # a handful of images: a wide range
     assert "held-out good scores from fit" in r.output and "90% range of what the line may give" in r.output
+    b = m["gate_within_budget"]  # the suggested gate for the default 30% budget, on a 90%-good line
+    assert b["budget"] == 0.3 and b["line_good_share"] == 0.8 and b["share"] <= b["share_top"]
+    assert b["n_good"] == m["first_stage_held_out_good"] and b["n_defect"] == 1
+    # one defective image and a handful of good ones: no gate can promise 30% at the top of its range
+    assert not b["within"] and b["share_top"] > 0.3 and "no gate keeps to it" in r.output
     assert m["alone"]["stage"] == "seg" and m["alone"]["confusion"]["tp"] + m["alone"]["confusion"]["fn"] == 1
     t = m["time_ms_per_image"]
     assert t["cascade"] > 0 and t["alone"] > 0 and t["ratio"] == pytest.approx(t["cascade"] / t["alone"], rel=1e-2)
@@ -450,6 +455,20 @@ def test_the_real_photo_benchmark_picks_its_gate_from_the_training_folder(tmp_pa
     # good and 3 of 4 defects sends 40.8% on; 0.9 (2 of 20, 3 of 4) is the lowest gate within 36%
     g, share, why = pick_gate(tmp_path / "scores.jsonl", 0.9, 0.36, good_scores=fit_good, rule="bound")
     assert g == 0.9 and share == pytest.approx(0.9 * 2 / 20 + 0.1 * 0.75) and "35.3%" in why
+    # it is the gate `eval --cascade --share-budget` suggests (one rule, edge's)
+    from edge.cascade.evaluate import gate_within_budget
+
+    first = np.array([r["first_stage_score"] for r in rows])
+    is_bad = np.array([r["kind"] != "good" for r in rows])
+    caught = is_bad & np.array([r["seg_alone"] >= 1 for r in rows])
+    b = gate_within_budget(first, is_bad, caught, np.array(fit_good), 0.36, 0.9)
+    assert b["gate"] == 0.9 and b["share_top"] == pytest.approx(0.353, abs=1e-3) and b["good_from"] == "fit"
+    assert (b["defects_not_reached"], b["caught_not_reached"]) == (1, 0)  # the 0.35 one, which it misses anyway
+    b = gate_within_budget(first, is_bad, caught, None, 0.36, 0.9)  # good parts from this set's 10
+    assert b["good_from"] == "this set" and b["share_top"] <= 0.36 and b["gate"] > 0.9 and b["within"]
+    (tmp_path / "x.toml").write_text("")
+    r = CliRunner().invoke(cli, ["eval", str(tmp_path), "--cascade", str(tmp_path / "x.toml"), "--share-budget", "0"])
+    assert r.exit_code != 0 and "--share-budget 0.0" in r.output
     # the trainer's validation files become a folder eval can read, masks included
     src = tmp_path / "train"
     for f in ("train/good/a.png", "test/good/b.png", "test/scratch/c.png", "ground_truth/scratch/c_mask.png"):

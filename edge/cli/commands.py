@@ -9,6 +9,7 @@ import click
 
 from ..capture import DEFAULT_TOLERANCE as DEFAULT_CAPTURE_TOLERANCE
 from ..capture import parse_tolerance
+from ..config.cascade_spec import SHARE_BUDGET
 from ..paths import default_backbone_dir
 from . import cli, progress_bar
 
@@ -454,11 +455,17 @@ def score_cmd(inputs, inspector_dir, model_dir, out, save_maps, overlays, strict
               help="With --cascade: leave defective (or good) test images out at random so that this share is "
                    "good, e.g. 0.9, as on a line where most parts are good. Default: the test set as it is.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --good-share.")
+@click.option("--share-budget", type=float, default=SHARE_BUDGET, show_default=True,
+              help="With --cascade: the share of a line's parts the second stage may see. eval suggests the "
+                   "lowest gate that keeps to it even at the top of the estimate's 90% range (good parts from "
+                   "the gate's held-out scores from fit, defects from this set; a line --good-share good, 0.9 "
+                   "by default).")
 @backend_options
 @factor_option
 def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_frr, aggregate, centre, register,
-             capture_tolerance, roi, tiles, tile, tile_overlap, tile_mode, stats_cell, batch_size, cascade_file, good_share, seed, backend,
-             device, threads, precision, inference_precision, factor_precision):
+             capture_tolerance, roi, tiles, tile, tile_overlap, tile_mode, stats_cell, batch_size, cascade_file,
+             good_share, seed, share_budget, backend, device, threads, precision, inference_precision,
+             factor_precision):
     """Measure an inspector (or, with --model, a classifier, segmenter or
     multitask bundle, or with --cascade a cascade) on an MVTec-layout folder
     with ground truth.
@@ -505,8 +512,10 @@ def eval_cmd(category, inspector_dir, model_dir, backbone, out, d, mode, target_
         if roi or (tiles, tile, tile_overlap, tile_mode, stats_cell) != (None, None, None, None, None):
             raise click.UsageError("--roi and the tile options apply to one PaDiM inspector; a cascade's stages "
                                    "use what each was fitted with")
+        if not 0 < share_budget <= 1:
+            raise click.UsageError(f"--share-budget {share_budget}: give a share between 0 and 1, e.g. 0.3")
         return _eval_cascade(category, cascade_file, out, good_share, seed, batch_size, backend, device, threads,
-                             precision, factor_precision)
+                             precision, factor_precision, share_budget)
     if good_share is not None:
         raise click.UsageError("--good-share mixes the test set for --cascade")
     _stage_path(inspector_dir, model_dir)  # refuses both
@@ -557,14 +566,15 @@ def report_cmd(eval_dir):
 
 
 def _eval_cascade(category, cascade_file, out, good_share, seed, batch_size, backend, device, threads, precision,
-                  factor_precision):
+                  factor_precision, share_budget=SHARE_BUDGET):
     from ..cascade.evaluate import evaluate_cascade, mix_items
     from ..dataset import load_category
 
     casc = _load_stage(None, backend, device, precision, threads, factor_precision, cascade_file)
     n = len(mix_items(load_category(category, need_train=False).test, good_share, seed))
     with progress_bar(n, "scoring test set (cascade and last stage alone)") as bar:
-        res = evaluate_cascade(category, casc, out, good_share, batch_size, seed, progress=bar)
+        res = evaluate_cascade(category, casc, out, good_share, batch_size, seed, progress=bar,
+                               share_budget=share_budget)
     _print_cascade_metrics(res.metrics, out)
 
 
@@ -607,6 +617,18 @@ def _print_cascade_metrics(m: dict, out: Path) -> None:
             click.echo(f"  gate <= {k['gate']:g} passes every defect {second} alone catches here ({k['caught']}); "
                        f"{second} would then run on {k['share_ran']:.0%} of these images"
                        + (f" ({k['good_ran']:.0%} of the good ones{by_fit})" if k["good_ran"] is not None else ""))
+        b = m.get("gate_within_budget")
+        if b and not b["within"]:
+            click.echo(f"  for a budget of {b['budget']:.0%} of a line's parts: no gate keeps to it at the top of "
+                       f"its 90% range with {b['n_good']} good and {b['n_defect']} defective images to go by (even "
+                       f"sending nothing on: {b['share_top']:.1%}); more good images in the gate's fit, or more "
+                       "labelled defects, narrow the range")
+        elif b:
+            click.echo(f"  for a budget of {b['budget']:.0%} of a line's parts ({b['line_good_share']:.0%} good): gate "
+                       f"{b['gate']:g} sends {b['share']:.1%} on by the estimate, at most {b['share_top']:.1%} at the "
+                       f"top of its 90% range (good parts from {b['good_from']}); it keeps "
+                       f"{b['defects_not_reached']} of these defects from {second}, "
+                       f"{b['caught_not_reached']} of them ones {second} alone catches")
     a = m["alone"]
     click.echo(line(f"{a['stage']} alone", a))
     t = m["time_ms_per_image"]

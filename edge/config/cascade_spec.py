@@ -28,6 +28,11 @@ from typing import Literal
 from .schema import Problems, build, setting
 from ..errors import ConfigError
 
+# choosing a gate (`eval --cascade`): the share of a line's parts the second stage may see, and the
+# share of good parts on the line it is judged on when --good-share does not say
+SHARE_BUDGET = 0.30
+LINE_GOOD_SHARE = 0.9
+
 WHEN = ("always", "suspicious")
 
 

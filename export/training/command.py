@@ -186,7 +186,7 @@ def _summary(res) -> None:
 
         seen = ", ".join(f"{_f(v[k])} from {DECIDE_BY[r]}" for r, k in AUROC_KEYS.items() if k in v)
         click.echo(f"  decides by {DECIDE_BY[cal['decide_by']]}" + (
-            f": validation image AUROC {seen} (the best one decides; every score is reported on the line)"
+            f": validation image AUROC {seen} (the best one decides, a tie the first listed; every score is reported on the line)"
             if seen else ""))
     rule = cal.get("decide_by", "class")
     if "ng_threshold" in cal and rule == "class":

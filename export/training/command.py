@@ -186,8 +186,8 @@ def _summary(res) -> None:
 
         seen = ", ".join(f"{_f(v[k])} from {DECIDE_BY[r]}" for r, k in AUROC_KEYS.items() if k in v)
         click.echo(f"  decides by {DECIDE_BY[cal['decide_by']]}" + (
-            f": validation image AUROC {seen} (the best one decides, a tie the first listed; every score is reported on the line)"
-            if seen else ""))
+            f": validation image AUROC {seen} (the best one decides, a tie the first listed; every score is "
+            "reported on the line)" if seen else ""))
     rule = cal.get("decide_by", "class")
     if "ng_threshold" in cal and rule == "class":
         click.echo(f"  NG when P(NG) >= {cal['ng_threshold']:.4f}")

@@ -67,8 +67,9 @@ RAW_SCORE = {
                       "trainer found it ranked its validation images better than the class head); P(NG) is reported.",
     "segmenter": "the defect area in pixels at the model's input size (the largest class; with one minimum "
                  "area per class, the largest class's share of its own minimum, times the smallest minimum).",
-    "peak": "the largest defect probability of any pixel, from the mask head, which decides (the trainer found "
-            "it ranked its validation images better than the areas); the masks and their areas are reported.",
+    "peak": "the largest defect probability of any pixel, from the mask head, which decides (the trainer's "
+            "choice when it ranked its validation images best, or `calibrate --decide-by peak`); the masks and "
+            "their areas are reported.",
 }
 GLOSSARY = [
     ("score", "raw score ÷ image threshold: 1.0 is the line between OK and NG, on every inspector."),

@@ -101,25 +101,21 @@ def pick_gate(scores_jsonl: Path, good_share: float, max_share: float, alone_key
     def share(g: float) -> float:
         return good_share * sum(s >= g for s in good) / len(good) + (1 - good_share) * sum(s >= g for s in bad) / len(bad)
 
-    if rule == "bound":  # edge-inspect eval --cascade --share-budget's suggestion, on these scores
-        first = np.array([r["first_stage_score"] for r in rows], np.float64)
-        is_bad = np.array([r["kind"] != "good" for r in rows])
-        caught_now = is_bad & np.array([r[alone_key] >= 1.0 for r in rows])
-        b = gate_within_budget(first, is_bad, caught_now, None if good_scores is None else np.asarray(good),
-                               max_share, good_share)
-        return b["gate"], b["share"], (f"the lowest gate within --max-share {max_share:g} at the top of the "
-                                       f"estimate's 90% range ({b['share_top']:.1%})")
-
     if caught and rule == "keep":
         keep = math.floor(min(caught) * 1000) / 1000
         if share(keep) <= max_share:
             return keep, share(keep), f"passes all {len(caught)} defects the segmenter catches there"
-    for g in sorted(set(good + bad)):
-        if share(g) <= max_share:
-            return round(g, 4), share(g), (f"limited by --max-share {max_share:g}" if rule == "keep" else
-                                           f"the lowest gate within --max-share {max_share:g}")
-    top = max(good + bad) * 1.0001
-    return round(top, 4), share(top), f"limited by --max-share {max_share:g}"
+    # the lowest gate within --max-share: edge-inspect eval --cascade --share-budget's search, on these scores
+    first = np.array([r["first_stage_score"] for r in rows], np.float64)
+    is_bad = np.array([r["kind"] != "good" for r in rows])
+    caught_now = is_bad & np.array([r[alone_key] >= 1.0 for r in rows])
+    b = gate_within_budget(first, is_bad, caught_now, None if good_scores is None else np.asarray(good),
+                           max_share, good_share, at_top=rule == "bound")
+    why = {"keep": f"limited by --max-share {max_share:g}",
+           "budget": f"the lowest gate within --max-share {max_share:g}",
+           "bound": f"the lowest gate within --max-share {max_share:g} at the top of the estimate's 90% range "
+                    f"({b['share_top']:.1%})"}[rule]
+    return b["gate"], b["share"], why
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -859,7 +859,7 @@ def _auto_line() -> str:
 def _echo_calibration(b) -> None:
     """The thresholds a supervised bundle runs with (its manifest's calibration block, or the defaults)."""
     from ..supervised import open_supervised
-    from ..supervised.calibration import DECIDE_BY
+    from ..supervised.calibration import AUROC_KEYS, DECIDE_BY
 
     st = open_supervised(b.root, open_runtime=False)
     c = st.calibration
@@ -879,8 +879,7 @@ def _echo_calibration(b) -> None:
     v = c.validation
     if v:
         bits = [f"{k} {v[k]:.3f}" for k in ("f1", "macro_f1", "image_auroc", "recall", "false_reject_rate", "dice",
-                                            "image_auroc_class_head", "image_auroc_mask_area", "image_auroc_mask_peak")
-                if isinstance(v.get(k), (int, float))]
+                                            *AUROC_KEYS.values()) if isinstance(v.get(k), (int, float))]
         where = f" on {v['category']}" if v.get("category") else ""
         if bits:
             click.echo(f"    validation{where}: " + ", ".join(bits))

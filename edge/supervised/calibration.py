@@ -46,6 +46,8 @@ DECIDE_BY = {"class": "the class head", "area": "the mask areas",
              "peak": "the mask's peak probability"}  # the rules that decide OK/NG, in words
 RULES = {"classifier": ("class",), "segmenter": ("area", "peak"),
          "multitask": ("class", "area", "peak")}  # each kind's rules; the first is its default
+AUROC_KEYS = {"class": "image_auroc_class_head", "area": "image_auroc_mask_area",
+              "peak": "image_auroc_mask_peak"}  # where `validation` keeps each rule's image AUROC
 
 
 def default_min_area(bundle: Bundle) -> int:

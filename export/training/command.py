@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..options import export_request, network_fields, parity_line, parse_size, writing_options
-from edge.supervised.calibration import DECIDE_BY
+from edge.supervised.calibration import AUROC_KEYS, DECIDE_BY
 
 from .request import AUGMENT_MODES, TTA_CHOICES, TrainRequest
 
@@ -182,8 +182,6 @@ def _summary(res) -> None:
                    f"on validation (F1 on that mix {v['line_f1']:.3f}); `edge-inspect calibrate --model` "
                    f"on your own labelled parts moves them")
     if cal.get("decide_by"):
-        from .validation import AUROC_KEYS
-
         seen = ", ".join(f"{_f(v[k])} from {DECIDE_BY[r]}" for r, k in AUROC_KEYS.items() if k in v)
         click.echo(f"  decides by {DECIDE_BY[cal['decide_by']]}" + (
             f": validation image AUROC {seen} (the best one decides, a tie the first listed; every score is "

@@ -30,7 +30,7 @@ import torch
 from torch.nn import functional as F
 
 from edge.metrics import auroc, confusion, dense_ranks, f1_scores
-from edge.supervised.calibration import RULES
+from edge.supervised.calibration import AUROC_KEYS, RULES
 
 MASK_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
@@ -148,9 +148,6 @@ def calibrate(kind: str, pred: Predictions, is_defect: np.ndarray, mask: np.ndar
                false_reject_rate=fr, recall=rec, line_f1=line_f1)
     cal["validation"] = _clean(val)
     return cal
-
-
-AUROC_KEYS = {"class": "image_auroc_class_head", "area": "image_auroc_mask_area", "peak": "image_auroc_mask_peak"}
 
 
 def _pick_rule(ranks: dict[str, np.ndarray], is_defect: np.ndarray, val: dict) -> str:
